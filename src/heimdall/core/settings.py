@@ -1,0 +1,135 @@
+"""Typed settings, read once from the environment (prefix ``HEIMDALL_``).
+
+Development defaults point at the services this machine runs on loopback. In
+``production`` every secret must be given explicitly and must not be one of the
+well-known placeholders: start-up stops with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"changeme", "minioadmin", "guest", "heimdall-dev-secret", ""})
+
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class InsecureSettingsError(RuntimeError):
+    """Raised at start-up when production settings carry placeholder secrets."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEIMDALL_", env_file=None, extra="ignore")
+
+    environment: Environment = Environment.development
+
+    # --- backing services -------------------------------------------------
+    database_url: SecretStr = SecretStr("postgresql+psycopg://postgres@127.0.0.1:5432/heimdall")
+    broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+    result_backend_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    # Cancel flags and short-lived state; a separate DB index from the result backend.
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/1")
+
+    s3_endpoint: str = "http://127.0.0.1:8333"
+    s3_access_key: SecretStr = SecretStr("heimdall")
+    s3_secret_key: SecretStr = SecretStr("heimdall-dev-secret")
+    s3_region: str = "us-east-1"
+    s3_bucket_raw: str = "heimdall-raw-iq"
+    s3_bucket_models: str = "heimdall-models"
+    # Start SeaweedFS ourselves when the endpoint is local and nothing answers.
+    s3_autostart: bool = True
+
+    # --- services ---------------------------------------------------------
+    bind_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    acquisition_port: int = 8001
+    training_port: int = 8002
+    inference_port: int = 8003
+    ingestion_port: int = 8004
+    acquisition_url: str = "http://127.0.0.1:8001"
+    training_url: str = "http://127.0.0.1:8002"
+    inference_url: str = "http://127.0.0.1:8003"
+    ingestion_url: str = "http://127.0.0.1:8004"
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    # --- receivers --------------------------------------------------------
+    stations_file: Path = PACKAGE_DATA / "stations-simulated.yaml"
+    scenario_file: Path = PACKAGE_DATA / "scenario-default.yaml"
+    simulator_enabled: bool = True
+    simulator_control_port: int = 8070
+    receiver_connect_timeout_s: float = 5.0
+    receiver_first_frame_timeout_s: float = 5.0
+    receiver_stall_timeout_s: float = 3.0
+    receiver_password: SecretStr = SecretStr("")
+    min_receivers: int = 3
+
+    # --- local runtime ------------------------------------------------------
+    state_dir: Path = Path(".heimdall")
+    log_level: str = "INFO"
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment is not Environment.production:
+            return self
+        problems = []
+        secrets = {
+            "HEIMDALL_S3_ACCESS_KEY": self.s3_access_key.get_secret_value(),
+            "HEIMDALL_S3_SECRET_KEY": self.s3_secret_key.get_secret_value(),
+        }
+        for name, value in secrets.items():
+            if value.lower() in PLACEHOLDER_SECRETS:
+                problems.append(f"{name} is missing or a placeholder ({value!r})")
+        for name, url in {
+            "HEIMDALL_DATABASE_URL": self.database_url,
+            "HEIMDALL_BROKER_URL": self.broker_url,
+        }.items():
+            password = urlsplit(url.get_secret_value()).password
+            if password is None or password.lower() in PLACEHOLDER_SECRETS:
+                problems.append(f"{name} has no password or a placeholder one")
+        if not self.api_tokens:
+            problems.append("HEIMDALL_API_TOKENS is empty: mutating endpoints would be open")
+        for token in self.api_tokens:
+            if token.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                problems.append("HEIMDALL_API_TOKENS contains a placeholder token")
+        if problems:
+            raise InsecureSettingsError(
+                "refusing to start in production: " + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def sync_database_url(self) -> str:
+        return self.database_url.get_secret_value()
+
+    def service_ports(self) -> dict[str, int]:
+        return {
+            "api-gateway": self.gateway_port,
+            "rf-acquisition": self.acquisition_port,
+            "training": self.training_port,
+            "inference": self.inference_port,
+            "data-ingestion-web": self.ingestion_port,
+        }
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
