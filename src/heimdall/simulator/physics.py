@@ -1,0 +1,297 @@
+"""The physical model: link budget, thermal noise, propagation delay and rendered IQ.
+
+``render_receiver_iq`` is the pure core of the simulator: scenario + receiver +
+absolute start time + sample count -> the complex samples that receiver records,
+and the truth behind them. The protocol server streams exactly this, and the
+localization benchmarks call it directly, with no network.
+
+Model (see docs/simulator.md for the derivation):
+
+* received power  P_rx = EIRP - PL(d) + G_rx                       [dBm]
+* noise power     N    = -174 + 10 log10(fs) + NF                  [dBm]
+* received IQ     x(t) = A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t)
+  with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N).
+* digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from pyproj import Geod
+
+from heimdall.simulator.scenario import (
+    PropagationModel,
+    ReceiverSettings,
+    Scenario,
+    Transmitter,
+)
+from heimdall.simulator.waveforms import NS_PER_S, transmitted_baseband
+
+SPEED_OF_LIGHT_M_S = 299_792_458.0
+BOLTZMANN_DBM_PER_HZ = -174.0  # kT at T = 290 K, in dBm/Hz
+SAMPLES_PER_BLOCK = 512
+# A receiver without GPS timestamps blocks with its free-running host clock:
+# a fixed offset per receiver drawn with this standard deviation.
+NO_GPS_CLOCK_OFFSET_SIGMA_NS = 5_000_000.0
+
+SEED_TAG_NOISE = 0x4E4F49
+SEED_TAG_SHADOW = 0x534844
+SEED_TAG_GPS = 0x475053
+
+_GEOD = Geod(ellps="WGS84")
+
+
+def free_space_path_loss_db(distance_m: float, frequency_hz: float) -> float:
+    """Friis free-space path loss, 20 log10(4 pi d f / c).
+
+    Example:
+        >>> round(free_space_path_loss_db(1000.0, 145e6), 2)
+        75.68
+    """
+    return float(20.0 * np.log10(4.0 * np.pi * distance_m * frequency_hz / SPEED_OF_LIGHT_M_S))
+
+
+def thermal_noise_dbm(bandwidth_hz: float, noise_figure_db: float) -> float:
+    """kTB + NF at 290 K.
+
+    Example:
+        >>> round(thermal_noise_dbm(12000.0, 8.0), 2)
+        -125.21
+    """
+    return float(BOLTZMANN_DBM_PER_HZ + 10.0 * np.log10(bandwidth_hz) + noise_figure_db)
+
+
+def slant_range_m(
+    from_lat_lon_alt: tuple[float, float, float], to_lat_lon_alt: tuple[float, float, float]
+) -> float:
+    """3-D distance: WGS84 geodesic along the ground combined with the height difference."""
+    lat1, lon1, alt1 = from_lat_lon_alt
+    lat2, lon2, alt2 = to_lat_lon_alt
+    _, _, ground_m = _GEOD.inv(lon1, lat1, lon2, lat2)
+    return float(np.hypot(ground_m, alt2 - alt1))
+
+
+def stable_id_hash(receiver_id: str) -> int:
+    """A process-independent integer for a receiver id (Python's hash() is salted)."""
+    return zlib.crc32(receiver_id.encode("utf-8"))
+
+
+def shadowing_db(seed: int, receiver_id: str, sigma_db: float) -> float:
+    """Log-normal shadowing of one receiver: fixed for a (seed, receiver) pair."""
+    if sigma_db == 0.0:
+        return 0.0
+    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id)])
+    return float(rng.normal(0.0, sigma_db))
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBudget:
+    """Distance, delay and power levels of the transmitter at one receiver."""
+
+    receiver_id: str
+    distance_m: float
+    delay_s: float
+    path_loss_db: float
+    signal_power_dbm: float
+    noise_power_dbm: float
+
+    @property
+    def snr_db(self) -> float:
+        return self.signal_power_dbm - self.noise_power_dbm
+
+
+def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
+    """Path loss, received signal power and noise power for one receiver."""
+    transmitter = scenario.transmitter
+    propagation = scenario.propagation
+    distance_m = max(
+        slant_range_m(
+            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+            receiver.require_position(),
+        ),
+        1.0,  # keep the loss finite for a transmitter placed on the antenna
+    )
+    if propagation.model is PropagationModel.free_space:
+        loss_db = free_space_path_loss_db(distance_m, transmitter.frequency_hz)
+    else:
+        reference_m = propagation.reference_distance_m
+        loss_db = (
+            free_space_path_loss_db(reference_m, transmitter.frequency_hz)
+            + 10.0 * propagation.path_loss_exponent * np.log10(distance_m / reference_m)
+            + shadowing_db(scenario.seed, receiver.id, propagation.shadowing_sigma_db)
+        )
+    return LinkBudget(
+        receiver_id=receiver.id,
+        distance_m=distance_m,
+        delay_s=distance_m / SPEED_OF_LIGHT_M_S,
+        path_loss_db=float(loss_db),
+        signal_power_dbm=float(transmitter.eirp_dbm - loss_db + receiver.antenna_gain_dbi),
+        noise_power_dbm=float(thermal_noise_dbm(receiver.sample_rate_hz, receiver.noise_figure_db)),
+    )
+
+
+def local_oscillator_hz(receiver: ReceiverSettings, tuned_frequency_hz: float) -> float:
+    return tuned_frequency_hz * (1.0 + receiver.lo_error_ppm * 1e-6)
+
+
+def _phase_cycles(
+    frequency_hz: float, base_time_ns: int, offset_s: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """frequency * (base + offset) in cycles, exact enough at any absolute time.
+
+    Whole seconds of the base are multiplied only by the fractional part of the
+    frequency (whole cycles do not matter), which keeps float64 precise.
+    """
+    whole_s, remainder_ns = divmod(base_time_ns, NS_PER_S)
+    cycles_from_whole = (frequency_hz % 1.0) * whole_s % 1.0
+    return cycles_from_whole + frequency_hz * (remainder_ns / NS_PER_S + offset_s)
+
+
+@lru_cache(maxsize=1024)
+def _clock_offset_ns(seed: int, receiver_id: str) -> float:
+    rng = np.random.default_rng([seed, SEED_TAG_GPS, stable_id_hash(receiver_id)])
+    return float(rng.normal(0.0, NO_GPS_CLOCK_OFFSET_SIGMA_NS))
+
+
+def block_times_ns(
+    start_time_ns: int, n_blocks: int, sample_rate_hz: float
+) -> npt.NDArray[np.int64]:
+    """True UTC time of the first sample of each 512-sample block."""
+    block_offsets_ns = np.arange(n_blocks, dtype=np.float64) * SAMPLES_PER_BLOCK * 1e9
+    return start_time_ns + np.round(block_offsets_ns / sample_rate_hz).astype(np.int64)
+
+
+def reported_block_times_ns(
+    scenario: Scenario, receiver: ReceiverSettings, true_block_time_ns: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """What the receiver stamps on each block: truth + GPS jitter (+ clock offset without GPS).
+
+    The jitter of a block depends only on (seed, receiver, block time), so it is
+    reproducible whichever window is rendered.
+    """
+    receiver_hash = stable_id_hash(receiver.id)
+    jitter = np.array(
+        [
+            np.random.default_rng([scenario.seed, SEED_TAG_GPS, receiver_hash, int(t)]).normal()
+            for t in true_block_time_ns
+        ],
+        dtype=np.float64,
+    )
+    reported = true_block_time_ns + np.round(jitter * receiver.gps_jitter_ns).astype(np.int64)
+    if not receiver.has_gps:
+        reported += round(_clock_offset_ns(scenario.seed, receiver.id))
+    return reported
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverTruth:
+    """What really happened at one receiver for a rendered window."""
+
+    receiver_id: str
+    distance_m: float
+    delay_s: float
+    path_loss_db: float
+    signal_power_dbm: float  # at the receiver input, while the transmitter is keyed
+    noise_power_dbm: float  # in the receiver bandwidth (= sample rate)
+    snr_db: float
+    frequency_offset_hz: float  # where the carrier lands in the baseband
+    in_passband: bool
+    sample_rate_hz: float
+    block_time_ns: npt.NDArray[np.int64]  # true time of each block's first sample
+    reported_block_time_ns: npt.NDArray[np.int64]  # with GPS jitter / clock error
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedIQ:
+    samples: npt.NDArray[np.complex64]  # full scale = magnitude 1.0
+    truth: ReceiverTruth
+
+
+def render_receiver_iq(
+    scenario: Scenario,
+    receiver: ReceiverSettings | str,
+    start_time_ns: int,
+    n_samples: int,
+    tuned_frequency_hz: float | None = None,
+    *,
+    include_noise: bool = True,
+    include_signal: bool = True,
+) -> RenderedIQ:
+    """The IQ one receiver records from start_time_ns (UTC ns) for n_samples samples.
+
+    Sample n is taken at start_time_ns + n / sample_rate_hz (true time). The
+    receiver is tuned to ``tuned_frequency_hz`` (default: the transmitter's), and
+    hears the transmitter only if its baseband offset lies inside +-fs/2.
+    Noise is seeded by (seed, receiver, start time): the same call always returns
+    the same samples.
+
+    Example:
+        >>> from heimdall.simulator.scenario import load_scenario
+        >>> scenario = load_scenario()
+        >>> iq = render_receiver_iq(scenario, "torino", 1_700_000_000_000_000_000, 1024)
+        >>> iq.samples.dtype, iq.samples.shape, len(iq.truth.block_time_ns)
+        (dtype('complex64'), (1024,), 2)
+    """
+    if isinstance(receiver, str):
+        receiver = scenario.receiver(receiver)
+    transmitter: Transmitter = scenario.transmitter
+    if tuned_frequency_hz is None:
+        tuned_frequency_hz = transmitter.frequency_hz
+    budget = link_budget(scenario, receiver)
+    sample_rate_hz = receiver.sample_rate_hz
+    offset_hz = transmitter.frequency_hz - local_oscillator_hz(receiver, tuned_frequency_hz)
+    in_passband = abs(offset_hz) < sample_rate_hz / 2.0
+
+    sample_offset_s = np.arange(n_samples, dtype=np.float64) / sample_rate_hz
+    samples = np.zeros(n_samples, dtype=np.complex128)
+    if include_signal and in_passband:
+        amplitude = 10.0 ** ((budget.signal_power_dbm - scenario.full_scale_dbm) / 20.0)
+        envelope = transmitted_baseband(
+            transmitter, scenario.seed, start_time_ns, sample_offset_s - budget.delay_s
+        )
+        cycles = _phase_cycles(offset_hz, start_time_ns, sample_offset_s) - (
+            transmitter.frequency_hz * budget.delay_s
+        )
+        samples += amplitude * envelope * np.exp(2j * np.pi * cycles)
+    if include_noise:
+        noise_power_fs = 10.0 ** ((budget.noise_power_dbm - scenario.full_scale_dbm) / 10.0)
+        rng = np.random.default_rng(
+            [scenario.seed, SEED_TAG_NOISE, stable_id_hash(receiver.id), start_time_ns]
+        )
+        noise = rng.standard_normal((2, n_samples))
+        samples += np.sqrt(noise_power_fs / 2.0) * (noise[0] + 1j * noise[1])
+
+    n_blocks = -(-n_samples // SAMPLES_PER_BLOCK)
+    true_times = block_times_ns(start_time_ns, n_blocks, sample_rate_hz)
+    truth = ReceiverTruth(
+        receiver_id=receiver.id,
+        distance_m=budget.distance_m,
+        delay_s=budget.delay_s,
+        path_loss_db=budget.path_loss_db,
+        signal_power_dbm=budget.signal_power_dbm,
+        noise_power_dbm=budget.noise_power_dbm,
+        snr_db=budget.snr_db,
+        frequency_offset_hz=offset_hz,
+        in_passband=in_passband,
+        sample_rate_hz=sample_rate_hz,
+        block_time_ns=true_times,
+        reported_block_time_ns=reported_block_times_ns(scenario, receiver, true_times),
+    )
+    return RenderedIQ(samples=samples.astype(np.complex64), truth=truth)
+
+
+def power_dbm(samples: npt.NDArray[np.complexfloating], full_scale_dbm: float) -> float:
+    """Mean power of IQ samples (full scale 1.0) in dBm under the fixed receiver gain.
+
+    Example:
+        >>> import numpy as np
+        >>> power_dbm(np.full(8, 0.1 + 0j), -40.0)
+        -60.0
+    """
+    mean_power = float(np.mean(np.abs(samples) ** 2))
+    return float(10.0 * np.log10(max(mean_power, 1e-30)) + full_scale_dbm)

@@ -1,0 +1,153 @@
+"""The scenario file: one transmitter, the receivers that hear it, and the propagation model.
+
+A scenario is YAML parsed into the pydantic models below. Receiver positions and
+ports come from the station registry (``stations-simulated.yaml`` by default);
+the scenario only adds each receiver's radio characteristics, and may override
+the position (useful for generated benchmark scenarios).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
+DEFAULT_SCENARIO_FILE = PACKAGE_DATA / "scenario-default.yaml"
+DEFAULT_STATIONS_FILE = PACKAGE_DATA / "stations-simulated.yaml"
+
+
+class Modulation(StrEnum):
+    carrier = "carrier"
+    nfm = "nfm"
+    wideband = "wideband"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WidebandSettings(_Model):
+    """Random QPSK/BPSK symbols with root-raised-cosine pulses, optionally in bursts."""
+
+    symbol_rate_hz: Annotated[int, Field(gt=0, le=12_000)] = 8000
+    rolloff: Annotated[float, Field(gt=0.0, le=1.0)] = 0.35
+    bits_per_symbol: Literal[1, 2] = 2
+    # A burst pattern of period burst_period_s, transmitting for duty_cycle of it.
+    burst_period_s: Annotated[float, Field(gt=0.0)] = 1.0
+    duty_cycle: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+
+
+class Transmitter(_Model):
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
+    altitude_m: float = 0.0
+    eirp_dbm: float = 40.0
+    frequency_hz: Annotated[float, Field(gt=0)] = 145_500_000.0
+    modulation: Modulation = Modulation.wideband
+    fm_deviation_hz: Annotated[float, Field(gt=0)] = 2500.0
+    wideband: WidebandSettings = WidebandSettings()
+
+
+class ReceiverSettings(_Model):
+    """One simulated receiver. Position and port default to the station registry."""
+
+    id: str
+    antenna_gain_dbi: float = 0.0
+    noise_figure_db: Annotated[float, Field(ge=0)] = 8.0
+    lo_error_ppm: float = 0.0
+    gps_jitter_ns: Annotated[float, Field(ge=0)] = 50.0
+    has_gps: bool = True
+    # The true, GPS-corrected sample rate this receiver reports and samples at.
+    sample_rate_hz: Annotated[float, Field(gt=1000)] = 12_001.135
+    latitude: Annotated[float | None, Field(ge=-90, le=90)] = None
+    longitude: Annotated[float | None, Field(ge=-180, le=180)] = None
+    altitude_m: float | None = None
+    port: Annotated[int | None, Field(ge=0, le=65535)] = None
+    name: str | None = None
+    rx_chans: Annotated[int, Field(ge=1, le=16)] = 4
+
+    def require_position(self) -> tuple[float, float, float]:
+        if self.latitude is None or self.longitude is None or self.altitude_m is None:
+            raise ValueError(f"receiver {self.id!r} has no position (not in the registry?)")
+        return self.latitude, self.longitude, self.altitude_m
+
+
+class PropagationModel(StrEnum):
+    free_space = "free_space"
+    log_distance = "log_distance"
+
+
+class Propagation(_Model):
+    model: PropagationModel = PropagationModel.free_space
+    # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per receiver.
+    path_loss_exponent: Annotated[float, Field(gt=0)] = 2.0
+    reference_distance_m: Annotated[float, Field(gt=0)] = 100.0
+    shadowing_sigma_db: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Scenario(_Model):
+    seed: Annotated[int, Field(ge=0)] = 0
+    # Receiver gain, fixed: a complex sample of magnitude 1.0 (int16 full scale) is this power.
+    full_scale_dbm: float = -40.0
+    transmitter: Transmitter
+    receivers: Annotated[list[ReceiverSettings], Field(min_length=1)]
+    propagation: Propagation = Propagation()
+    stations_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Scenario:
+        ids = [receiver.id for receiver in self.receivers]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"receiver ids must be unique, got {ids}")
+        return self
+
+    def receiver(self, receiver_id: str) -> ReceiverSettings:
+        for receiver in self.receivers:
+            if receiver.id == receiver_id:
+                return receiver
+        raise KeyError(receiver_id)
+
+
+def _registry_entries(stations_file: Path) -> dict[str, dict[str, object]]:
+    document = yaml.safe_load(stations_file.read_text(encoding="utf-8")) or {}
+    return {str(entry["id"]): entry for entry in document.get("stations", [])}
+
+
+def _fill_from_registry(
+    receiver: ReceiverSettings, entry: dict[str, object] | None
+) -> ReceiverSettings:
+    if entry is None:
+        return receiver
+    updates: dict[str, object] = {}
+    for key in ("latitude", "longitude", "altitude_m", "name"):
+        if getattr(receiver, key) is None and entry.get(key) is not None:
+            updates[key] = entry[key]
+    if receiver.port is None and entry.get("url"):
+        port = urlsplit(str(entry["url"])).port
+        if port is not None:
+            updates["port"] = port
+    return receiver.model_copy(update=updates)
+
+
+def resolve_scenario(scenario: Scenario, base_dir: Path | None = None) -> Scenario:
+    """Fill receiver positions, names and ports from the station registry."""
+    stations_file = scenario.stations_file or DEFAULT_STATIONS_FILE
+    if not stations_file.is_absolute() and base_dir is not None:
+        stations_file = base_dir / stations_file
+    registry = _registry_entries(stations_file) if stations_file.exists() else {}
+    receivers = [_fill_from_registry(rx, registry.get(rx.id)) for rx in scenario.receivers]
+    for receiver in receivers:
+        receiver.require_position()
+    return scenario.model_copy(update={"receivers": receivers})
+
+
+def load_scenario(path: Path | str = DEFAULT_SCENARIO_FILE) -> Scenario:
+    """Read a scenario YAML file and resolve its receivers against the registry."""
+    path = Path(path)
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return resolve_scenario(Scenario.model_validate(document), base_dir=path.parent)
