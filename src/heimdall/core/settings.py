@@ -111,9 +111,7 @@ class Settings(BaseSettings):
             if token.get_secret_value().lower() in PLACEHOLDER_SECRETS:
                 problems.append("HEIMDALL_API_TOKENS contains a placeholder token")
         if problems:
-            raise InsecureSettingsError(
-                "refusing to start in production: " + "; ".join(problems)
-            )
+            raise InsecureSettingsError("refusing to start in production: " + "; ".join(problems))
         return self
 
     @property

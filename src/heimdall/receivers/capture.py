@@ -57,7 +57,9 @@ class IQCapture:
         n_blocks = len(self.block_start_index)
         for name in ("block_time_ns", "block_gps_status", "rssi_dbm"):
             if len(getattr(self, name)) != n_blocks:
-                raise ValueError(f"{name} has {len(getattr(self, name))} entries, expected {n_blocks}")
+                raise ValueError(
+                    f"{name} has {len(getattr(self, name))} entries, expected {n_blocks}"
+                )
         if self.sample_rate_hz <= 0:
             raise ValueError("sample_rate_hz must be positive")
 

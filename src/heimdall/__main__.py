@@ -1,0 +1,3 @@
+from heimdall.cli.main import app
+
+app(prog_name="heimdall")

@@ -1,0 +1,128 @@
+"""The ``heimdall`` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from heimdall.core.settings import get_settings
+
+app = typer.Typer(help="Heimdall: locate radio transmitters with a network of receivers.")
+console = Console()
+
+
+@app.command()
+def up(
+    detach: bool = typer.Option(False, "--detach", "-d", help="Return once the stack is ready."),
+    timeout_s: float = typer.Option(120.0, "--timeout", help="Seconds to wait for readiness."),
+) -> None:
+    """Start object storage, migrate, start simulator, services and worker; wait until ready."""
+    from heimdall.cli.supervisor import StartupError, Supervisor, read_state, service_urls
+
+    settings = get_settings()
+    if read_state(settings) is not None:
+        console.print("[yellow]a Heimdall stack is already running[/] (heimdall down stops it)")
+        raise typer.Exit(1)
+    if detach:
+        raise typer.Exit(_up_detached(timeout_s))
+    supervisor = Supervisor(settings, log=lambda m: console.print(f"[dim]{m}[/]"))
+    try:
+        supervisor.start(ready_timeout_s=timeout_s)
+    except StartupError as exc:
+        console.print(f"[red]heimdall up failed:[/] {exc}")
+        raise typer.Exit(1) from None
+    _print_urls(service_urls(settings))
+    console.print("[green]Heimdall is ready.[/] Ctrl-C or `heimdall down` stops it.")
+    raise typer.Exit(supervisor.wait())
+
+
+def _up_detached(timeout_s: float) -> int:
+    from heimdall.cli.supervisor import read_state, service_urls
+
+    settings = get_settings()
+    state_dir = settings.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / "supervisor.log"
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "heimdall", "up", "--timeout", str(timeout_s)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s + 30
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            console.print(f"[red]heimdall up failed[/] (exit {child.returncode}):")
+            console.print(_tail(log_path))
+            return 1
+        if read_state(settings) is not None:
+            _print_urls(service_urls(settings))
+            console.print(
+                "[green]Heimdall is ready[/] in the background; `heimdall down` stops it."
+            )
+            return 0
+        time.sleep(0.5)
+    console.print("[red]heimdall up did not become ready in time[/]")
+    return 1
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _print_urls(urls: dict[str, str]) -> None:
+    table = Table(title="Heimdall services")
+    table.add_column("service")
+    table.add_column("URL")
+    for name, url in urls.items():
+        table.add_row(name, url)
+    console.print(table)
+
+
+@app.command()
+def down() -> None:
+    """Stop a stack started by `heimdall up`."""
+    from heimdall.cli.supervisor import stop_running_stack
+
+    if stop_running_stack(get_settings()):
+        console.print("Heimdall stopped.")
+    else:
+        console.print("No Heimdall stack was running.")
+
+
+@app.command()
+def status() -> None:
+    """Each component of the stack and whether it is ready."""
+    from heimdall.cli.supervisor import ready_report
+
+    table = Table(title="Heimdall status")
+    table.add_column("component")
+    table.add_column("where")
+    table.add_column("ready")
+    all_ready = True
+    for name, (where, ready) in ready_report(get_settings()).items():
+        all_ready &= ready
+        table.add_row(name, where, "[green]yes[/]" if ready else "[red]no[/]")
+    console.print(table)
+    raise typer.Exit(0 if all_ready else 1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and seed the station registry."""
+    from heimdall.core.migrate import migrate_and_seed
+
+    count = migrate_and_seed()
+    console.print(f"database at head; {count} stations in the registry")
+
+
+if __name__ == "__main__":
+    app()

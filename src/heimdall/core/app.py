@@ -1,0 +1,58 @@
+"""Build a Heimdall service: FastAPI app with /health, /ready, /metrics and OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from heimdall import __version__
+from heimdall.core.health import DependencyCheck, run_checks
+from heimdall.core.metrics import registry
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(
+    name: str,
+    *,
+    routers: Sequence[APIRouter] = (),
+    checks: Sequence[DependencyCheck] = (),
+    description: str = "",
+    lifespan: Lifespan | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
+    )
+    app.state.service_name = name
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["ops"])
+    async def ready() -> JSONResponse:
+        results = await run_checks(list(checks))
+        failing = {dep: reason for dep, reason in results.items() if reason != "ok"}
+        if failing:
+            names = ", ".join(failing)
+            return JSONResponse(
+                status_code=503,
+                content={
+                    "status": "unavailable",
+                    "detail": f"{name} is not ready: {names} not answering",
+                    "dependencies": results,
+                },
+            )
+        return JSONResponse({"status": "ready", "dependencies": results})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -1,0 +1,68 @@
+"""The one Celery application: RabbitMQ broker, Redis result backend.
+
+Tasks acknowledge late and are rejected (so redelivered) when their worker
+process dies: an acquisition interrupted by a crash runs again, and the tasks
+are written to be idempotent for exactly that reason.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from heimdall.core.settings import get_settings
+
+ACQUISITION_QUEUE = "acquisition"
+LOCALIZATION_QUEUE = "localization"
+TRAINING_QUEUE = "training"
+
+# Every module that defines tasks; the worker imports them all at start-up.
+TASK_MODULES = ["heimdall.core.tasks"]
+OPS_QUEUE = "ops"
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("heimdall")
+    exchange = Exchange("heimdall", type="direct")
+    app.conf.update(
+        broker_url=settings.broker_url.get_secret_value(),
+        result_backend=settings.result_backend_url.get_secret_value(),
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_pool="prefork",
+        task_track_started=True,
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        # Fail fast when the broker is down at publish time: the API answers 503.
+        broker_connection_timeout=3,
+        broker_transport_options={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
+        task_default_queue=ACQUISITION_QUEUE,
+        task_queues=[
+            Queue(ACQUISITION_QUEUE, exchange, routing_key=ACQUISITION_QUEUE),
+            Queue(LOCALIZATION_QUEUE, exchange, routing_key=LOCALIZATION_QUEUE),
+            Queue(TRAINING_QUEUE, exchange, routing_key=TRAINING_QUEUE),
+            Queue(OPS_QUEUE, exchange, routing_key=OPS_QUEUE),
+        ],
+        task_routes={
+            "heimdall.acquisition.*": {
+                "queue": ACQUISITION_QUEUE,
+                "routing_key": ACQUISITION_QUEUE,
+            },
+            "heimdall.localization.*": {
+                "queue": LOCALIZATION_QUEUE,
+                "routing_key": LOCALIZATION_QUEUE,
+            },
+            "heimdall.training.*": {"queue": TRAINING_QUEUE, "routing_key": TRAINING_QUEUE},
+            "heimdall.ops.*": {"queue": OPS_QUEUE, "routing_key": OPS_QUEUE},
+        },
+        include=TASK_MODULES,
+    )
+    return app
+
+
+celery_app = create_celery()

@@ -1,0 +1,91 @@
+"""Database engines and sessions.
+
+Services use the async engine (FastAPI handlers never block); Celery tasks and
+Alembic use the sync engine. Both speak psycopg 3. Whoever opens a session owns
+the transaction: repositories and services flush, they never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+
+from heimdall.core.settings import get_settings
+
+# Stable constraint names so Alembic autogenerate and `alembic check` agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@lru_cache(maxsize=4)
+def sync_engine(url: str | None = None) -> Engine:
+    return create_engine(
+        url or get_settings().sync_database_url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+@lru_cache(maxsize=4)
+def async_engine(url: str | None = None) -> AsyncEngine:
+    return create_async_engine(
+        url or get_settings().sync_database_url,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A sync unit of work for tasks: commits on success, rolls back on error."""
+    factory = sessionmaker(sync_engine(), expire_on_commit=False)
+    with factory() as session, session.begin():
+        yield session
+
+
+@asynccontextmanager
+async def async_session_scope() -> AsyncIterator[AsyncSession]:
+    """An async unit of work: commits on success, rolls back on error."""
+    factory = async_sessionmaker(async_engine(), expire_on_commit=False)
+    async with factory() as session, session.begin():
+        yield session
+
+
+async def get_db_session() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one session per request, not yet in a transaction.
+
+    Endpoints open the transaction (``async with session.begin():``) so that
+    they, not services, decide when work is committed and what follows a commit
+    (enqueueing a task, for one).
+    """
+    factory = async_sessionmaker(async_engine(), expire_on_commit=False)
+    async with factory() as session:
+        yield session
+
+
+# Shared column shapes (SQLAlchemy reads the mapped_column out of Annotated).
+CreatedAt = Annotated[
+    datetime,
+    mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+]

@@ -1,0 +1,21 @@
+"""ORM models: one module per table, all registered on ``Base.metadata``."""
+
+from heimdall.models.acquisition import Acquisition, AcquisitionState, Approval
+from heimdall.models.known_source import KnownSource
+from heimdall.models.localization import Localization
+from heimdall.models.measurement import Measurement
+from heimdall.models.model import Model
+from heimdall.models.station import WebSDRStation
+from heimdall.models.training_session import TrainingSession
+
+__all__ = [
+    "Acquisition",
+    "AcquisitionState",
+    "Approval",
+    "KnownSource",
+    "Localization",
+    "Measurement",
+    "Model",
+    "TrainingSession",
+    "WebSDRStation",
+]
