@@ -1,0 +1,30 @@
+"""Transmitter localization: RSS, TDOA and fused estimators with honest uncertainty.
+
+The estimation core is pure: plain receivers and observations in, a
+``LocalizationResult`` out. Services, storage and tasks live elsewhere.
+"""
+
+from heimdall.localization.calibration import Calibration
+from heimdall.localization.estimate import (
+    ConfidenceEllipse,
+    LocalizationResult,
+    PowerObservation,
+    Receiver,
+    Residual,
+    TdoaObservation,
+    localize,
+)
+from heimdall.localization.uncertainty import CramerRaoBound, cramer_rao_bound
+
+__all__ = [
+    "Calibration",
+    "ConfidenceEllipse",
+    "CramerRaoBound",
+    "LocalizationResult",
+    "PowerObservation",
+    "Receiver",
+    "Residual",
+    "TdoaObservation",
+    "cramer_rao_bound",
+    "localize",
+]

@@ -1,0 +1,400 @@
+"""The localization entry point: receivers and observations in, position with uncertainty out.
+
+``localize`` picks the usable models, builds one joint objective (see ``fusion``),
+searches a coarse grid over the network's region, refines the best grid peaks with
+robust least squares, and reports the fix with its 95 % ellipse, GDOP, per-receiver
+residuals and the likelihood surface. When the data cannot support a fix it returns a
+result with ``status="insufficient_receivers"`` instead of a guess.
+
+Minimum receivers, and why:
+
+* RSS: 3 receivers with a power reading. ``P0`` is unknown, so three readings give two
+  independent power ratios for two coordinates: exactly determined, no residual check
+  (the ellipse then rests on the calibrated shadowing sigma alone).
+* TDOA alone: 4 receivers with GPS time in informative pairs. Three give two
+  hyperbolas, which can cross twice: the fix would be ambiguous and the residuals could
+  not reveal a wrong sigma. Four make it overdetermined.
+* Fused: the RSS minimum plus at least one informative TDOA pair; even one hyperbola
+  sharpens a power-based fix, and the powers resolve a hyperbola's ambiguity.
+
+A TDOA pair whose sigma exceeds ``max_tdoa_sigma_s`` (e.g. a pure carrier, whose
+correlation peak is flat) carries no usable timing and is left out, listed in the
+diagnostics; it can never make a fix look more certain than the rest of the data.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from heimdall.localization.calibration import Calibration
+from heimdall.localization.fusion import (
+    Grid,
+    Problem,
+    RssBlock,
+    Solution,
+    TdoaBlock,
+    grid_log_likelihood,
+    grid_peaks,
+    initial_parameters,
+    normalised_residuals,
+    refine,
+)
+from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_scale
+from heimdall.localization.uncertainty import (
+    CHI2_2DOF_95,
+    confidence_ellipse,
+    horizontal_dilution_of_precision,
+    likelihood_surface_geojson,
+    loewner_max,
+    mixture_covariance,
+    numerical_jacobian,
+    position_covariance,
+)
+
+Method = Literal["rss", "tdoa", "fused"]
+
+MIN_RSS_RECEIVERS = 3
+MIN_TDOA_RECEIVERS = 4
+
+
+class Receiver(BaseModel):
+    """A receiver site; ``altitude_m`` is taken as the height above the WGS84 ellipsoid."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    latitude: float = Field(ge=-90.0, le=90.0)
+    longitude: float = Field(ge=-180.0, le=180.0)
+    altitude_m: float = 0.0
+
+
+class PowerObservation(BaseModel):
+    """A received power at one receiver; ``sigma_db`` is the measurement's own error."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver_id: str
+    power: float
+    unit: Literal["dBm", "dBFS"] = "dBm"
+    sigma_db: float | None = Field(default=None, ge=0.0)
+
+
+class TdoaObservation(BaseModel):
+    """``time_difference_s = arrival at receiver_i - arrival at receiver_j``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver_i: str
+    receiver_j: str
+    time_difference_s: float
+    sigma_s: float = Field(gt=0.0)
+    quality: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class ConfidenceEllipse(BaseModel):
+    semi_major_m: float
+    semi_minor_m: float
+    orientation_deg: float = Field(description="azimuth of the major axis from true north")
+    confidence: float = 0.95
+
+
+class Residual(BaseModel):
+    kind: Literal["power", "tdoa"]
+    receiver_ids: list[str]
+    residual: float = Field(description="observed - predicted, in `unit`")
+    unit: Literal["dB", "ns"]
+    normalised: float = Field(description="residual / the sigma the fit used")
+
+
+class LocalizationResult(BaseModel):
+    status: Literal["ok", "insufficient_receivers"]
+    method: Method | None
+    message: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    altitude_m: float | None = Field(default=None, description="assumed transmitter height")
+    ellipse: ConfidenceEllipse | None = None
+    covariance_en_m2: list[list[float]] | None = Field(
+        default=None, description="east/north position covariance, map-plane metres"
+    )
+    gdop: float | None = None
+    residuals: list[Residual] = Field(default_factory=list)
+    surface_geojson: dict[str, Any] | None = None
+    n_receivers_used: int = 0
+    calibration_version: str
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+
+
+@lru_cache(maxsize=32)
+def _frame_for(sites: tuple[tuple[float, float, float], ...]) -> LocalFrame:
+    # Building PROJ pipelines costs milliseconds; the receiver set rarely changes.
+    latitudes, longitudes, altitudes = zip(*sites, strict=True)
+    return LocalFrame.around(latitudes, longitudes, altitudes)
+
+
+def _insufficient(
+    message: str, method: Method | None, calibration: Calibration, counts: dict[str, Any]
+) -> LocalizationResult:
+    return LocalizationResult(
+        status="insufficient_receivers",
+        method=method,
+        message=message,
+        calibration_version=calibration.version,
+        diagnostics=counts,
+    )
+
+
+def localize(
+    receivers: list[Receiver],
+    power_observations: list[PowerObservation],
+    tdoa_observations: list[TdoaObservation],
+    calibration: Calibration | None = None,
+    *,
+    method: Literal["auto", "rss", "tdoa", "fused"] = "auto",
+    transmitter_altitude_m: float | None = None,
+    grid_margin_m: float = 75_000.0,
+    grid_cells_per_side: int = 64,
+    max_tdoa_sigma_s: float = 20e-6,
+    min_tdoa_quality: float = 0.0,
+    surface_threshold: float = 1e-3,
+) -> LocalizationResult:
+    """Locate one transmitter; see the module docstring for the rules.
+
+    ``transmitter_altitude_m`` defaults to the median height of the receivers in use
+    (the estimate is 2-D; the height only enters the slant ranges).
+    """
+    started_s = time.perf_counter()
+    calibration = calibration or Calibration()
+    by_id = {receiver.id: receiver for receiver in receivers}
+    dropped: list[str] = []
+
+    power_by_id: dict[str, PowerObservation] = {}
+    for observation in power_observations:
+        if observation.receiver_id in by_id and np.isfinite(observation.power):
+            power_by_id[observation.receiver_id] = observation
+        else:
+            dropped.append(f"power:{observation.receiver_id}")
+    tdoa_kept: list[TdoaObservation] = []
+    for pair in tdoa_observations:
+        known = pair.receiver_i in by_id and pair.receiver_j in by_id
+        informative = pair.sigma_s <= max_tdoa_sigma_s and pair.quality >= min_tdoa_quality
+        if known and informative and pair.receiver_i != pair.receiver_j:
+            tdoa_kept.append(pair)
+        else:
+            dropped.append(f"tdoa:{pair.receiver_i}-{pair.receiver_j}")
+    tdoa_receiver_ids = sorted({r for p in tdoa_kept for r in (p.receiver_i, p.receiver_j)})
+
+    counts: dict[str, Any] = {
+        "rss_receivers": len(power_by_id),
+        "tdoa_receivers": len(tdoa_receiver_ids),
+        "tdoa_pairs": len(tdoa_kept),
+        "dropped_observations": dropped,
+    }
+    rss_usable = len(power_by_id) >= MIN_RSS_RECEIVERS
+    tdoa_alone_usable = len(tdoa_receiver_ids) >= MIN_TDOA_RECEIVERS
+    fused_usable = rss_usable and len(tdoa_kept) > 0
+    chosen: Method
+    if method == "auto":
+        if fused_usable:
+            chosen = "fused"
+        elif rss_usable:
+            chosen = "rss"
+        elif tdoa_alone_usable:
+            chosen = "tdoa"
+        else:
+            return _insufficient(
+                f"need >= {MIN_RSS_RECEIVERS} receivers with power or >= {MIN_TDOA_RECEIVERS} "
+                f"with GPS-timed TDOA; have {len(power_by_id)} and {len(tdoa_receiver_ids)}",
+                None,
+                calibration,
+                counts,
+            )
+    else:
+        chosen = method
+        usable = {"rss": rss_usable, "tdoa": tdoa_alone_usable, "fused": fused_usable}[method]
+        if not usable:
+            return _insufficient(
+                f"method {method!r} needs more receivers: {len(power_by_id)} with power, "
+                f"{len(tdoa_receiver_ids)} in informative TDOA pairs",
+                chosen,
+                calibration,
+                counts,
+            )
+
+    use_rss = chosen in ("rss", "fused")
+    use_tdoa = chosen in ("tdoa", "fused")
+    used_ids = sorted(set(power_by_id) if use_rss else set())
+    if use_tdoa:
+        used_ids = sorted(set(used_ids) | set(tdoa_receiver_ids))
+    index_of = {receiver_id: k for k, receiver_id in enumerate(used_ids)}
+    sites = tuple((by_id[r].latitude, by_id[r].longitude, by_id[r].altitude_m) for r in used_ids)
+    frame = _frame_for(sites)
+    latitudes = np.array([s[0] for s in sites])
+    longitudes = np.array([s[1] for s in sites])
+    altitudes_m = np.array([s[2] for s in sites])
+    receivers_enu_m = np.column_stack(frame.geodetic_to_enu(latitudes, longitudes, altitudes_m))
+    altitude_m = (
+        float(np.median(altitudes_m)) if transmitter_altitude_m is None else transmitter_altitude_m
+    )
+
+    rss_block = None
+    if use_rss:
+        rss_ids = sorted(power_by_id)
+        observations = [power_by_id[r] for r in rss_ids]
+        rss_block = RssBlock(
+            receiver_indices=np.array([index_of[r] for r in rss_ids], dtype=np.intp),
+            powers_dbm=np.array(
+                [
+                    o.power if o.unit == "dBm" else calibration.dbfs_to_dbm(o.receiver_id, o.power)
+                    for o in observations
+                ]
+            ),
+            sigmas_db=np.array(
+                [np.hypot(calibration.shadowing_sigma_db, o.sigma_db or 0.0) for o in observations]
+            ),
+            gains_db=np.array([calibration.gain_offset_db(r) for r in rss_ids]),
+            path_loss_exponent=calibration.path_loss_exponent,
+            reference_distance_m=calibration.reference_distance_m,
+        )
+    tdoa_block = None
+    if use_tdoa:
+        variance_scale = pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids))
+        corrected_s = np.array(
+            [
+                p.time_difference_s
+                - calibration.clock_offset_s(p.receiver_i)
+                + calibration.clock_offset_s(p.receiver_j)
+                for p in tdoa_kept
+            ]
+        )
+        tdoa_block = TdoaBlock(
+            first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
+            second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
+            range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
+            sigmas_m=SPEED_OF_LIGHT_M_PER_S
+            * np.sqrt(variance_scale)
+            * np.array([p.sigma_s for p in tdoa_kept]),
+        )
+    problem = Problem(frame, receivers_enu_m, altitude_m, rss_block, tdoa_block)
+
+    receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
+    grid = Grid.covering(receivers_x_m, receivers_y_m, grid_margin_m, grid_cells_per_side)
+    log_likelihood = grid_log_likelihood(problem, grid)
+    peaks = grid_peaks(log_likelihood, grid, max_peaks=3, min_relative_likelihood=1e-6)
+    solutions = [refine(problem, initial_parameters(problem, x, y), grid) for x, y in peaks]
+    solutions = _distinct(sorted(solutions, key=lambda s: s.robust_cost), grid.cell_size_m)
+    best = solutions[0]
+
+    residual_function = lambda parameters: normalised_residuals(problem, parameters)  # noqa: E731
+    steps = np.array([1.0, 1.0, 0.01])[: problem.n_parameters]
+    jacobian = numerical_jacobian(residual_function, best.parameters, steps)
+    prior_sigma_m = float(max(np.ptp(grid.x_m), np.ptp(grid.y_m)))
+    covariance_m2 = position_covariance(jacobian, prior_sigma_m)
+    z = residual_function(best.parameters)
+    chi_square = float(np.sum(np.square(z)))
+    dof = problem.n_observations - problem.n_parameters
+    inflation = max(1.0, chi_square / dof) if dof > 0 else 1.0
+    covariance_m2 = covariance_m2 * inflation
+
+    # Other grid peaks that fit almost as well: widen the ellipse to cover them.
+    rivals = [s for s in solutions[1:] if 2 * (s.robust_cost - best.robust_cost) < CHI2_2DOF_95]
+    if rivals:
+        candidates = [best, *rivals]
+        covariance_m2 = loewner_max(
+            covariance_m2,
+            mixture_covariance(
+                np.array([s.parameters[:2] for s in candidates]),
+                np.array([covariance_m2] * len(candidates)),
+                -np.array([s.robust_cost for s in candidates]),
+            ),
+        )
+
+    x_m, y_m = float(best.parameters[0]), float(best.parameters[1])
+    latitude, longitude = frame.plane_to_geodetic(x_m, y_m)
+    ellipse = confidence_ellipse(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    transmitter_enu_m = frame.plane_to_enu(x_m, y_m, altitude_m)
+    gdop = horizontal_dilution_of_precision(transmitter_enu_m[:2], receivers_enu_m[:, :2])
+    diagnostics = {
+        **counts,
+        "chi_square": chi_square,
+        "degrees_of_freedom": dof,
+        "covariance_inflation": inflation,
+        "ambiguous_solutions": len(rivals),
+        "grid_cell_m": grid.cell_size_m,
+        "grid_shape": list(log_likelihood.shape),
+        "source_power_dbm": float(best.parameters[2]) if use_rss else None,
+        "elapsed_ms": 1e3 * (time.perf_counter() - started_s),
+    }
+    return LocalizationResult(
+        status="ok",
+        method=chosen,
+        latitude=float(latitude),
+        longitude=float(longitude),
+        altitude_m=altitude_m,
+        ellipse=ConfidenceEllipse(
+            semi_major_m=ellipse.semi_major_m,
+            semi_minor_m=ellipse.semi_minor_m,
+            orientation_deg=ellipse.orientation_deg,
+            confidence=ellipse.confidence,
+        ),
+        covariance_en_m2=covariance_m2.tolist(),
+        gdop=gdop if np.isfinite(gdop) else None,
+        residuals=_residual_report(problem, used_ids, z),
+        surface_geojson=likelihood_surface_geojson(
+            frame, grid.x_m, grid.y_m, log_likelihood, surface_threshold
+        ),
+        n_receivers_used=len(used_ids),
+        calibration_version=calibration.version,
+        diagnostics=diagnostics,
+    )
+
+
+def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:
+    """Drop refinements that converged onto an already-kept solution."""
+    kept: list[Solution] = []
+    for solution in solutions:
+        if all(
+            np.hypot(*(solution.parameters[:2] - other.parameters[:2])) > min_separation_m
+            for other in kept
+        ):
+            kept.append(solution)
+    return kept
+
+
+def _residual_report(problem: Problem, used_ids: list[str], z: np.ndarray) -> list[Residual]:
+    residuals: list[Residual] = []
+    offset = 0
+    if problem.rss is not None:
+        for index, sigma_db in zip(
+            problem.rss.receiver_indices, problem.rss.sigmas_db, strict=True
+        ):
+            residuals.append(
+                Residual(
+                    kind="power",
+                    receiver_ids=[used_ids[index]],
+                    residual=float(z[offset] * sigma_db),
+                    unit="dB",
+                    normalised=float(z[offset]),
+                )
+            )
+            offset += 1
+    if problem.tdoa is not None:
+        tdoa = problem.tdoa
+        for first, second, sigma_m in zip(tdoa.first, tdoa.second, tdoa.sigmas_m, strict=True):
+            residuals.append(
+                Residual(
+                    kind="tdoa",
+                    receiver_ids=[used_ids[first], used_ids[second]],
+                    residual=float(z[offset] * sigma_m / SPEED_OF_LIGHT_M_PER_S * 1e9),
+                    unit="ns",
+                    normalised=float(z[offset]),
+                )
+            )
+            offset += 1
+    return residuals

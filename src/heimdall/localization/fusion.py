@@ -1,0 +1,225 @@
+"""Joint objective of the RSS and TDOA models: grid search, then robust least squares.
+
+Both models are written as normalised residuals ``z`` (observed minus predicted, over
+sigma); the log-likelihood of a candidate is ``-1/2 sum soft_l1(z^2)`` over every
+residual of the models in use, so fusing is adding the two sums on the same grid, and
+the refinement minimises the same sum with ``scipy.optimize.least_squares``.
+
+Parameters of the refinement: ``(x_m, y_m)`` in the map plane, plus ``P0`` (dBm) when
+the RSS model is in use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.ndimage import maximum_filter
+from scipy.optimize import least_squares
+
+from heimdall.localization.geodesy import LocalFrame, slant_ranges_m
+from heimdall.localization.rss import (
+    robust_source_power_dbm,
+    rss_normalised_residuals,
+    soft_l1,
+)
+from heimdall.localization.tdoa import tdoa_normalised_residuals
+
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True)
+class RssBlock:
+    """Power observations, aligned with ``receiver_indices`` into the problem's receivers."""
+
+    receiver_indices: IndexArray
+    powers_dbm: FloatArray
+    sigmas_db: FloatArray
+    gains_db: FloatArray
+    path_loss_exponent: float
+    reference_distance_m: float
+
+
+@dataclass(frozen=True)
+class TdoaBlock:
+    """Pairwise range differences (``c * dt``) with their (inflated) sigmas, in metres."""
+
+    first: IndexArray
+    second: IndexArray
+    range_differences_m: FloatArray
+    sigmas_m: FloatArray
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the objective needs: geometry, assumed transmitter height, model blocks."""
+
+    frame: LocalFrame
+    receivers_enu_m: FloatArray
+    transmitter_altitude_m: float
+    rss: RssBlock | None
+    tdoa: TdoaBlock | None
+
+    @property
+    def n_parameters(self) -> int:
+        return 3 if self.rss is not None else 2
+
+    @property
+    def n_observations(self) -> int:
+        """Independent observations: powers, plus one fewer than the TDOA receivers."""
+        count = 0 if self.rss is None else len(self.rss.powers_dbm)
+        if self.tdoa is not None:
+            count += len(np.union1d(self.tdoa.first, self.tdoa.second)) - 1
+        return count
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular map-plane grid: cell centres ``x_m`` (columns) and ``y_m`` (rows)."""
+
+    x_m: FloatArray
+    y_m: FloatArray
+
+    @property
+    def cell_size_m(self) -> float:
+        return float(self.x_m[1] - self.x_m[0])
+
+    @classmethod
+    def covering(
+        cls, x_m: FloatArray, y_m: FloatArray, margin_m: float, cells_per_side: int
+    ) -> Grid:
+        """Square cells over the bounding box of the points, extended by ``margin_m``."""
+        x_min, x_max = float(np.min(x_m)) - margin_m, float(np.max(x_m)) + margin_m
+        y_min, y_max = float(np.min(y_m)) - margin_m, float(np.max(y_m)) + margin_m
+        cell_m = max(x_max - x_min, y_max - y_min) / cells_per_side
+        n_x = int(np.ceil((x_max - x_min) / cell_m))
+        n_y = int(np.ceil((y_max - y_min) / cell_m))
+        x_centres = x_min + cell_m * (np.arange(n_x, dtype=np.float64) + 0.5)
+        y_centres = y_min + cell_m * (np.arange(n_y, dtype=np.float64) + 0.5)
+        return cls(x_centres, y_centres)
+
+
+def _ranges_at(problem: Problem, x_m: npt.ArrayLike, y_m: npt.ArrayLike) -> FloatArray:
+    transmitters_enu_m = problem.frame.plane_to_enu(x_m, y_m, problem.transmitter_altitude_m)
+    return slant_ranges_m(transmitters_enu_m, problem.receivers_enu_m)
+
+
+def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
+    """Robust log-likelihood on every cell, shape ``(n_y, n_x)``; ``P0`` profiled out.
+
+    TDOA sigmas get the cell size added in quadrature: a hyperbola a few hundred metres
+    wide would otherwise fall between cell centres and the true cell would score no
+    better than a wrong one.
+    """
+    x_m, y_m = np.meshgrid(grid.x_m, grid.y_m)
+    ranges_m = _ranges_at(problem, x_m, y_m)
+    log_likelihood = np.zeros(x_m.shape, dtype=np.float64)
+    if problem.rss is not None:
+        rss = problem.rss
+        rss_ranges_m = ranges_m[..., rss.receiver_indices]
+        model = (rss.powers_dbm, rss.sigmas_db, rss.gains_db)
+        source_power_dbm = robust_source_power_dbm(
+            rss_ranges_m, *model, rss.path_loss_exponent, rss.reference_distance_m
+        )
+        z = rss_normalised_residuals(
+            rss_ranges_m,
+            source_power_dbm,
+            *model,
+            rss.path_loss_exponent,
+            rss.reference_distance_m,
+        )
+        log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
+    if problem.tdoa is not None:
+        tdoa = problem.tdoa
+        grid_sigmas_m = np.hypot(tdoa.sigmas_m, grid.cell_size_m)
+        z = tdoa_normalised_residuals(
+            ranges_m, tdoa.first, tdoa.second, tdoa.range_differences_m, grid_sigmas_m
+        )
+        log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
+    return log_likelihood
+
+
+def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray:
+    """Stacked residuals (RSS first, then TDOA) at ``(x_m, y_m[, P0_dbm])``."""
+    ranges_m = _ranges_at(problem, parameters[0], parameters[1])
+    blocks: list[FloatArray] = []
+    if problem.rss is not None:
+        rss = problem.rss
+        blocks.append(
+            rss_normalised_residuals(
+                ranges_m[rss.receiver_indices],
+                parameters[2],
+                rss.powers_dbm,
+                rss.sigmas_db,
+                rss.gains_db,
+                rss.path_loss_exponent,
+                rss.reference_distance_m,
+            )
+        )
+    if problem.tdoa is not None:
+        tdoa = problem.tdoa
+        blocks.append(
+            tdoa_normalised_residuals(
+                ranges_m, tdoa.first, tdoa.second, tdoa.range_differences_m, tdoa.sigmas_m
+            )
+        )
+    return np.concatenate(blocks)
+
+
+def initial_parameters(problem: Problem, x_m: float, y_m: float) -> FloatArray:
+    """Start vector for the refinement: the position and, for RSS, its profiled ``P0``."""
+    if problem.rss is None:
+        return np.array([x_m, y_m], dtype=np.float64)
+    rss = problem.rss
+    ranges_m = _ranges_at(problem, np.float64(x_m), np.float64(y_m))[rss.receiver_indices]
+    source_power_dbm = robust_source_power_dbm(
+        ranges_m,
+        rss.powers_dbm,
+        rss.sigmas_db,
+        rss.gains_db,
+        rss.path_loss_exponent,
+        rss.reference_distance_m,
+    )
+    return np.array([x_m, y_m, float(source_power_dbm)], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Solution:
+    parameters: FloatArray
+    robust_cost: float
+
+
+def refine(problem: Problem, start: FloatArray, grid: Grid) -> Solution:
+    """Robust (soft-L1) least squares from ``start``, kept inside twice the grid's extent."""
+    half_width_m = max(np.ptp(grid.x_m), np.ptp(grid.y_m))
+    centre_x_m, centre_y_m = float(np.mean(grid.x_m)), float(np.mean(grid.y_m))
+    lower: list[float] = [centre_x_m - half_width_m, centre_y_m - half_width_m]
+    upper: list[float] = [centre_x_m + half_width_m, centre_y_m + half_width_m]
+    if problem.rss is not None:
+        lower.append(-float("inf"))
+        upper.append(float("inf"))
+    clipped_start = np.clip(start, lower, upper)
+    result = least_squares(
+        lambda parameters: normalised_residuals(problem, parameters),
+        clipped_start,
+        bounds=(lower, upper),
+        loss="soft_l1",
+        f_scale=1.0,
+        x_scale=np.array([grid.cell_size_m, grid.cell_size_m, 1.0])[: len(start)],
+        xtol=1e-8,
+        max_nfev=200,
+    )
+    return Solution(np.asarray(result.x, dtype=np.float64), float(result.cost))
+
+
+def grid_peaks(
+    log_likelihood: FloatArray, grid: Grid, max_peaks: int, min_relative_likelihood: float
+) -> list[tuple[float, float]]:
+    """Map-plane positions of the strongest local maxima, best first."""
+    is_peak = log_likelihood == maximum_filter(log_likelihood, size=3, mode="nearest")
+    floor = float(np.max(log_likelihood)) + np.log(min_relative_likelihood)
+    rows, columns = np.nonzero(is_peak & (log_likelihood >= floor))
+    order = np.argsort(log_likelihood[rows, columns])[::-1][:max_peaks]
+    return [(float(grid.x_m[columns[k]]), float(grid.y_m[rows[k]])) for k in order]

@@ -1,0 +1,240 @@
+"""Uncertainty of a position fix: covariance, 95 % ellipse, GDOP, likelihood surface, CRB.
+
+Covariance: the Gauss-Newton inverse Fisher information ``(J^T J)^-1`` of the normalised
+residuals at the solution (``J`` by finite differences, nuisance ``P0`` marginalised by
+taking the position block of the full inverse). When the residuals are larger than the
+model's sigmas claim (reduced chi-square ``chi2 / dof > 1``) the covariance is
+multiplied by it: the data say the noise model is optimistic, so the ellipse grows.
+A weak prior as wide as the search region keeps a degenerate geometry finite (a huge
+ellipse, not an infinity or a crash). When the grid shows a second explanation of the
+data that a 95 % likelihood-ratio test cannot reject (a mirror position, say), the
+covariance is widened to cover both.
+
+The ellipse is the 95 % contour of that bivariate normal: semi-axes
+``sqrt(5.991 * eigenvalue)``, 5.991 being the 95 % quantile of chi-square with 2 degrees
+of freedom, orientation as the azimuth of the major axis from true north.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import chi2
+
+from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.rss import rss_fisher_information
+from heimdall.localization.tdoa import tdoa_fisher_information
+
+FloatArray = npt.NDArray[np.float64]
+
+CHI2_2DOF_95 = float(chi2.ppf(0.95, 2))  # 5.991
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """A confidence ellipse in ground metres; orientation of the major axis from true north."""
+
+    semi_major_m: float
+    semi_minor_m: float
+    orientation_deg: float
+    confidence: float
+
+
+def numerical_jacobian(
+    function: Callable[[FloatArray], FloatArray], parameters: FloatArray, steps: FloatArray
+) -> FloatArray:
+    """Central-difference Jacobian, shape ``(n_residuals, n_parameters)``."""
+    columns = []
+    for index, step in enumerate(steps):
+        offset = np.zeros_like(parameters)
+        offset[index] = step
+        columns.append((function(parameters + offset) - function(parameters - offset)) / (2 * step))
+    return np.column_stack(columns)
+
+
+def position_covariance(jacobian: FloatArray, prior_sigma_m: float) -> FloatArray:
+    """Position block (2x2) of the inverse Fisher information, with a weak position prior."""
+    information = jacobian.T @ jacobian
+    information[0, 0] += prior_sigma_m**-2
+    information[1, 1] += prior_sigma_m**-2
+    return np.asarray(np.linalg.inv(information)[:2, :2], dtype=np.float64)
+
+
+def loewner_max(first: FloatArray, second: FloatArray) -> FloatArray:
+    """A covariance at least as large as both in every direction (first + positive part)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(second - first)
+    excess = (eigenvectors * np.maximum(eigenvalues, 0.0)) @ eigenvectors.T
+    return np.asarray(first + excess, dtype=np.float64)
+
+
+def mixture_covariance(
+    positions_m: FloatArray, covariances_m2: FloatArray, log_weights: FloatArray
+) -> FloatArray:
+    """Covariance about the first position of a Gaussian mixture (spread between modes)."""
+    weights = np.exp(log_weights - np.max(log_weights))
+    weights /= np.sum(weights)
+    offsets_m = positions_m - positions_m[0]
+    spread = np.einsum("k,ki,kj->ij", weights, offsets_m, offsets_m)
+    within = np.einsum("k,kij->ij", weights, covariances_m2)
+    return np.asarray(spread + within, dtype=np.float64)
+
+
+def confidence_ellipse(
+    covariance_m2: FloatArray, true_north_azimuth_deg: float = 0.0, confidence: float = 0.95
+) -> Ellipse:
+    """Ellipse of a 2-D normal covariance given in map-plane (east, north) metres.
+
+    Example:
+        >>> e = confidence_ellipse(np.diag([100.0**2, 400.0**2]))
+        >>> round(e.semi_major_m), round(e.semi_minor_m), round(e.orientation_deg)
+        (979, 245, 0)
+    """
+    scale = float(chi2.ppf(confidence, 2))
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance_m2)
+    major = eigenvectors[:, 1]
+    # Azimuth in the plane, then corrected for the plane's meridian convergence; axial, so mod 180.
+    azimuth_deg = np.degrees(np.arctan2(major[0], major[1])) - true_north_azimuth_deg
+    return Ellipse(
+        semi_major_m=float(np.sqrt(scale * max(eigenvalues[1], 0.0))),
+        semi_minor_m=float(np.sqrt(scale * max(eigenvalues[0], 0.0))),
+        orientation_deg=float(np.mod(azimuth_deg, 180.0)),
+        confidence=confidence,
+    )
+
+
+def horizontal_dilution_of_precision(
+    transmitter_en_m: FloatArray, receivers_en_m: FloatArray
+) -> float:
+    """GDOP of the geometry: pseudo-range HDOP with one unknown common offset.
+
+    Rows ``[u_i, 1]`` with ``u_i`` the unit vector from receiver to transmitter. Both
+    models have this structure (TDOA: unknown emission time; RSS: unknown ``P0``, a
+    common offset in log-range), so one figure describes the geometry for either. It is
+    ``inf`` when the directions cannot separate the two horizontal axes.
+    """
+    offsets_m = transmitter_en_m - receivers_en_m
+    ranges_m = np.maximum(np.linalg.norm(offsets_m, axis=-1), 1.0)
+    design = np.column_stack([offsets_m / ranges_m[:, np.newaxis], np.ones(len(offsets_m))])
+    information = design.T @ design
+    if np.linalg.cond(information) > 1e12:
+        return float("inf")
+    return float(np.sqrt(np.trace(np.linalg.inv(information)[:2, :2])))
+
+
+def _pool_pairs(values: FloatArray, axis: int) -> FloatArray:
+    # Sum neighbouring pairs along one axis (an odd last cell stays on its own).
+    count = values.shape[axis]
+    even = np.take(values, np.arange(0, count - 1, 2), axis=axis) + np.take(
+        values, np.arange(1, count, 2), axis=axis
+    )
+    if count % 2:
+        even = np.concatenate([even, np.take(values, [count - 1], axis=axis)], axis=axis)
+    return np.asarray(even, dtype=np.float64)
+
+
+def likelihood_surface_geojson(
+    frame: LocalFrame,
+    x_centres_m: FloatArray,
+    y_centres_m: FloatArray,
+    log_likelihood: FloatArray,
+    threshold: float = 1e-3,
+    max_features: int = 400,
+) -> dict[str, Any]:
+    """Grid cells whose likelihood is above ``threshold`` of the peak, as lon/lat polygons.
+
+    Each feature carries ``likelihood`` normalised to 1 at the peak. A broad surface is
+    pooled into 2x2 blocks until at most ``max_features`` cells remain, so the payload
+    stays small whatever the spread.
+    """
+    likelihood = np.exp(log_likelihood - np.max(log_likelihood))
+    x_m, y_m = np.asarray(x_centres_m, dtype=np.float64), np.asarray(y_centres_m, dtype=np.float64)
+    cell_m = float(x_m[1] - x_m[0])
+    while np.count_nonzero(likelihood >= threshold * np.max(likelihood)) > max_features:
+        likelihood = _pool_pairs(_pool_pairs(likelihood, 0), 1)
+        # A pooled cell is centred half an old cell further on; an odd last cell keeps its centre.
+        x_m = _pool_pairs(x_m, 0) / _pool_pairs(np.ones_like(x_m), 0)
+        y_m = _pool_pairs(y_m, 0) / _pool_pairs(np.ones_like(y_m), 0)
+        cell_m *= 2.0
+    relative = likelihood / np.max(likelihood)
+    rows, columns = np.nonzero(relative >= threshold)
+    half_m = 0.5 * cell_m
+    corner_dx = np.array([-1.0, 1.0, 1.0, -1.0, -1.0]) * half_m
+    corner_dy = np.array([-1.0, -1.0, 1.0, 1.0, -1.0]) * half_m
+    corner_x_m = x_m[columns][:, np.newaxis] + corner_dx
+    corner_y_m = y_m[rows][:, np.newaxis] + corner_dy
+    corner_lat_deg, corner_lon_deg = frame.plane_to_geodetic(corner_x_m, corner_y_m)
+    corner_lon_deg = np.round(corner_lon_deg, 6).tolist()
+    corner_lat_deg = np.round(corner_lat_deg, 6).tolist()
+    features = [
+        {
+            "type": "Feature",
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[list(point) for point in zip(lons, lats, strict=True)]],
+            },
+            "properties": {"likelihood": round(float(value), 6)},
+        }
+        for lons, lats, value in zip(
+            corner_lon_deg, corner_lat_deg, relative[rows, columns], strict=True
+        )
+    ]
+    return {
+        "type": "FeatureCollection",
+        "properties": {"cell_size_m": cell_m, "threshold": threshold},
+        "features": features,
+    }
+
+
+@dataclass(frozen=True)
+class CramerRaoBound:
+    """Lower bound on the position error covariance of any unbiased estimator."""
+
+    covariance_m2: FloatArray
+    rms_error_m: float
+
+
+def _position_information(fisher: FloatArray) -> FloatArray:
+    # Schur complement: position information left after the nuisance parameter is estimated.
+    nuisance = fisher[2:, 2:]
+    if nuisance[0, 0] <= 0.0:
+        return np.asarray(fisher[:2, :2], dtype=np.float64)
+    return np.asarray(
+        fisher[:2, :2] - fisher[:2, 2:] @ np.linalg.inv(nuisance) @ fisher[2:, :2],
+        dtype=np.float64,
+    )
+
+
+def cramer_rao_bound(
+    transmitter_en_m: FloatArray,
+    *,
+    rss_receivers_en_m: FloatArray | None = None,
+    rss_sigmas_db: FloatArray | None = None,
+    path_loss_exponent: float = 2.0,
+    tdoa_receivers_en_m: FloatArray | None = None,
+    tdoa_arrival_sigmas_s: FloatArray | None = None,
+) -> CramerRaoBound:
+    """CRB of the horizontal position for RSS, TDOA, or both (the informations add).
+
+    RSS: log-distance model with unknown ``P0``; TDOA: independent per-receiver arrival
+    time errors with unknown emission time. Each nuisance is eliminated before adding,
+    as the two models share only the position.
+    """
+    information = np.zeros((2, 2), dtype=np.float64)
+    if rss_receivers_en_m is not None and rss_sigmas_db is not None:
+        information += _position_information(
+            rss_fisher_information(
+                transmitter_en_m, rss_receivers_en_m, rss_sigmas_db, path_loss_exponent
+            )
+        )
+    if tdoa_receivers_en_m is not None and tdoa_arrival_sigmas_s is not None:
+        information += _position_information(
+            tdoa_fisher_information(transmitter_en_m, tdoa_receivers_en_m, tdoa_arrival_sigmas_s)
+        )
+    if np.linalg.cond(information) > 1e15:
+        return CramerRaoBound(np.full((2, 2), np.inf), float("inf"))
+    covariance_m2 = np.asarray(np.linalg.inv(information), dtype=np.float64)
+    return CramerRaoBound(covariance_m2, float(np.sqrt(np.trace(covariance_m2))))
