@@ -54,7 +54,8 @@ def root_raised_cosine(t_symbols: FloatArray, rolloff: float) -> FloatArray:
     four_beta_t = 4.0 * beta * t
     singular_zero = np.abs(t) < 1e-9
     singular_edge = np.abs(np.abs(four_beta_t) - 1.0) < 1e-9
-    safe_t = np.where(singular_zero | singular_edge, 0.5, t)
+    # Any non-singular stand-in: those entries are overwritten with the limits below.
+    safe_t = np.where(singular_zero | singular_edge, 1.0 / (8.0 * beta), t)
     numerator = np.sin(np.pi * safe_t * (1 - beta)) + 4 * beta * safe_t * np.cos(
         np.pi * safe_t * (1 + beta)
     )
@@ -66,6 +67,20 @@ def root_raised_cosine(t_symbols: FloatArray, rolloff: float) -> FloatArray:
     )
     pulse = np.where(singular_zero, value_at_zero, pulse)
     return np.where(singular_edge, value_at_edge, pulse)
+
+
+def truncated_root_raised_cosine(t_symbols: FloatArray, rolloff: float) -> FloatArray:
+    """The RRC pulse tapered to exactly zero at +-RRC_SPAN_SYMBOLS.
+
+    A hard truncation would make the waveform depend on which symbols happen to
+    be inside the evaluation window; a cosine taper over the outer half of the
+    span (where the pulse is already below 1 %) removes that dependence.
+    """
+    t = np.asarray(t_symbols, dtype=np.float64)
+    half_span = RRC_SPAN_SYMBOLS / 2.0
+    outer = np.clip((np.abs(t) - half_span) / half_span, 0.0, 1.0)
+    taper = 0.5 * (1.0 + np.cos(np.pi * outer))
+    return root_raised_cosine(t, rolloff) * taper
 
 
 @lru_cache(maxsize=256)
@@ -126,7 +141,7 @@ def wideband_baseband(
     symbols = _keyed_symbols(settings, seed, base_symbol + first, last - first + 1)
     taps = np.arange(-RRC_SPAN_SYMBOLS, RRC_SPAN_SYMBOLS + 1, dtype=np.int64)
     symbol_index = nearest[:, None] + taps[None, :]
-    pulse = root_raised_cosine(position[:, None] - symbol_index, settings.rolloff)
+    pulse = truncated_root_raised_cosine(position[:, None] - symbol_index, settings.rolloff)
     return np.sum(symbols[symbol_index - first] * pulse, axis=1)
 
 
