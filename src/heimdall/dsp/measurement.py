@@ -20,6 +20,7 @@ Definitions (all powers relative to full scale, a complex amplitude of 1.0):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -40,11 +41,18 @@ MIN_REPORTED_SNR_DB = -30.0
 MIN_MEASURE_SAMPLES = 8 * DEFAULT_SEGMENT_LENGTH
 
 
+@lru_cache(maxsize=8)
+def _hann(length: int) -> npt.NDArray[np.float32]:
+    window = np.hanning(length + 1)[:-1].astype(np.float32)
+    window.flags.writeable = False  # shared by the cache
+    return window
+
+
 def _windowed_power_spectrum(
     iq: npt.NDArray[np.complex64],
 ) -> tuple[npt.NDArray[np.float32], float]:
     """|FFT|^2 of the Hann-windowed capture (unshifted) and the window's sum of squares."""
-    window = np.hanning(len(iq) + 1)[:-1].astype(np.float32)
+    window = _hann(len(iq))
     spectrum = scipy.fft.fft(iq * window)
     return spectrum.real**2 + spectrum.imag**2, float(np.sum(window.astype(np.float64) ** 2))
 
@@ -75,6 +83,20 @@ def _peak_offset_hz(
     frequency_hz = (peak + delta) * sample_rate_hz / len(power)
     # Map back to [-fs/2, fs/2).
     return float((frequency_hz + sample_rate_hz / 2) % sample_rate_hz - sample_rate_hz / 2)
+
+
+def _line_power_fs2(
+    iq: npt.NDArray[np.complex64], sample_rate_hz: float, frequency_hz: float, noise_density: float
+) -> float:
+    """Power of a spectral line from the windowed DTFT at its frequency, noise removed."""
+    window = _hann(len(iq))
+    phase = (-2 * np.pi * frequency_hz / sample_rate_hz) * np.arange(len(iq), dtype=np.float64)
+    oscillator = np.exp(1j * phase).astype(np.complex64)
+    amplitude = complex(np.dot(iq * window, oscillator))
+    window_sum = float(np.sum(window, dtype=np.float64))
+    window_energy = float(np.sum(window.astype(np.float64) ** 2))
+    noise = noise_density * sample_rate_hz * window_energy
+    return (abs(amplitude) ** 2 - noise) / window_sum**2
 
 
 def _centroid_offset_hz(
@@ -212,6 +234,13 @@ def measure(
     band_hz = (band.low_offset_hz - margin_hz, band.high_offset_hz + margin_hz)
     if band.is_spectral_line:
         offset_hz = _peak_offset_hz(full_power, sample_rate_hz, band_hz)
+        # A line's power is measured coherently at its frequency: the noise that
+        # competes is then only that in 1/duration Hz, not in the Welch bins.
+        signal_power = max(
+            _line_power_fs2(iq, sample_rate_hz, offset_hz, noise_density),
+            noise_in_band * 10 ** (MIN_REPORTED_SNR_DB / 10),
+        )
+        signal_power_dbfs = _db(signal_power)
     else:
         noise_per_bin = noise_density * sample_rate_hz * window_energy
         offset_hz = _centroid_offset_hz(full_power, sample_rate_hz, band_hz, noise_per_bin)

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from heimdall.dsp.signals import (
+    broadband_burst,
+    complex_white_noise,
+    fractional_delay,
+    make_capture,
+    tone,
+)
+from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, cross_correlation_lag, tdoa_lag
+
+from .conftest import SAMPLE_RATE_HZ
+
+EPOCH_NS = 1_700_000_000 * 10**9
+MARGIN = 100  # extra samples generated so the circular delay never wraps into the capture
+
+
+def delayed_pair(
+    delay_samples: float, sample_count: int, seed: int, snr_db: float = 20.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A broadband burst and its delayed copy, each with independent receiver noise."""
+    rng = np.random.default_rng(seed)
+    burst = broadband_burst(sample_count + 2 * MARGIN, rng)
+    late = fractional_delay(burst, delay_samples)
+    noise_power = 10 ** (-snr_db / 10)
+    x = burst[MARGIN:-MARGIN] + complex_white_noise(noise_power, sample_count, rng)
+    y = late[MARGIN:-MARGIN] + complex_white_noise(noise_power, sample_count, rng)
+    return x, y
+
+
+@pytest.mark.parametrize("delay_samples", [0.1, 0.25, 0.5, 1.37, 3.9, 7.5, 12.05, 20.0, -6.6])
+def test_fractional_delay_is_found_within_005_samples_at_20_db(delay_samples: float) -> None:
+    x, y = delayed_pair(delay_samples, 12_000, seed=int(abs(delay_samples) * 100))
+    result = cross_correlation_lag(x, y, SAMPLE_RATE_HZ, max_lag_samples=30)
+    assert abs(result.lag_samples - delay_samples) < 0.05
+    assert result.is_reliable
+
+
+def test_carrier_gives_a_low_quality_lag() -> None:
+    rng = np.random.default_rng(8)
+    x = tone(300.0, SAMPLE_RATE_HZ, 12_000) + complex_white_noise(0.01, 12_000, rng)
+    y = tone(300.0, SAMPLE_RATE_HZ, 12_000, phase_rad=2.0) + complex_white_noise(0.01, 12_000, rng)
+    result = cross_correlation_lag(x, y, SAMPLE_RATE_HZ, max_lag_samples=10)
+    assert result.quality_db < MIN_TDOA_QUALITY_DB
+    assert not result.is_reliable
+
+
+def test_peak_outside_max_lag_is_not_found() -> None:
+    x, y = delayed_pair(25.0, 6_000, seed=3)
+    result = cross_correlation_lag(x, y, SAMPLE_RATE_HZ, max_lag_samples=10)
+    assert abs(result.lag_samples) <= 10
+    assert not result.is_reliable
+
+
+def test_tdoa_lag_adds_the_difference_of_gps_start_times() -> None:
+    # b starts 37.4 samples later than a; its signal is also delayed by 2.25
+    # samples, so b sees the burst 2.25 samples after a on the common time base.
+    rng = np.random.default_rng(9)
+    burst = broadband_burst(24_000, rng)
+    start_offset_samples = 37.4
+    a_samples = burst[1_000:13_000]
+    b_samples = fractional_delay(burst, 2.25 - start_offset_samples)[1_000:13_000]
+    period_ns = 1e9 / SAMPLE_RATE_HZ
+    a = make_capture(a_samples, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS)
+    b = make_capture(
+        b_samples,
+        SAMPLE_RATE_HZ,
+        start_time_ns=EPOCH_NS + round(start_offset_samples * period_ns),
+    )
+    result = tdoa_lag(a, b, max_lag_s=5 / SAMPLE_RATE_HZ)
+    assert result.lag_s * SAMPLE_RATE_HZ == pytest.approx(2.25, abs=0.05)
+    assert result.overlap_s == pytest.approx((12_000 - 38) / SAMPLE_RATE_HZ, abs=1e-9)
+    assert result.is_reliable
+
+
+def test_tdoa_lag_of_swapped_captures_changes_sign() -> None:
+    x, y = delayed_pair(4.2, 12_000, seed=10)
+    a, b = make_capture(x, SAMPLE_RATE_HZ), make_capture(y, SAMPLE_RATE_HZ)
+    forward = tdoa_lag(a, b, max_lag_s=0.002).lag_s
+    backward = tdoa_lag(b, a, max_lag_s=0.002).lag_s
+    assert forward * SAMPLE_RATE_HZ == pytest.approx(4.2, abs=0.05)
+    assert backward == pytest.approx(-forward, abs=1e-6)
+
+
+def test_tdoa_needs_gps_time() -> None:
+    x, y = delayed_pair(1.0, 2_000, seed=11)
+    with pytest.raises(ValueError, match="no GPS"):
+        tdoa_lag(
+            make_capture(x, SAMPLE_RATE_HZ, gps=False),
+            make_capture(y, SAMPLE_RATE_HZ),
+            max_lag_s=0.001,
+        )
+
+
+def test_tdoa_rejects_captures_that_do_not_overlap() -> None:
+    x, y = delayed_pair(1.0, 2_000, seed=12)
+    a = make_capture(x, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS)
+    b = make_capture(y, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS + 10**9)
+    with pytest.raises(ValueError, match="do not overlap"):
+        tdoa_lag(a, b, max_lag_s=0.001)
+
+
+def test_cross_correlation_rejects_nan() -> None:
+    x = np.ones(100, np.complex64)
+    y = x.copy()
+    y[3] = np.nan
+    with pytest.raises(ValueError, match="y contains NaN"):
+        cross_correlation_lag(x, y, SAMPLE_RATE_HZ, 5)
