@@ -116,6 +116,16 @@ def status() -> None:
 
 
 @app.command()
+def demo() -> None:
+    """Bring the whole stack up in the background and show every component ready."""
+    from heimdall.cli.supervisor import read_state
+
+    if read_state(get_settings()) is None and _up_detached(timeout_s=120.0) != 0:
+        raise typer.Exit(1)
+    status()
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations and seed the station registry."""
     from heimdall.core.migrate import migrate_and_seed

@@ -58,6 +58,8 @@ def python_module(*args: str) -> list[str]:
 
 
 def worker_command(concurrency: int = 2) -> list[str]:
+    from heimdall.core.celery_app import ALL_QUEUES, queue_name
+
     return python_module(
         "celery",
         "-A",
@@ -65,7 +67,7 @@ def worker_command(concurrency: int = 2) -> list[str]:
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
-        "--queues=acquisition,localization,training,ops",
+        "--queues=" + ",".join(queue_name(q) for q in ALL_QUEUES),
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",

@@ -19,12 +19,24 @@ TRAINING_QUEUE = "training"
 # Every module that defines tasks; the worker imports them all at start-up.
 TASK_MODULES = ["heimdall.core.tasks"]
 OPS_QUEUE = "ops"
+ALL_QUEUES = (ACQUISITION_QUEUE, LOCALIZATION_QUEUE, TRAINING_QUEUE, OPS_QUEUE)
+
+
+def queue_name(base: str) -> str:
+    return f"{get_settings().queue_prefix}{base}"
 
 
 def create_celery() -> Celery:
     settings = get_settings()
     app = Celery("heimdall")
-    exchange = Exchange("heimdall", type="direct")
+    exchange = Exchange(queue_name("heimdall"), type="direct")
+    queues = {
+        base: Queue(queue_name(base), exchange, routing_key=queue_name(base)) for base in ALL_QUEUES
+    }
+
+    def route(base: str) -> dict[str, str]:
+        return {"queue": queue_name(base), "routing_key": queue_name(base)}
+
     app.conf.update(
         broker_url=settings.broker_url.get_secret_value(),
         result_backend=settings.result_backend_url.get_secret_value(),
@@ -41,24 +53,13 @@ def create_celery() -> Celery:
         # Fail fast when the broker is down at publish time: the API answers 503.
         broker_connection_timeout=3,
         broker_transport_options={"max_retries": 1, "interval_start": 0, "interval_step": 0.5},
-        task_default_queue=ACQUISITION_QUEUE,
-        task_queues=[
-            Queue(ACQUISITION_QUEUE, exchange, routing_key=ACQUISITION_QUEUE),
-            Queue(LOCALIZATION_QUEUE, exchange, routing_key=LOCALIZATION_QUEUE),
-            Queue(TRAINING_QUEUE, exchange, routing_key=TRAINING_QUEUE),
-            Queue(OPS_QUEUE, exchange, routing_key=OPS_QUEUE),
-        ],
+        task_default_queue=queue_name(ACQUISITION_QUEUE),
+        task_queues=list(queues.values()),
         task_routes={
-            "heimdall.acquisition.*": {
-                "queue": ACQUISITION_QUEUE,
-                "routing_key": ACQUISITION_QUEUE,
-            },
-            "heimdall.localization.*": {
-                "queue": LOCALIZATION_QUEUE,
-                "routing_key": LOCALIZATION_QUEUE,
-            },
-            "heimdall.training.*": {"queue": TRAINING_QUEUE, "routing_key": TRAINING_QUEUE},
-            "heimdall.ops.*": {"queue": OPS_QUEUE, "routing_key": OPS_QUEUE},
+            "heimdall.acquisition.*": route(ACQUISITION_QUEUE),
+            "heimdall.localization.*": route(LOCALIZATION_QUEUE),
+            "heimdall.training.*": route(TRAINING_QUEUE),
+            "heimdall.ops.*": route(OPS_QUEUE),
         },
         include=TASK_MODULES,
     )

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     receiver_password: SecretStr = SecretStr("")
     min_receivers: int = 3
 
+    # Prefix for every Celery queue name, so that several deployments (or a test
+    # run beside a development stack) can share one broker without stealing work.
+    queue_prefix: str = ""
+
     # --- local runtime ------------------------------------------------------
     state_dir: Path = Path(".heimdall")
     log_level: str = "INFO"

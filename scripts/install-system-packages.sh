@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the project needs beyond the machine image. Idempotent.
+set -euo pipefail
+needed=()
+command -v psql >/dev/null || needed+=(postgresql-client)
+if [ ${#needed[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${needed[*]} (run as root or install them)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${needed[@]}" >/dev/null
+fi

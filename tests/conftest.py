@@ -1,0 +1,27 @@
+"""Test-run isolation, set before any Heimdall module reads its settings.
+
+Every run gets its own PostgreSQL database, Celery queue names, S3 buckets and
+state directory, so tests never touch a development stack on the same machine
+and two runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+
+RUN_ID = uuid.uuid4().hex[:10]
+TEST_DATABASE = f"heimdall_test_{RUN_ID}"
+STATE_DIR = tempfile.mkdtemp(prefix=f"heimdall-test-{RUN_ID}-")
+
+os.environ.update(
+    {
+        "HEIMDALL_ENVIRONMENT": "development",
+        "HEIMDALL_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DATABASE}",
+        "HEIMDALL_QUEUE_PREFIX": f"test-{RUN_ID}-",
+        "HEIMDALL_S3_BUCKET_RAW": f"heimdall-test-{RUN_ID}-raw",
+        "HEIMDALL_S3_BUCKET_MODELS": f"heimdall-test-{RUN_ID}-models",
+        "HEIMDALL_STATE_DIR": STATE_DIR,
+    }
+)

@@ -1,0 +1,132 @@
+"""Fixtures on the real backing services: PostgreSQL, RabbitMQ, Redis, S3, a worker.
+
+PostgreSQL, RabbitMQ and Redis are the machine's own services. S3 is the
+configured endpoint when it answers, otherwise SeaweedFS started here. The
+worker is a real ``celery worker`` process consuming this run's queues.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from heimdall.core.db import async_engine, sync_engine
+from heimdall.core.migrate import ensure_database, migrate_and_seed
+from heimdall.core.seaweed import endpoint_host_port, port_open, start_seaweed
+from heimdall.core.settings import Settings, get_settings
+from heimdall.core.storage import ObjectStore
+from tests.conftest import STATE_DIR, TEST_DATABASE
+from tests.support.processes import ManagedProcess, wait_until
+
+# Tables emptied between tests; the station registry is kept (it is seeded once).
+MUTABLE_TABLES = (
+    "measurements",
+    "localizations",
+    "acquisitions",
+    "models",
+    "training_sessions",
+    "known_sources",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[str]:
+    """A fresh database for this run, migrated to head and seeded."""
+    url = settings.sync_database_url
+    ensure_database(url)
+    migrate_and_seed(settings)
+    yield url
+    sync_engine.cache_clear()
+    async_engine.cache_clear()
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(TEST_DATABASE)
+            )
+        )
+
+
+@pytest.fixture
+def clean_db(database: str) -> Iterator[str]:
+    """Isolation between tests: every mutable table starts empty."""
+    with sync_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+    yield database
+
+
+@pytest.fixture(scope="session")
+def object_store(settings: Settings) -> Iterator[ObjectStore]:
+    """A real S3 server with this run's buckets; SeaweedFS is started if none answers."""
+    host, port = endpoint_host_port(settings)
+    seaweed = None
+    if not port_open(host, port):
+        seaweed = start_seaweed(settings, Path(STATE_DIR))
+    store = ObjectStore(settings)
+
+    def buckets_ready() -> bool:
+        try:
+            store.ensure_buckets()
+        except Exception:
+            return False
+        return True
+
+    wait_until(buckets_ready, 60, "S3 buckets created")
+    yield store
+    for bucket in (settings.s3_bucket_raw, settings.s3_bucket_models):
+        try:
+            store.delete_prefix(bucket, "")
+            store.client.remove_bucket(bucket)
+        except Exception as exc:  # leave the server running; report, don't hide
+            print(f"could not remove test bucket {bucket}: {exc}")
+    if seaweed is not None:
+        seaweed.terminate()
+        try:
+            seaweed.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            seaweed.kill()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    database: str, object_store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ManagedProcess]:
+    """A real Celery worker (prefork) consuming this run's queues."""
+    from heimdall.cli.supervisor import worker_answers, worker_command
+
+    metrics_dir = tmp_path_factory.mktemp("prometheus")
+    process = ManagedProcess(
+        "worker",
+        worker_command(concurrency=2),
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
+        log_dir=Path(STATE_DIR),
+    )
+    try:
+        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering a ping task")
+    except TimeoutError:
+        process.stop()
+        pytest.fail("worker did not start:\n" + process.log_tail())
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def python() -> str:
+    return sys.executable
