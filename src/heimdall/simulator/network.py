@@ -138,6 +138,7 @@ async def running_network(
             control_port=control[2] if control is not None else None,
         )
     finally:
+        state.shutting_down.set()
         if control is not None:
             control[0].should_exit = True
             await control[1]

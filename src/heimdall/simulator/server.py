@@ -82,6 +82,8 @@ class SimulationState:
     options: ServerOptions = field(default_factory=ServerOptions)
     faults: dict[str, Fault] = field(default_factory=dict)
     active_channels: dict[str, int] = field(default_factory=dict)
+    # Set when the network shuts down: releases handshakes held by 'not_answering'.
+    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     def receiver(self, receiver_id: str) -> ReceiverSettings:
         return self.scenario.receiver(receiver_id)
@@ -210,7 +212,8 @@ class KiwiReceiverServer:
         if fault is not None and fault.kind is FaultKind.not_answering:
             # TCP is accepted but the HTTP upgrade is never answered; websockets'
             # open_timeout eventually closes it.
-            await asyncio.Event().wait()
+            await self.state.shutting_down.wait()
+            return connection.respond(503, "simulator shutting down\n")
         if not SND_PATH.match(request.path):
             return connection.respond(404, "only the sound channel /<ts>/SND is simulated\n")
         return None
