@@ -10,6 +10,13 @@ from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from heimdall.simulator.network import RunningNetwork, running_network
+from heimdall.simulator.physics import link_budget
+from heimdall.simulator.scenario import Scenario, load_scenario
+from heimdall.simulator.server import ServerOptions
 from tests.integration.simulator.simkiwi_raw import (
     authenticate,
     collect_snd,
@@ -19,13 +26,6 @@ from tests.integration.simulator.simkiwi_raw import (
     parse_msg,
     parse_snd,
 )
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from heimdall.simulator.network import RunningNetwork, running_network
-from heimdall.simulator.physics import link_budget
-from heimdall.simulator.scenario import Scenario, load_scenario
-from heimdall.simulator.server import ServerOptions
 
 GPS_UTC_OFFSET_S = 18
 GPS_EPOCH_UNIX_S = 315_964_800
