@@ -42,7 +42,9 @@ from heimdall.localization.fusion import (
     grid_peaks,
     initial_parameters,
     normalised_residuals,
+    power_exclusion_chi_square_drops,
     refine,
+    residual_jacobian,
 )
 from heimdall.localization.geodesy import LocalFrame
 from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_scale
@@ -53,7 +55,6 @@ from heimdall.localization.uncertainty import (
     likelihood_surface_geojson,
     loewner_max,
     mixture_covariance,
-    numerical_jacobian,
     position_covariance,
 )
 
@@ -61,6 +62,7 @@ Method = Literal["rss", "tdoa", "fused"]
 
 MIN_RSS_RECEIVERS = 3
 MIN_TDOA_RECEIVERS = 4
+_OUTLIER_CHI2_DROP = 10.83  # chi-square, 1 dof, 99.9 %
 
 
 class Receiver(BaseModel):
@@ -163,6 +165,7 @@ def localize(
     max_tdoa_sigma_s: float = 20e-6,
     min_tdoa_quality: float = 0.0,
     surface_threshold: float = 1e-3,
+    exclude_power_outliers: bool = True,
 ) -> LocalizationResult:
     """Locate one transmitter; see the module docstring for the rules.
 
@@ -285,18 +288,42 @@ def localize(
 
     receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
     grid = Grid.covering(receivers_x_m, receivers_y_m, grid_margin_m, grid_cells_per_side)
+    if exclude_power_outliers and rss_block is not None:
+        # Fault detection and exclusion: the robust loss limits an outlier's pull, but a
+        # +30 dB reading can still drag a power fix by tens of km. Leave each reading out
+        # on the grid; if one is rejected at 99.9 % (chi-square 1 dof), refit without it.
+        drops = power_exclusion_chi_square_drops(problem, grid)
+        worst = int(np.argmax(drops))
+        if drops[worst] > _OUTLIER_CHI2_DROP and len(power_by_id) > MIN_RSS_RECEIVERS + 1:
+            outlier_id = used_ids[rss_block.receiver_indices[worst]]
+            retry = localize(
+                receivers,
+                [o for o in power_observations if o.receiver_id != outlier_id],
+                tdoa_observations,
+                calibration,
+                method=method,
+                transmitter_altitude_m=transmitter_altitude_m,
+                grid_margin_m=grid_margin_m,
+                grid_cells_per_side=grid_cells_per_side,
+                max_tdoa_sigma_s=max_tdoa_sigma_s,
+                min_tdoa_quality=min_tdoa_quality,
+                surface_threshold=surface_threshold,
+                exclude_power_outliers=False,
+            )
+            retry.diagnostics["excluded_power_outliers"] = [outlier_id]
+            retry.diagnostics["outlier_chi_square_drop"] = float(drops[worst])
+            retry.diagnostics["elapsed_ms"] = 1e3 * (time.perf_counter() - started_s)
+            return retry
     log_likelihood = grid_log_likelihood(problem, grid)
     peaks = grid_peaks(log_likelihood, grid, max_peaks=3, min_relative_likelihood=1e-6)
     solutions = [refine(problem, initial_parameters(problem, x, y), grid) for x, y in peaks]
     solutions = _distinct(sorted(solutions, key=lambda s: s.robust_cost), grid.cell_size_m)
     best = solutions[0]
 
-    residual_function = lambda parameters: normalised_residuals(problem, parameters)  # noqa: E731
-    steps = np.array([1.0, 1.0, 0.01])[: problem.n_parameters]
-    jacobian = numerical_jacobian(residual_function, best.parameters, steps)
+    jacobian = residual_jacobian(problem, best.parameters)
     prior_sigma_m = float(max(np.ptp(grid.x_m), np.ptp(grid.y_m)))
     covariance_m2 = position_covariance(jacobian, prior_sigma_m)
-    z = residual_function(best.parameters)
+    z = normalised_residuals(problem, best.parameters)
     chi_square = float(np.sum(np.square(z)))
     dof = problem.n_observations - problem.n_parameters
     inflation = max(1.0, chi_square / dof) if dof > 0 else 1.0
@@ -331,7 +358,7 @@ def localize(
         "source_power_dbm": float(best.parameters[2]) if use_rss else None,
         "elapsed_ms": 1e3 * (time.perf_counter() - started_s),
     }
-    return LocalizationResult(
+    result = LocalizationResult(
         status="ok",
         method=chosen,
         latitude=float(latitude),
@@ -353,6 +380,7 @@ def localize(
         calibration_version=calibration.version,
         diagnostics=diagnostics,
     )
+    return result
 
 
 def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:

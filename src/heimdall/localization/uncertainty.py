@@ -1,7 +1,7 @@
 """Uncertainty of a position fix: covariance, 95 % ellipse, GDOP, likelihood surface, CRB.
 
 Covariance: the Gauss-Newton inverse Fisher information ``(J^T J)^-1`` of the normalised
-residuals at the solution (``J`` by finite differences, nuisance ``P0`` marginalised by
+residuals at the solution (``J`` analytic, nuisance ``P0`` marginalised by
 taking the position block of the full inverse). When the residuals are larger than the
 model's sigmas claim (reduced chi-square ``chi2 / dof > 1``) the covariance is
 multiplied by it: the data say the noise model is optimistic, so the ellipse grows.
@@ -17,7 +17,6 @@ of freedom, orientation as the azimuth of the major axis from true north.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,18 +41,6 @@ class Ellipse:
     semi_minor_m: float
     orientation_deg: float
     confidence: float
-
-
-def numerical_jacobian(
-    function: Callable[[FloatArray], FloatArray], parameters: FloatArray, steps: FloatArray
-) -> FloatArray:
-    """Central-difference Jacobian, shape ``(n_residuals, n_parameters)``."""
-    columns = []
-    for index, step in enumerate(steps):
-        offset = np.zeros_like(parameters)
-        offset[index] = step
-        columns.append((function(parameters + offset) - function(parameters - offset)) / (2 * step))
-    return np.column_stack(columns)
 
 
 def position_covariance(jacobian: FloatArray, prior_sigma_m: float) -> FloatArray:

@@ -1,0 +1,116 @@
+"""Known-answer tests for the ellipse, GDOP, the Cramér-Rao bound and the calibration."""
+
+import numpy as np
+import pytest
+
+from heimdall.localization import Calibration, cramer_rao_bound
+from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_scale
+from heimdall.localization.uncertainty import (
+    CHI2_2DOF_95,
+    confidence_ellipse,
+    horizontal_dilution_of_precision,
+    loewner_max,
+)
+
+# Four receivers 50 km away on the diagonals of a transmitter at the origin.
+DIAGONALS_M = 50e3 / np.sqrt(2.0) * np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=float)
+ORIGIN = np.zeros(2)
+
+
+def test_ellipse_axes_and_orientation_from_a_rotated_covariance() -> None:
+    angle = np.radians(30.0)  # major axis 30 degrees east of north
+    major = np.array([np.sin(angle), np.cos(angle)])
+    minor = np.array([np.cos(angle), -np.sin(angle)])
+    covariance = 900.0**2 * np.outer(major, major) + 200.0**2 * np.outer(minor, minor)
+    ellipse = confidence_ellipse(covariance)
+    assert ellipse.semi_major_m == pytest.approx(900.0 * np.sqrt(CHI2_2DOF_95))
+    assert ellipse.semi_minor_m == pytest.approx(200.0 * np.sqrt(CHI2_2DOF_95))
+    assert ellipse.orientation_deg == pytest.approx(30.0)
+    # Grid north 1 degree west of true north turns the reported azimuth by +1 degree.
+    assert confidence_ellipse(covariance, -1.0).orientation_deg == pytest.approx(31.0)
+
+
+def test_chi_square_quantile() -> None:
+    assert pytest.approx(-2.0 * np.log(0.05)) == CHI2_2DOF_95
+
+
+def test_gdop_of_a_symmetric_geometry_is_one() -> None:
+    # Rows [u_i, 1]: H^T H = diag(2, 2, 4), so HDOP = sqrt(1/2 + 1/2).
+    assert horizontal_dilution_of_precision(ORIGIN, DIAGONALS_M) == pytest.approx(1.0)
+
+
+def test_gdop_of_receivers_in_one_direction_is_infinite() -> None:
+    same_direction = np.array([[10e3, 0.0], [20e3, 0.0], [40e3, 0.0]])
+    assert horizontal_dilution_of_precision(ORIGIN, same_direction) == float("inf")
+
+
+def test_tdoa_crb_of_a_symmetric_geometry() -> None:
+    # Position information sum (u_i - mean u)(u_i - mean u)^T / (c sigma)^2 = 2 I / (c sigma)^2.
+    sigma_s = 1e-6
+    bound = cramer_rao_bound(
+        ORIGIN, tdoa_receivers_en_m=DIAGONALS_M, tdoa_arrival_sigmas_s=np.full(4, sigma_s)
+    )
+    expected_variance_m2 = (SPEED_OF_LIGHT_M_PER_S * sigma_s) ** 2 / 2.0
+    np.testing.assert_allclose(
+        bound.covariance_m2, expected_variance_m2 * np.eye(2), atol=1e-9 * expected_variance_m2
+    )
+    assert bound.rms_error_m == pytest.approx(SPEED_OF_LIGHT_M_PER_S * sigma_s)
+
+
+def test_rss_crb_of_a_symmetric_geometry() -> None:
+    # Gradients (10 n / ln 10) u_i / d sum to zero, so P0 decouples: variance
+    # sigma^2 d^2 / (2 (10 n / ln 10)^2) per axis.
+    sigma_db, exponent, distance_m = 6.0, 2.0, 50e3
+    bound = cramer_rao_bound(
+        ORIGIN,
+        rss_receivers_en_m=DIAGONALS_M,
+        rss_sigmas_db=np.full(4, sigma_db),
+        path_loss_exponent=exponent,
+    )
+    slope = 10.0 * exponent / np.log(10.0)
+    expected_rms_m = sigma_db * distance_m / slope
+    assert bound.rms_error_m == pytest.approx(expected_rms_m)
+
+
+def test_fused_crb_is_tighter_than_either() -> None:
+    rss = cramer_rao_bound(ORIGIN, rss_receivers_en_m=DIAGONALS_M, rss_sigmas_db=np.full(4, 6.0))
+    tdoa = cramer_rao_bound(
+        ORIGIN, tdoa_receivers_en_m=DIAGONALS_M, tdoa_arrival_sigmas_s=np.full(4, 3e-5)
+    )
+    both = cramer_rao_bound(
+        ORIGIN,
+        rss_receivers_en_m=DIAGONALS_M,
+        rss_sigmas_db=np.full(4, 6.0),
+        tdoa_receivers_en_m=DIAGONALS_M,
+        tdoa_arrival_sigmas_s=np.full(4, 3e-5),
+    )
+    assert both.rms_error_m < min(rss.rms_error_m, tdoa.rms_error_m)
+    # Isotropic informations add: 1 / rms^2 add up.
+    assert both.rms_error_m**-2 == pytest.approx(rss.rms_error_m**-2 + tdoa.rms_error_m**-2)
+
+
+def test_loewner_max_dominates_both() -> None:
+    first = np.diag([4.0, 1.0])
+    second = np.array([[1.0, 0.0], [0.0, 9.0]])
+    combined = loewner_max(first, second)
+    assert np.all(np.linalg.eigvalsh(combined - first) >= -1e-12)
+    assert np.all(np.linalg.eigvalsh(combined - second) >= -1e-12)
+
+
+def test_pair_variance_scale_matches_the_all_pairs_information() -> None:
+    # Equal per-receiver noise: all pairs treated as independent overcount by N/2.
+    assert pair_variance_scale(21, 7) == pytest.approx(7 / 2)
+    assert pair_variance_scale(3, 4) == 1.0
+
+
+def test_calibration_round_trips_through_json_and_rejects_typos() -> None:
+    calibration = Calibration(
+        version="fit-2024-05-01",
+        path_loss_exponent=3.1,
+        gain_offsets_db={"giovi": 2.5},
+        clock_offsets_ns={"milano": -120.0},
+    )
+    assert Calibration.model_validate_json(calibration.model_dump_json()) == calibration
+    assert calibration.clock_offset_s("milano") == pytest.approx(-1.2e-7)
+    with pytest.raises(ValueError):
+        Calibration.model_validate({"path_los_exponent": 3.0})
