@@ -81,6 +81,7 @@ def stable_id_hash(receiver_id: str) -> int:
     return zlib.crc32(receiver_id.encode("utf-8"))
 
 
+@lru_cache(maxsize=4096)
 def shadowing_db(seed: int, receiver_id: str, sigma_db: float) -> float:
     """Log-normal shadowing of one receiver: fixed for a (seed, receiver) pair."""
     if sigma_db == 0.0:

@@ -29,6 +29,7 @@ NS_PER_S = 1_000_000_000
 SYMBOLS_PER_CHUNK = 4096
 # Root-raised-cosine pulses are truncated to +-RRC_SPAN_SYMBOLS symbols.
 RRC_SPAN_SYMBOLS = 8
+PULSE_TABLE_STEPS = 4096
 # NFM tone frequencies are multiples of 0.1 Hz, so the message repeats every 10 s.
 NFM_PERIOD_NS = 10 * NS_PER_S
 NFM_FREQUENCY_STEP_HZ = 0.1
@@ -81,6 +82,30 @@ def truncated_root_raised_cosine(t_symbols: FloatArray, rolloff: float) -> Float
     outer = np.clip((np.abs(t) - half_span) / half_span, 0.0, 1.0)
     taper = 0.5 * (1.0 + np.cos(np.pi * outer))
     return root_raised_cosine(t, rolloff) * taper
+
+
+@lru_cache(maxsize=16)
+def _pulse_table(rolloff: float) -> tuple[FloatArray, FloatArray]:
+    """The tapered pulse sampled PULSE_TABLE_STEPS times per symbol.
+
+    Linear interpolation in this table is within 1e-7 of the closed form and
+    several times cheaper than evaluating sines and cosines per tap.
+    """
+    grid = np.linspace(
+        -RRC_SPAN_SYMBOLS, RRC_SPAN_SYMBOLS, 2 * RRC_SPAN_SYMBOLS * PULSE_TABLE_STEPS + 1
+    )
+    return grid, truncated_root_raised_cosine(grid, rolloff)
+
+
+def _tabulated_pulse(t_symbols: FloatArray, rolloff: float) -> FloatArray:
+    """Linear interpolation in the uniform pulse table (direct indexing, no search)."""
+    _, table = _pulse_table(rolloff)
+    position = (np.clip(t_symbols, -RRC_SPAN_SYMBOLS, RRC_SPAN_SYMBOLS) + RRC_SPAN_SYMBOLS) * (
+        PULSE_TABLE_STEPS
+    )
+    index = np.minimum(position.astype(np.int64), len(table) - 2)
+    fraction = position - index
+    return np.asarray(table[index] * (1.0 - fraction) + table[index + 1] * fraction)
 
 
 @lru_cache(maxsize=256)
@@ -141,7 +166,7 @@ def wideband_baseband(
     symbols = _keyed_symbols(settings, seed, base_symbol + first, last - first + 1)
     taps = np.arange(-RRC_SPAN_SYMBOLS, RRC_SPAN_SYMBOLS + 1, dtype=np.int64)
     symbol_index = nearest[:, None] + taps[None, :]
-    pulse = truncated_root_raised_cosine(position[:, None] - symbol_index, settings.rolloff)
+    pulse = _tabulated_pulse(position[:, None] - symbol_index, settings.rolloff)
     return np.sum(symbols[symbol_index - first] * pulse, axis=1)
 
 
