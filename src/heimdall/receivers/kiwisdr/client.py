@@ -31,6 +31,7 @@ from websockets.exceptions import (
 from websockets.exceptions import (
     ProtocolError as WebSocketProtocolError,
 )
+from websockets.frames import CloseCode
 
 from heimdall.receivers.capture import GPS_STATUS_NO_GPS, SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.errors import (
@@ -322,6 +323,28 @@ def _timeout_error(recording: _IQRecording, timeout_s: float) -> ReceiverTimeout
     return ReceiverTimeout(recording.station_id, detail)
 
 
+async def _discard_incoming(connection: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in connection:
+            pass
+
+
+async def _close(connection: ClientConnection, code: CloseCode) -> None:
+    """Close handshake, bounded by the connection's close timeout.
+
+    The library stops reading from the socket while its receive queue is full,
+    which would hold the server's close reply behind sample blocks we no longer
+    want; reading and discarding them meanwhile lets the handshake finish.
+    """
+    discard = asyncio.create_task(_discard_incoming(connection))
+    try:
+        await connection.close(code)
+    finally:
+        discard.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await discard
+
+
 async def _open(
     station: StationEndpoint,
     connect_timeout_s: float,
@@ -424,34 +447,39 @@ async def record_iq(
 
     connection = await _open(station, connect_timeout_s, max_frame_bytes, close_timeout_s)
     first_block_host_ns = 0
-    async with connection:  # closes the websocket (code 1000) however we leave
-        keepalive = asyncio.create_task(_send_keepalives(connection, keepalive_interval_s))
-        try:
-            await connection.send(auth)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + first_frame_timeout_s
-            timeout_s = first_frame_timeout_s
-            while not recording.done:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        message = await connection.recv()
-                except TimeoutError as exc:
-                    raise _timeout_error(recording, timeout_s) from exc
-                frame = message.encode("utf-8") if isinstance(message, str) else message
-                blocks_before = recording.blocks_received
-                for command in recording.handle_frame(frame):
-                    await connection.send(command)
-                if recording.blocks_received > blocks_before:
-                    if blocks_before == 0:
-                        first_block_host_ns = clock()
-                    deadline = loop.time() + stall_timeout_s
-                    timeout_s = stall_timeout_s
-        except ConnectionClosed as exc:
-            raise _closed_error(recording, exc, max_frame_bytes) from exc
-        finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+    keepalive = asyncio.create_task(_send_keepalives(connection, keepalive_interval_s))
+    close_code = CloseCode.NORMAL_CLOSURE
+    try:
+        await connection.send(auth)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + first_frame_timeout_s
+        timeout_s = first_frame_timeout_s
+        while not recording.done:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await connection.recv()
+            except TimeoutError as exc:
+                raise _timeout_error(recording, timeout_s) from exc
+            frame = message.encode("utf-8") if isinstance(message, str) else message
+            blocks_before = recording.blocks_received
+            for command in recording.handle_frame(frame):
+                await connection.send(command)
+            if recording.blocks_received > blocks_before:
+                if blocks_before == 0:
+                    first_block_host_ns = clock()
+                deadline = loop.time() + stall_timeout_s
+                timeout_s = stall_timeout_s
+    except ConnectionClosed as exc:
+        raise _closed_error(recording, exc, max_frame_bytes) from exc
+    except ReceiverProtocolError:
+        close_code = CloseCode.PROTOCOL_ERROR
+        raise
+    finally:
+        # Runs on success, on every error and on cancellation alike.
+        keepalive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keepalive
+        await _close(connection, close_code)
 
     assert recording.sample_rate_hz is not None  # done implies configured
     return _capture(station, recording, first_block_host_ns, gps_utc_offset_s)
