@@ -99,8 +99,16 @@ def down() -> None:
 
 
 @app.command()
-def status() -> None:
-    """Each component of the stack and whether it is ready."""
+def status(
+    task_id: str | None = typer.Argument(
+        None, help="An acquisition's task id; omit for the stack."
+    ),
+) -> None:
+    """Each component of the stack and whether it is ready, or one acquisition's state."""
+    if task_id is not None:
+        from heimdall.cli.acquire import show_status
+
+        raise typer.Exit(show_status(console, task_id))
     from heimdall.cli.supervisor import ready_report
 
     table = Table(title="Heimdall status")
@@ -123,6 +131,37 @@ def demo() -> None:
     if read_state(get_settings()) is None and _up_detached(timeout_s=120.0) != 0:
         raise typer.Exit(1)
     status()
+
+
+@app.command()
+def acquire(
+    frequency: float = typer.Option(..., "--frequency", "-f", help="Frequency in MHz"),
+    duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds to record (<= 300)"),
+    station: list[str] = typer.Option(None, "--station", "-s", help="Station id (repeatable)"),
+    description: str | None = typer.Option(None, "--description"),
+) -> None:
+    """Record from every receiver at once, with a live progress bar and the measurements."""
+    from heimdall.cli.acquire import run_acquisition
+
+    raise typer.Exit(run_acquisition(console, frequency, duration, station or None, description))
+
+
+@app.command()
+def sim(
+    scenario: Path = typer.Option(None, "--scenario", help="Scenario YAML (default: built-in)"),
+    control_port: int = typer.Option(None, "--control-port", help="Loopback control API port"),
+) -> None:
+    """Run the simulated receiver network (KiwiSDR protocol, one port per receiver)."""
+    import logging
+
+    from heimdall.simulator.network import run_network
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    run_network(
+        scenario or settings.scenario_file,
+        control_port=control_port or settings.simulator_control_port,
+    )
 
 
 @app.command()

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heimdall import __version__
+from heimdall.core.errors import install_error_handlers
 from heimdall.core.health import DependencyCheck, run_checks
 from heimdall.core.metrics import registry
 
@@ -28,6 +29,7 @@ def create_service_app(
         title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
     )
     app.state.service_name = name
+    install_error_handlers(app)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, str]:

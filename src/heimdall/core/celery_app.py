@@ -17,7 +17,7 @@ LOCALIZATION_QUEUE = "localization"
 TRAINING_QUEUE = "training"
 
 # Every module that defines tasks; the worker imports them all at start-up.
-TASK_MODULES = ["heimdall.core.tasks"]
+TASK_MODULES = ["heimdall.core.tasks", "heimdall.acquisition.tasks"]
 OPS_QUEUE = "ops"
 ALL_QUEUES = (ACQUISITION_QUEUE, LOCALIZATION_QUEUE, TRAINING_QUEUE, OPS_QUEUE)
 
@@ -67,3 +67,13 @@ def create_celery() -> Celery:
 
 
 celery_app = create_celery()
+
+
+def queue_depth(base: str) -> int:
+    """Messages waiting in one of our queues (0 when the broker cannot say)."""
+    try:
+        with celery_app.connection_for_read() as connection:
+            declared = connection.default_channel.queue_declare(queue_name(base), passive=True)
+            return int(declared.message_count)
+    except Exception:  # a metric must never break the caller
+        return 0

@@ -1,0 +1,147 @@
+"""HTTP contract of rf-acquisition (ARCHITECTURE section 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from heimdall.acquisition import repository, service
+from heimdall.acquisition.schemas import (
+    AcquireAccepted,
+    AcquireRequest,
+    AcquisitionStatus,
+    CancelResponse,
+    MeasurementOut,
+    ReceiverErrorOut,
+    SessionOut,
+)
+from heimdall.core import metrics
+from heimdall.core.db import get_db_session
+from heimdall.core.errors import DependencyUnavailable
+from heimdall.core.security import require_token
+from heimdall.models import Acquisition, AcquisitionState, Approval
+
+router = APIRouter(prefix="/api/v1/acquisition", tags=["acquisition"])
+Session = Annotated[AsyncSession, Depends(get_db_session)]
+
+ENQUEUE_TIMEOUT_S = 10.0
+
+
+def _enqueue(task_id: uuid.UUID) -> None:
+    from heimdall.acquisition.tasks import acquire_iq
+
+    acquire_iq.apply_async(args=[str(task_id)], retry=False)
+
+
+async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
+    acquisition = await repository.get(session, task_id)
+    if acquisition is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no acquisition with task_id {task_id}")
+    return acquisition
+
+
+@router.post(
+    "/acquire",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcquireAccepted,
+    dependencies=[Depends(require_token)],
+)
+async def acquire(request: AcquireRequest, session: Session) -> AcquireAccepted:
+    async with session.begin():
+        try:
+            acquisition = await service.create_acquisition(session, request)
+        except service.AcquisitionRequestError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    # Enqueue only after the commit, so the worker always finds the row it is given.
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_enqueue, acquisition.task_id), ENQUEUE_TIMEOUT_S)
+    except Exception as exc:
+        async with session.begin():
+            await session.delete(acquisition)  # no orphan row for a task that never ran
+        raise DependencyUnavailable(
+            f"RabbitMQ message broker unavailable, acquisition not queued: {type(exc).__name__}"
+        ) from exc
+    metrics.acquisitions_total.inc()
+    return AcquireAccepted(
+        task_id=acquisition.task_id,
+        state=AcquisitionState.PENDING,
+        frequency_mhz=acquisition.frequency_mhz,
+        duration_seconds=acquisition.duration_seconds,
+        stations=acquisition.station_ids,
+        status_url=f"/api/v1/acquisition/status/{acquisition.task_id}",
+    )
+
+
+@router.get("/status/{task_id}", response_model=AcquisitionStatus)
+async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
+    a = await _load(session, task_id)
+    return AcquisitionStatus(
+        task_id=a.task_id,
+        state=a.state,
+        progress=a.progress,
+        errors=[ReceiverErrorOut(**e) for e in a.errors],
+        error_message=a.error_message,
+        result=a.result,
+        frequency_mhz=a.frequency_mhz,
+        duration_seconds=a.duration_seconds,
+        stations=a.station_ids,
+        created_at=a.created_at,
+        started_at=a.started_at,
+        finished_at=a.finished_at,
+    )
+
+
+@router.post(
+    "/cancel/{task_id}", response_model=CancelResponse, dependencies=[Depends(require_token)]
+)
+async def cancel(task_id: uuid.UUID, session: Session) -> CancelResponse:
+    async with session.begin():
+        acquisition = await _load(session, task_id)
+        if not await repository.cancel_if_active(session, task_id):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"acquisition {task_id} already finished with state {acquisition.status}",
+            )
+    return CancelResponse(task_id=task_id, state=AcquisitionState.CANCELLED)
+
+
+@router.get("/measurements/{task_id}", response_model=list[MeasurementOut])
+async def measurements(task_id: uuid.UUID, session: Session) -> list[MeasurementOut]:
+    await _load(session, task_id)
+    return [
+        MeasurementOut.model_validate(m) for m in await repository.measurements_of(session, task_id)
+    ]
+
+
+@router.get("/sessions", response_model=list[SessionOut])
+async def sessions(
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    state: AcquisitionState | None = None,
+    approval: Approval | None = None,
+) -> list[SessionOut]:
+    rows = await repository.recent_sessions(
+        session,
+        limit=limit,
+        offset=offset,
+        state=state.value if state else None,
+        approval=approval.value if approval else None,
+    )
+    return [
+        SessionOut(
+            task_id=a.task_id,
+            frequency_mhz=a.frequency_mhz,
+            duration_seconds=a.duration_seconds,
+            status=a.state,
+            websdr_count=count,
+            timestamp=a.created_at,
+            approval=Approval(a.approval),
+            description=a.description,
+        )
+        for a, count in rows
+    ]

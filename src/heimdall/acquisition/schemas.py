@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heimdall.models import AcquisitionState, Approval
+
+MAX_DURATION_S = 300.0
+
+
+class AcquireRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    frequency_mhz: float = Field(gt=0, description="Centre frequency in MHz")
+    duration_seconds: float = Field(gt=0, le=MAX_DURATION_S, description="0 < d <= 300")
+    description: str | None = Field(default=None, max_length=1000)
+    stations: list[str] | None = Field(
+        default=None, min_length=1, max_length=64, description="Station ids; default: all active"
+    )
+
+    @field_validator("frequency_mhz", "duration_seconds")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("stations")
+    @classmethod
+    def _distinct(cls, stations: list[str] | None) -> list[str] | None:
+        if stations is not None and len(set(stations)) != len(stations):
+            raise ValueError("station ids must not repeat")
+        return stations
+
+
+class AcquireAccepted(BaseModel):
+    task_id: uuid.UUID
+    state: AcquisitionState
+    frequency_mhz: float
+    duration_seconds: float
+    stations: list[str]
+    status_url: str
+
+
+class ReceiverErrorOut(BaseModel):
+    station_id: str
+    error: str
+
+
+class AcquisitionStatus(BaseModel):
+    task_id: uuid.UUID
+    state: AcquisitionState
+    progress: float = Field(ge=0, le=100)
+    errors: list[ReceiverErrorOut]
+    error_message: str | None
+    result: dict[str, Any] | None
+    frequency_mhz: float
+    duration_seconds: float
+    stations: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class CancelResponse(BaseModel):
+    task_id: uuid.UUID
+    state: AcquisitionState
+
+
+class MeasurementOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    task_id: uuid.UUID
+    websdr_id: str
+    frequency_mhz: float
+    snr: float
+    frequency_offset: float
+    power_dbm: float | None
+    noise_floor_dbm: float | None
+    signal_power_dbfs: float | None
+    noise_floor_dbfs: float | None
+    occupied_bandwidth_hz: float | None
+    sample_rate_hz: float | None
+    sample_count: int | None
+    gps_locked: bool
+    timestamp: datetime
+    data_url: str
+    meta_url: str | None
+
+
+class SessionOut(BaseModel):
+    task_id: uuid.UUID
+    frequency_mhz: float
+    duration_seconds: float
+    status: AcquisitionState
+    websdr_count: int
+    timestamp: datetime
+    approval: Approval
+    description: str | None
