@@ -76,6 +76,8 @@ class Behaviour:
     groups_before_auth: int = 0
     #: MSG payload sent instead of the auth replies (a refusal), e.g. "too_busy=4".
     refusal: str | None = None
+    #: Send the refusal as soon as the websocket opens and close at once, before auth.
+    refuse_on_connect: bool = False
     text_frames: bool = False
     little_endian: bool = False
     first_sequence: int = 1
@@ -203,6 +205,10 @@ class FakeKiwi:
     async def _script(self, ws: ServerConnection, session: Session) -> None:
         b = self.behaviour
         if b.silent:
+            return
+        if b.refusal is not None and b.refuse_on_connect:
+            await self.send_msg(ws, b.refusal)
+            await ws.close()
             return
         groups = self.msg_groups()
         order = list(b.msg_order)

@@ -228,10 +228,12 @@ async def test_keepalives_are_sent_while_streaming(fake_kiwi: FakeKiwi) -> None:
         ("password_timeout", ReceiverAuthFailed),
     ],
 )
+@pytest.mark.parametrize("on_connect", [False, True], ids=["after-auth", "on-connect-then-close"])
 async def test_refusals_become_typed_errors(
-    fake_kiwi: FakeKiwi, refusal: str, error_type: type[ReceiverError]
+    fake_kiwi: FakeKiwi, refusal: str, error_type: type[ReceiverError], on_connect: bool
 ) -> None:
     fake_kiwi.behaviour.refusal = refusal
+    fake_kiwi.behaviour.refuse_on_connect = on_connect
     with pytest.raises(error_type) as raised:
         await record(fake_kiwi)
     assert raised.value.station_id == STATION_ID
