@@ -54,6 +54,7 @@ DRIVER_VERSION = "1.0"
 #: bigger is refused by the websockets library from the frame header, before
 #: the payload is read.
 MAX_FRAME_BYTES = 64 * 1024
+RECEIVE_QUEUE_FRAMES = 16
 #: Non-sample frames (MSG, W/F, EXT, DAT) tolerated per recording: a fixed
 #: allowance for the handshake plus a generous rate for occasional status messages.
 OTHER_FRAMES_BASE_ALLOWANCE = 256
@@ -382,6 +383,8 @@ async def _open(
             open_timeout=connect_timeout_s,
             close_timeout=close_timeout_s,
             max_size=max_frame_bytes,
+            # At most this many received frames wait for us: buffering <= 16 * max_size.
+            max_queue=RECEIVE_QUEUE_FRAMES,
             # The server's own keepalive is SET keepalive; websocket pings add nothing
             # and an unanswered ping must not end a good recording.
             ping_interval=None,
