@@ -38,6 +38,7 @@ from heimdall.localization.fusion import (
     RssBlock,
     Solution,
     TdoaBlock,
+    gaussian_grid_log_likelihood,
     grid_log_likelihood,
     grid_peaks,
     initial_parameters,
@@ -51,6 +52,7 @@ from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_sca
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
+    grid_spread_covariance,
     horizontal_dilution_of_precision,
     likelihood_surface_geojson,
     loewner_max,
@@ -340,6 +342,13 @@ def localize(
                 np.array([covariance_m2] * len(candidates)),
                 -np.array([s.robust_cost for s in candidates]),
             ),
+        )
+
+    if tdoa_block is None:
+        # Power-only: the grid resolves the likelihood well (cells of a few km against
+        # tens of km of spread), so its second moment replaces the local curvature.
+        covariance_m2 = inflation * grid_spread_covariance(
+            grid.x_m, grid.y_m, gaussian_grid_log_likelihood(problem, grid), best.parameters[:2]
         )
 
     x_m, y_m = float(best.parameters[0]), float(best.parameters[1])

@@ -142,11 +142,11 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
     return log_likelihood
 
 
-def power_exclusion_chi_square_drops(problem: Problem, grid: Grid) -> FloatArray:
-    """How much the best grid chi-square falls when each power reading is left out.
+def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
+    """Gaussian chi-square on every cell, shape ``(n_rss + 1, n_cells)``.
 
-    One entry per RSS receiver. A reading that the rest of the network contradicts
-    shows a drop far above the ~1 expected from removing one honest residual.
+    Row ``k < n_rss`` leaves power reading ``k`` out; the last row keeps them all.
+    ``P0`` is profiled out in closed form (the inverse-variance weighted mean).
     """
     assert problem.rss is not None
     rss = problem.rss
@@ -159,7 +159,6 @@ def power_exclusion_chi_square_drops(problem: Problem, grid: Grid) -> FloatArray
             ranges_m[:, rss.receiver_indices], rss.path_loss_exponent, rss.reference_distance_m
         )
     )
-    # keep[k, i] is 0 for the left-out reading k; row n_rss keeps them all.
     n_rss = len(rss.powers_dbm)
     keep = np.vstack([1.0 - np.eye(n_rss), np.ones((1, n_rss))])
     weights = keep[:, np.newaxis, :] / np.square(rss.sigmas_db)
@@ -175,8 +174,23 @@ def power_exclusion_chi_square_drops(problem: Problem, grid: Grid) -> FloatArray
             np.hypot(tdoa.sigmas_m, grid.cell_size_m),
         )
         chi_square = chi_square + np.sum(np.square(z), axis=-1)
-    best = np.min(chi_square, axis=-1)
+    return np.asarray(chi_square, dtype=np.float64)
+
+
+def power_exclusion_chi_square_drops(problem: Problem, grid: Grid) -> FloatArray:
+    """How much the best grid chi-square falls when each power reading is left out.
+
+    One entry per RSS receiver. A reading that the rest of the network contradicts
+    shows a drop far above the ~1 expected from removing one honest residual.
+    """
+    best = np.min(_leave_one_out_chi_square(problem, grid), axis=-1)
     return np.asarray(best[-1] - best[:-1], dtype=np.float64)
+
+
+def gaussian_grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
+    """Plain Gaussian log-likelihood (``-chi2 / 2``) on the grid, shape ``(n_y, n_x)``."""
+    chi_square = _leave_one_out_chi_square(problem, grid)[-1]
+    return np.asarray(-0.5 * chi_square.reshape(len(grid.y_m), len(grid.x_m)), dtype=np.float64)
 
 
 def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray:

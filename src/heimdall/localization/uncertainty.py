@@ -8,7 +8,10 @@ multiplied by it: the data say the noise model is optimistic, so the ellipse gro
 A weak prior as wide as the search region keeps a degenerate geometry finite (a huge
 ellipse, not an infinity or a crash). When the grid shows a second explanation of the
 data that a 95 % likelihood-ratio test cannot reject (a mirror position, say), the
-covariance is widened to cover both.
+covariance is widened to cover both. For a power-only fix, whose likelihood is broad and
+bent (a banana outside the network), the covariance is instead the second moment of the
+grid likelihood about the fix (times the same chi-square inflation); TDOA surfaces are narrower than a grid cell, so
+there the local curvature is the better description.
 
 The ellipse is the 95 % contour of that bivariate normal: semi-axes
 ``sqrt(5.991 * eigenvalue)``, 5.991 being the 95 % quantile of chi-square with 2 degrees
@@ -68,6 +71,32 @@ def mixture_covariance(
     spread = np.einsum("k,ki,kj->ij", weights, offsets_m, offsets_m)
     within = np.einsum("k,kij->ij", weights, covariances_m2)
     return np.asarray(spread + within, dtype=np.float64)
+
+
+def grid_spread_covariance(
+    x_centres_m: FloatArray,
+    y_centres_m: FloatArray,
+    log_likelihood: FloatArray,
+    centre_m: FloatArray,
+) -> FloatArray:
+    """Covariance of the grid likelihood about ``centre_m`` (the fix), sized to its 95 % mass.
+
+    Unlike the local curvature it sees a banana-shaped or skewed likelihood, and the bias
+    of the fix against the bulk of the likelihood.
+    """
+    weights = np.exp(log_likelihood - np.max(log_likelihood))
+    weights /= np.sum(weights)
+    x_m, y_m = np.meshgrid(x_centres_m - centre_m[0], y_centres_m - centre_m[1])
+    offsets_m = np.stack([x_m.ravel(), y_m.ravel()], axis=-1)
+    flat_weights = weights.ravel()
+    spread = np.einsum("k,ki,kj->ij", flat_weights, offsets_m, offsets_m)
+    # Heavy tails inflate a second moment; rescale so the 95 % ellipse holds 95 % of the
+    # likelihood mass, which is what the ellipse is meant to say.
+    mahalanobis_squared = np.einsum("ki,ij,kj->k", offsets_m, np.linalg.pinv(spread), offsets_m)
+    order = np.argsort(mahalanobis_squared)
+    cumulative = np.cumsum(flat_weights[order])
+    quantile = mahalanobis_squared[order][np.searchsorted(cumulative, 0.95)]
+    return np.asarray(spread * quantile / CHI2_2DOF_95, dtype=np.float64)
 
 
 def confidence_ellipse(
