@@ -58,8 +58,8 @@ def python_module(*args: str) -> list[str]:
 
 
 def worker_command(concurrency: int = 2) -> list[str]:
-    from heimdall.core.celery_app import ALL_QUEUES, queue_name
-
+    # No --queues: the worker consumes every queue its own settings declare, so a
+    # worker started with another HEIMDALL_QUEUE_PREFIX serves that deployment.
     return python_module(
         "celery",
         "-A",
@@ -67,7 +67,6 @@ def worker_command(concurrency: int = 2) -> list[str]:
         "worker",
         "--pool=prefork",
         f"--concurrency={concurrency}",
-        "--queues=" + ",".join(queue_name(q) for q in ALL_QUEUES),
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",

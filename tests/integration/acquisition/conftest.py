@@ -48,13 +48,13 @@ def s3_proxy(object_store: ObjectStore, settings: Settings) -> Iterator[TcpProxy
 def start_worker(name: str, env: dict[str, str], metrics_dir: Path) -> ManagedProcess:
     from heimdall.cli.supervisor import worker_command
 
-    process = ManagedProcess(
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    return ManagedProcess(
         name,
         worker_command(concurrency=2),
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
         log_dir=Path(STATE_DIR),
     )
-    return process
 
 
 @pytest.fixture(scope="session")
