@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from heimdall.core.settings import get_settings
+from heimdall.core.settings import Settings, get_settings
 
 FINISHED = {"SUCCESS", "FAILED", "CANCELLED"}
 
@@ -134,3 +134,16 @@ def show_status(console: Console, task_id: str) -> int:
             console.print(f"[red]{state['error_message']}[/]")
         show_measurements(console, client, task_id)
     return 0
+
+
+def place_transmitter(console: Console, settings: Settings, *, frequency_hz: float) -> None:
+    """Put the simulated transmitter on the air at ``frequency_hz`` (its position is the scenario's)."""
+    control = f"http://127.0.0.1:{settings.simulator_control_port}"
+    response = httpx.put(f"{control}/transmitter", json={"frequency_hz": frequency_hz}, timeout=10)
+    response.raise_for_status()
+    tx = response.json()
+    tx = tx.get("transmitter", tx)
+    console.print(
+        f"simulated transmitter at {tx['latitude']:.4f} N {tx['longitude']:.4f} E, "
+        f"{tx['eirp_dbm']:.0f} dBm EIRP, {tx['frequency_hz'] / 1e6:.4f} MHz, {tx['modulation']}"
+    )

@@ -109,6 +109,10 @@ def status(
         from heimdall.cli.acquire import show_status
 
         raise typer.Exit(show_status(console, task_id))
+    raise typer.Exit(_stack_status())
+
+
+def _stack_status() -> int:
     from heimdall.cli.supervisor import ready_report
 
     table = Table(title="Heimdall status")
@@ -120,17 +124,26 @@ def status(
         all_ready &= ready
         table.add_row(name, where, "[green]yes[/]" if ready else "[red]no[/]")
     console.print(table)
-    raise typer.Exit(0 if all_ready else 1)
+    return 0 if all_ready else 1
 
 
 @app.command()
-def demo() -> None:
-    """Bring the whole stack up in the background and show every component ready."""
+def demo(
+    frequency: float = typer.Option(145.5, "--frequency", help="Transmitter frequency in MHz"),
+    duration: float = typer.Option(5.0, "--duration", help="Seconds to record"),
+) -> None:
+    """Bring the stack up, place a simulated transmitter, record it from every receiver."""
+    from heimdall.cli.acquire import place_transmitter, run_acquisition
     from heimdall.cli.supervisor import read_state
 
-    if read_state(get_settings()) is None and _up_detached(timeout_s=120.0) != 0:
+    settings = get_settings()
+    if read_state(settings) is None and _up_detached(timeout_s=180.0) != 0:
         raise typer.Exit(1)
-    status()
+    status_code = _stack_status()
+    if status_code != 0:
+        raise typer.Exit(status_code)
+    place_transmitter(console, settings, frequency_hz=frequency * 1e6)
+    raise typer.Exit(run_acquisition(console, frequency, duration, None, "make demo"))
 
 
 @app.command()
