@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 from scipy import optimize
+from scipy.signal import resample_poly
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
 from heimdall.receivers.capture import IQCapture
@@ -151,6 +152,36 @@ def capture_start_time_ns(capture: IQCapture) -> float:
     return float(np.median(starts))
 
 
+RESAMPLE_OVERSAMPLING = 8
+
+
+def resample_to_rate(
+    samples: npt.NDArray[np.complex64], from_rate_hz: float, to_rate_hz: float
+) -> npt.NDArray[np.complex64]:
+    """Band-limited resampling to a slightly different rate, keeping sample 0's time.
+
+    Polyphase upsampling by 8, then linear interpolation at the new instants:
+    for signals within the central 80 % of the band the interpolation error
+    stays below about -40 dB, far under what moves a correlation peak.
+
+    >>> import numpy as np
+    >>> t = np.arange(12_000) / 12_000.0
+    >>> x = np.exp(2j * np.pi * 1_000.0 * t).astype(np.complex64)
+    >>> y = resample_to_rate(x, 12_000.0, 12_000.24)
+    >>> expected = np.exp(2j * np.pi * 1_000.0 * np.arange(len(y)) / 12_000.24)
+    >>> bool(np.max(np.abs(y[100:-100] - expected[100:-100])) < 0.02)
+    True
+    """
+    upsampled = resample_poly(samples, RESAMPLE_OVERSAMPLING, 1)
+    duration_s = len(samples) / from_rate_hz
+    count = int(np.floor(duration_s * to_rate_hz))
+    positions = np.arange(count) * (from_rate_hz * RESAMPLE_OVERSAMPLING / to_rate_hz)
+    index = np.arange(len(upsampled))
+    real = np.interp(positions, index, upsampled.real)
+    imag = np.interp(positions, index, upsampled.imag)
+    return (real + 1j * imag).astype(np.complex64)
+
+
 def tdoa_lag(a: IQCapture, b: IQCapture, *, max_lag_s: float) -> TdoaLag:
     """Arrival-time difference of ``b`` behind ``a`` on the GPS time base.
 
@@ -168,29 +199,30 @@ def tdoa_lag(a: IQCapture, b: IQCapture, *, max_lag_s: float) -> TdoaLag:
     """
     if a.sample_rate_hz <= 0 or b.sample_rate_hz <= 0:
         raise ValueError("sample rates must be positive")
-    mismatch = abs(a.sample_rate_hz - b.sample_rate_hz) / a.sample_rate_hz
-    if mismatch > MAX_SAMPLE_RATE_MISMATCH:
-        raise ValueError(
-            f"sample rates differ by {mismatch:.2e} ({a.sample_rate_hz} vs {b.sample_rate_hz} Hz)"
-        )
     if not np.isfinite(max_lag_s) or max_lag_s < 0:
         raise ValueError(f"max_lag_s must be non-negative, got {max_lag_s}")
     sample_rate_hz = a.sample_rate_hz
     sample_period_ns = 1e9 / sample_rate_hz
     start_a_ns, start_b_ns = capture_start_time_ns(a), capture_start_time_ns(b)
+    b_samples = b.samples
+    mismatch = abs(a.sample_rate_hz - b.sample_rate_hz) / a.sample_rate_hz
+    if mismatch > MAX_SAMPLE_RATE_MISMATCH:
+        # Every KiwiSDR has its own GPS-corrected rate: tens of ppm apart, which
+        # drifts by a sample within seconds. Put b on a's sample grid first.
+        b_samples = resample_to_rate(b.samples, b.sample_rate_hz, sample_rate_hz)
     common_start_ns = max(start_a_ns, start_b_ns)
     common_end_ns = min(
         start_a_ns + len(a.samples) * sample_period_ns,
-        start_b_ns + len(b.samples) * sample_period_ns,
+        start_b_ns + len(b_samples) * sample_period_ns,
     )
     if common_end_ns <= common_start_ns:
         raise ValueError("the captures do not overlap in time")
     # First sample of each capture at or after the common start.
     skip_a = int(np.ceil((common_start_ns - start_a_ns) / sample_period_ns - 1e-6))
     skip_b = int(np.ceil((common_start_ns - start_b_ns) / sample_period_ns - 1e-6))
-    count = min(len(a.samples) - skip_a, len(b.samples) - skip_b)
+    count = min(len(a.samples) - skip_a, len(b_samples) - skip_b)
     cut_a = a.samples[skip_a : skip_a + count]
-    cut_b = b.samples[skip_b : skip_b + count]
+    cut_b = b_samples[skip_b : skip_b + count]
     start_difference_s = (
         (start_b_ns + skip_b * sample_period_ns) - (start_a_ns + skip_a * sample_period_ns)
     ) / 1e9
