@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -70,6 +71,9 @@ def worker_command(concurrency: int = 2) -> list[str]:
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
+        # A unique node name: two workers named alike on one broker fight over
+        # their exclusive remote-control queue and the second one dies.
+        f"--hostname=heimdall-{uuid.uuid4().hex[:8]}@%h",
     )
 
 
