@@ -286,12 +286,27 @@ def shift_frequency(
     return (samples * np.exp(2j * np.pi * phase_cycles)).astype(np.complex64)
 
 
-def capture_start_time_ns(capture: IQCapture) -> float:
-    """GPS time of sample 0 (ns): the median over blocks, so one bad stamp does not move it."""
+def capture_start_time_ns(capture: IQCapture, reference_ns: int = 0) -> float:
+    """GPS time of sample 0, in ns after ``reference_ns``: the median over blocks.
+
+    The median keeps one bad stamp from moving it. Absolute UTC instants
+    (~1.7e18 ns) are beyond float64's resolution (256 ns), so the blocks are
+    compared in int64 against the first block, and the result is returned
+    relative to ``reference_ns``: pass a nearby instant to keep nanoseconds.
+
+    >>> import numpy as np
+    >>> from heimdall.dsp.signals import make_capture
+    >>> start_ns = 1_700_000_000_123_456_789
+    >>> capture = make_capture(np.zeros(4_096, np.complex64), 12_000.0, start_time_ns=start_ns)
+    >>> round(capture_start_time_ns(capture, reference_ns=start_ns - 1_000))
+    1000
+    """
     if not capture.has_gps_time:
         raise ValueError(f"capture {capture.station_id!r} has no GPS timestamps")
-    starts = capture.block_time_ns - capture.block_start_index * (1e9 / capture.sample_rate_hz)
-    return float(np.median(starts))
+    first_block_ns = int(capture.block_time_ns[0])
+    since_first_ns = (capture.block_time_ns - first_block_ns).astype(np.float64)
+    starts_ns = since_first_ns - capture.block_start_index * (1e9 / capture.sample_rate_hz)
+    return float(np.median(starts_ns)) + (first_block_ns - reference_ns)
 
 
 def resample_to_rate(
@@ -359,7 +374,10 @@ def tdoa_lag(
         raise ValueError(f"max_lag_s must be non-negative, got {max_lag_s}")
     sample_rate_hz = a.sample_rate_hz
     sample_period_ns = 1e9 / sample_rate_hz
-    start_a_ns, start_b_ns = capture_start_time_ns(a), capture_start_time_ns(b)
+    # All times relative to a's first block: small numbers, exact to the nanosecond.
+    reference_ns = int(a.block_time_ns[0]) if len(a.block_time_ns) else 0
+    start_a_ns = capture_start_time_ns(a, reference_ns)
+    start_b_ns = capture_start_time_ns(b, reference_ns)
     b_samples = b.samples
     mismatch = abs(a.sample_rate_hz - b.sample_rate_hz) / a.sample_rate_hz
     if mismatch > MAX_SAMPLE_RATE_MISMATCH:

@@ -1,0 +1,136 @@
+"""tdoa_lag with a relative carrier offset between the receivers (cross-ambiguity search)."""
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from heimdall.dsp.signals import complex_white_noise, make_capture, tone
+from heimdall.dsp.tdoa import (
+    MIN_TDOA_QUALITY_DB,
+    capture_start_time_ns,
+    cross_ambiguity_peak,
+    tdoa_lag,
+)
+
+from .conftest import SAMPLE_RATE_HZ
+
+EPOCH_NS = 1_795_869_040_515_962_082  # a real GPS-era instant: float64 resolves only 256 ns
+TONE_COUNT = 120
+
+
+def multitone(
+    times_s: npt.NDArray[np.float64], frequency_shift_hz: float, seed: int
+) -> npt.NDArray[np.complex64]:
+    """A broadband test signal defined at any instant: many random tones within +-4 kHz.
+
+    Evaluating it at each receiver's own sample instants gives an exact
+    fractional delay, sample rate and carrier offset, with no interpolation.
+    """
+    rng = np.random.default_rng(seed)
+    frequencies_hz = rng.uniform(-4_000.0, 4_000.0, TONE_COUNT) + frequency_shift_hz
+    phases_rad = rng.uniform(0, 2 * np.pi, TONE_COUNT)
+    signal = np.zeros(len(times_s), dtype=np.complex128)
+    for frequency_hz, phase_rad in zip(frequencies_hz, phases_rad, strict=True):
+        signal += np.exp(1j * (2 * np.pi * frequency_hz * times_s + phase_rad))
+    return (signal / np.sqrt(TONE_COUNT)).astype(np.complex64)
+
+
+def with_noise(
+    samples: npt.NDArray[np.complex64], snr_db: float, rng: np.random.Generator
+) -> npt.NDArray[np.complex64]:
+    return samples + complex_white_noise(10 ** (-snr_db / 10), len(samples), rng)
+
+
+@pytest.mark.parametrize("delay_samples", [0.1, 2.37, 7.5, 20.0, -6.6])
+@pytest.mark.parametrize("offset_hz", [0.0, 7.3, -23.1])
+def test_delay_and_offset_are_found_at_20_db(delay_samples: float, offset_hz: float) -> None:
+    rng = np.random.default_rng(abs(round(delay_samples * 100 + offset_hz * 10)))
+    times_s = np.arange(24_000) / SAMPLE_RATE_HZ
+    seed = 40 + round(delay_samples)
+    a = with_noise(multitone(times_s, 0.0, seed), 20.0, rng)
+    b = with_noise(multitone(times_s - delay_samples / SAMPLE_RATE_HZ, offset_hz, seed), 20.0, rng)
+    result = tdoa_lag(
+        make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        make_capture(b, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        max_lag_s=25 / SAMPLE_RATE_HZ,
+    )
+    assert result.lag_s * SAMPLE_RATE_HZ == pytest.approx(delay_samples, abs=0.05)
+    assert result.frequency_offset_hz == pytest.approx(offset_hz, abs=0.5)
+    assert result.is_reliable
+
+
+@pytest.mark.parametrize(
+    ("rate_ppm", "offset_hz", "delay_samples"), [(30.0, 12.4, 3.3), (-45.0, -27.0, -1.8)]
+)
+def test_different_sample_rates_and_offset(
+    rate_ppm: float, offset_hz: float, delay_samples: float
+) -> None:
+    # b samples at its own GPS-corrected rate, starts 1.234567 ms after a, hears
+    # the signal delay_samples later and offset_hz higher.
+    rng = np.random.default_rng(77)
+    rate_b_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
+    start_b_ns = EPOCH_NS + 1_234_567
+    times_a_s = np.arange(60_000) / SAMPLE_RATE_HZ
+    times_b_s = (start_b_ns - EPOCH_NS) / 1e9 + np.arange(60_000) / rate_b_hz
+    delay_s = delay_samples / SAMPLE_RATE_HZ
+    a = with_noise(multitone(times_a_s, 0.0, seed=5), 20.0, rng)
+    b = with_noise(multitone(times_b_s - delay_s, offset_hz, seed=5), 20.0, rng)
+    result = tdoa_lag(
+        make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        make_capture(b, rate_b_hz, start_time_ns=start_b_ns),
+        max_lag_s=1e-3,
+    )
+    assert result.lag_s == pytest.approx(delay_s, abs=0.05 / SAMPLE_RATE_HZ)
+    # On a's time base b's tones are offset_hz above a's (the rate does not move them).
+    assert result.frequency_offset_hz == pytest.approx(offset_hz, abs=0.5)
+    assert result.is_reliable
+
+
+def test_carrier_with_an_offset_is_a_low_quality_lag() -> None:
+    # After the offset is removed a carrier correlates equally at every lag.
+    rng = np.random.default_rng(8)
+    x = tone(300.0, SAMPLE_RATE_HZ, 24_000) + complex_white_noise(0.01, 24_000, rng)
+    y = tone(318.6, SAMPLE_RATE_HZ, 24_000, phase_rad=2.0) + complex_white_noise(0.01, 24_000, rng)
+    result = tdoa_lag(
+        make_capture(x, SAMPLE_RATE_HZ), make_capture(y, SAMPLE_RATE_HZ), max_lag_s=1e-3
+    )
+    assert result.frequency_offset_hz == pytest.approx(18.6, abs=0.5)
+    assert result.quality_db < MIN_TDOA_QUALITY_DB
+    assert not result.is_reliable
+
+
+def test_lag_is_exact_to_nanoseconds_at_real_utc_epochs() -> None:
+    # Start times ~1.8e18 ns are not representable in float64 to better than
+    # 256 ns; the lag must still be exact (noise-free: within 20 ns).
+    delay_s = 1.3e-4
+    for start_offset_ns in (1_999_872, 3_000_131, 700_077):
+        start_b_ns = EPOCH_NS + start_offset_ns
+        times_b_s = start_offset_ns / 1e9 + np.arange(24_000) / SAMPLE_RATE_HZ
+        a = multitone(np.arange(24_000) / SAMPLE_RATE_HZ, 0.0, seed=9)
+        b = multitone(times_b_s - delay_s, 0.0, seed=9)
+        result = tdoa_lag(
+            make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+            make_capture(b, SAMPLE_RATE_HZ, start_time_ns=start_b_ns),
+            max_lag_s=1e-3,
+        )
+        assert result.lag_s == pytest.approx(delay_s, abs=20e-9), start_offset_ns
+
+
+def test_capture_start_time_keeps_nanoseconds() -> None:
+    rng = np.random.default_rng(3)
+    for offset_ns in rng.integers(0, 10**9, 20):
+        start_ns = EPOCH_NS + int(offset_ns)
+        capture = make_capture(np.zeros(5_000, np.complex64), 12_001.135, start_time_ns=start_ns)
+        assert capture_start_time_ns(capture, reference_ns=EPOCH_NS) == pytest.approx(
+            int(offset_ns), abs=1.0
+        )
+
+
+def test_ambiguity_search_rejects_bad_arguments() -> None:
+    x = np.ones(1_000, np.complex64)
+    with pytest.raises(ValueError, match="below half the sample rate"):
+        cross_ambiguity_peak(x, x, SAMPLE_RATE_HZ, 5, max_frequency_offset_hz=7_000.0)
+    with pytest.raises(ValueError, match="must be positive"):
+        cross_ambiguity_peak(x, x, SAMPLE_RATE_HZ, 5, max_frequency_offset_hz=0.0)
+    with pytest.raises(ValueError, match="too short"):
+        cross_ambiguity_peak(x[:40], x[:40], SAMPLE_RATE_HZ, 5)
