@@ -23,5 +23,7 @@ os.environ.update(
         "HEIMDALL_S3_BUCKET_RAW": f"heimdall-test-{RUN_ID}-raw",
         "HEIMDALL_S3_BUCKET_MODELS": f"heimdall-test-{RUN_ID}-models",
         "HEIMDALL_STATE_DIR": STATE_DIR,
+        # Workers started by tests serve /metrics only where a test asks for it.
+        "HEIMDALL_WORKER_METRICS_PORT": "0",
     }
 )

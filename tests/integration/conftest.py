@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
@@ -21,8 +22,12 @@ from heimdall.core.migrate import ensure_database, migrate_and_seed
 from heimdall.core.seaweed import endpoint_host_port, port_open, start_seaweed
 from heimdall.core.settings import Settings, get_settings
 from heimdall.core.storage import ObjectStore
+from heimdall.simulator.network import RunningNetwork, network_in_thread
+from heimdall.simulator.scenario import load_scenario
 from tests.conftest import STATE_DIR, TEST_DATABASE
+from tests.support.asgi import service_client
 from tests.support.processes import ManagedProcess, wait_until
+from tests.support.tcp_proxy import TcpProxy, free_port
 
 # Tables emptied between tests; the station registry is kept (it is seeded once).
 MUTABLE_TABLES = (
@@ -130,3 +135,94 @@ def worker(
 @pytest.fixture(scope="session")
 def python() -> str:
     return sys.executable
+
+
+# --- the acquisition stack: simulator, worker (S3 through a proxy), in-process API ---
+
+
+@pytest.fixture(scope="session")
+def simulator(database: str, settings: Settings) -> Iterator[RunningNetwork]:
+    """The seven simulated receivers on free ports; the registry points at them."""
+    with network_in_thread(
+        load_scenario(settings.scenario_file), ephemeral=True, control_port=0
+    ) as network:
+        with sync_engine().begin() as conn:
+            for receiver_id, port in network.ports.items():
+                conn.execute(
+                    text("UPDATE websdr_stations SET url = :url WHERE id = :id"),
+                    {"url": f"ws://127.0.0.1:{port}", "id": receiver_id},
+                )
+        yield network
+
+
+@pytest.fixture(scope="session")
+def s3_proxy(object_store: ObjectStore, settings: Settings) -> Iterator[TcpProxy]:
+    """The worker reaches S3 through this proxy, so a test can cut object storage."""
+    from heimdall.core.seaweed import endpoint_host_port
+
+    proxy = TcpProxy(*endpoint_host_port(settings)).start()
+    yield proxy
+    proxy.close()
+
+
+def start_worker(name: str, env: dict[str, str], metrics_dir: Path) -> ManagedProcess:
+    from heimdall.cli.supervisor import worker_command
+
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    return ManagedProcess(
+        name,
+        worker_command(concurrency=2),
+        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
+        log_dir=Path(STATE_DIR),
+    )
+
+
+@pytest.fixture(scope="session")
+def worker_metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("worker-metrics")
+
+
+@pytest.fixture(scope="session")
+def worker_metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def acquisition_worker(
+    simulator: RunningNetwork,
+    s3_proxy: TcpProxy,
+    worker_metrics_dir: Path,
+    worker_metrics_port: int,
+) -> Iterator[ManagedProcess]:
+    from heimdall.cli.supervisor import worker_answers
+
+    process = start_worker(
+        "acquisition-worker",
+        {
+            "HEIMDALL_S3_ENDPOINT": f"http://127.0.0.1:{s3_proxy.port}",
+            "HEIMDALL_WORKER_METRICS_PORT": str(worker_metrics_port),
+        },
+        worker_metrics_dir,
+    )
+    try:
+        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering")
+    except TimeoutError:
+        process.stop()
+        pytest.fail("worker did not start:\n" + process.log_tail())
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def no_faults(simulator: RunningNetwork) -> Iterator[None]:
+    simulator.state.faults.clear()
+    yield
+    simulator.state.faults.clear()
+
+
+@pytest.fixture
+async def api(
+    clean_db: str, acquisition_worker: ManagedProcess, no_faults: None
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with service_client("rf_acquisition") as client:
+        yield client

@@ -179,6 +179,11 @@ def _finish(
         _remove_objects(store, task_id)
         return {"task_id": str(task_id), "state": AcquisitionState.CANCELLED.value}
     metrics.acquisitions_succeeded_total.inc()
+    if settings.localize_after_acquisition:
+        # After the commit: the localization task reloads everything from the database.
+        from heimdall.localization.tasks import localize_acquisition
+
+        localize_acquisition.apply_async(args=[str(task_id)])
     return {"task_id": str(task_id), "state": AcquisitionState.SUCCESS.value}
 
 

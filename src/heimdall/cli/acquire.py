@@ -39,7 +39,8 @@ def run_acquisition(
     duration_s: float,
     stations: list[str] | None,
     description: str | None,
-) -> int:
+) -> str | None:
+    """Trigger, follow and show one acquisition; its task id if it succeeded."""
     body: dict[str, Any] = {"frequency_mhz": frequency_mhz, "duration_seconds": duration_s}
     if stations:
         body["stations"] = stations
@@ -50,15 +51,15 @@ def run_acquisition(
             response = client.post(f"{api_base()}/acquire", json=body, headers=_headers())
         except httpx.TransportError as exc:
             console.print(f"[red]cannot reach the API at {api_base()}:[/] {exc}")
-            return 1
+            return None
         if response.status_code != 202:
             console.print(f"[red]refused ({response.status_code}):[/] {_error_text(response)}")
-            return 1
+            return None
         task_id = response.json()["task_id"]
         console.print(f"acquisition [bold]{task_id}[/] queued")
         state = follow(console, client, task_id)
         show_measurements(console, client, task_id)
-        return 0 if state["state"] == "SUCCESS" else 1
+        return task_id if state["state"] == "SUCCESS" else None
 
 
 def follow(console: Console, client: httpx.Client, task_id: str) -> dict[str, Any]:
@@ -147,3 +148,80 @@ def place_transmitter(console: Console, settings: Settings, *, frequency_hz: flo
         f"simulated transmitter at {tx['latitude']:.4f} N {tx['longitude']:.4f} E, "
         f"{tx['eirp_dbm']:.0f} dBm EIRP, {tx['frequency_hz'] / 1e6:.4f} MHz, {tx['modulation']}"
     )
+
+
+def inference_base() -> str:
+    settings = get_settings()
+    return f"http://{settings.bind_host}:{settings.gateway_port}/api/v1/inference"
+
+
+def wait_for_localization(
+    client: httpx.Client, task_id: str, timeout_s: float = 60
+) -> dict[str, Any] | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = client.get(f"{inference_base()}/localizations/{task_id}")
+        if response.status_code == 200:
+            result: dict[str, Any] = response.json()
+            return result
+        time.sleep(0.3)
+    return None
+
+
+def show_localization(
+    console: Console, result: dict[str, Any], truth: dict[str, Any] | None
+) -> None:
+    if result["status"] != "ok":
+        console.print(f"[yellow]no position:[/] {result['status']}: {result.get('message') or ''}")
+        return
+    ellipse = result["ellipse"]
+    console.print(
+        f"estimated position [bold]{result['latitude']:.4f} N {result['longitude']:.4f} E[/] "
+        f"({result['method']}, {result['receivers_used']} receivers, GDOP {result['gdop']:.1f})"
+    )
+    console.print(
+        f"95 % ellipse: {ellipse['semi_major_m'] / 1000:.2f} km x {ellipse['semi_minor_m'] / 1000:.2f} km, "
+        f"major axis at {ellipse['orientation_deg']:.0f} deg from north"
+    )
+    if truth is not None:
+        from pyproj import Geod
+
+        _, _, error_m = Geod(ellps="WGS84").inv(
+            truth["longitude"], truth["latitude"], result["longitude"], result["latitude"]
+        )
+        console.print(f"error against the simulated truth: [bold]{error_m / 1000:.2f} km[/]")
+
+
+def simulator_truth(settings: Settings) -> dict[str, Any] | None:
+    """The simulated transmitter, when a simulator runs here (None for a real network)."""
+    try:
+        response = httpx.get(
+            f"http://127.0.0.1:{settings.simulator_control_port}/scenario", timeout=5
+        )
+        response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    transmitter: dict[str, Any] = response.json()["transmitter"]
+    return transmitter
+
+
+def locate(console: Console, task_id: str, *, wait: bool = False) -> int:
+    """Show the localization of an acquisition (``wait``: the automatic one, when it lands)."""
+    with httpx.Client(timeout=60) as client:
+        if wait:
+            result = wait_for_localization(client, task_id)
+            if result is not None:
+                show_localization(console, result, simulator_truth(get_settings()))
+                return 0 if result["status"] == "ok" else 1
+        try:
+            response = client.post(
+                f"{inference_base()}/localize", json={"task_id": task_id}, headers=_headers()
+            )
+        except httpx.TransportError as exc:
+            console.print(f"[red]cannot reach the API at {inference_base()}:[/] {exc}")
+            return 1
+        if response.status_code != 200:
+            console.print(f"[red]{response.status_code}:[/] {_error_text(response)}")
+            return 1
+        show_localization(console, response.json(), simulator_truth(get_settings()))
+    return 0

@@ -133,7 +133,7 @@ def demo(
     duration: float = typer.Option(5.0, "--duration", help="Seconds to record"),
 ) -> None:
     """Bring the stack up, place a simulated transmitter, record it from every receiver."""
-    from heimdall.cli.acquire import place_transmitter, run_acquisition
+    from heimdall.cli.acquire import locate, place_transmitter, run_acquisition
     from heimdall.cli.supervisor import read_state
 
     settings = get_settings()
@@ -143,7 +143,10 @@ def demo(
     if status_code != 0:
         raise typer.Exit(status_code)
     place_transmitter(console, settings, frequency_hz=frequency * 1e6)
-    raise typer.Exit(run_acquisition(console, frequency, duration, None, "make demo"))
+    task_id = run_acquisition(console, frequency, duration, None, "make demo")
+    if task_id is None:
+        raise typer.Exit(1)
+    raise typer.Exit(locate(console, task_id, wait=True))
 
 
 @app.command()
@@ -156,7 +159,18 @@ def acquire(
     """Record from every receiver at once, with a live progress bar and the measurements."""
     from heimdall.cli.acquire import run_acquisition
 
-    raise typer.Exit(run_acquisition(console, frequency, duration, station or None, description))
+    task_id = run_acquisition(console, frequency, duration, station or None, description)
+    raise typer.Exit(0 if task_id else 1)
+
+
+@app.command("locate")
+def locate_command(
+    task_id: str = typer.Argument(..., help="A successful acquisition's task id"),
+) -> None:
+    """Where the transmitter of an acquisition is, with its 95 % ellipse."""
+    from heimdall.cli.acquire import locate
+
+    raise typer.Exit(locate(console, task_id))
 
 
 @app.command()

@@ -114,7 +114,7 @@ def plan_components(settings: Settings) -> list[Component]:
         Component(
             name="worker",
             command=worker_command(),
-            ports=[],
+            ports=[settings.worker_metrics_port] if settings.worker_metrics_port else [],
             ready_check=worker_answers,
             env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)},
         )

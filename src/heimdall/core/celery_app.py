@@ -17,7 +17,11 @@ LOCALIZATION_QUEUE = "localization"
 TRAINING_QUEUE = "training"
 
 # Every module that defines tasks; the worker imports them all at start-up.
-TASK_MODULES = ["heimdall.core.tasks", "heimdall.acquisition.tasks"]
+TASK_MODULES = [
+    "heimdall.core.tasks",
+    "heimdall.acquisition.tasks",
+    "heimdall.localization.tasks",
+]
 OPS_QUEUE = "ops"
 ALL_QUEUES = (ACQUISITION_QUEUE, LOCALIZATION_QUEUE, TRAINING_QUEUE, OPS_QUEUE)
 

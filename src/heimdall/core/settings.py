@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     training_port: int = 8002
     inference_port: int = 8003
     ingestion_port: int = 8004
+    # The worker's own /metrics (multiprocess collector over its prefork children); 0 = off.
+    worker_metrics_port: int = 9808
     acquisition_url: str = "http://127.0.0.1:8001"
     training_url: str = "http://127.0.0.1:8002"
     inference_url: str = "http://127.0.0.1:8003"
@@ -74,6 +76,14 @@ class Settings(BaseSettings):
     receiver_stall_timeout_s: float = 3.0
     receiver_password: SecretStr = SecretStr("")
     min_receivers: int = 3
+
+    # --- localization -----------------------------------------------------
+    # Seconds of each recording used for TDOA (the central part): enough blocks
+    # to average GPS timestamp jitter, few enough to keep localization fast.
+    tdoa_window_s: float = 2.0
+    # One receiver's GPS timestamp error after averaging over the window.
+    gps_timing_sigma_ns: float = 100.0
+    localize_after_acquisition: bool = True
 
     # Prefix for every Celery queue name, so that several deployments (or a test
     # run beside a development stack) can share one broker without stealing work.

@@ -5,10 +5,30 @@ from __future__ import annotations
 import os
 import socket
 
+from celery.signals import worker_init, worker_process_shutdown
+from prometheus_client import multiprocess, start_http_server
+
 from heimdall.core.celery_app import celery_app
+from heimdall.core.metrics import registry
+from heimdall.core.settings import get_settings
 
 
 @celery_app.task(name="heimdall.ops.ping", acks_late=False)
 def ping() -> dict[str, object]:
     """Answer with who served the task: proves a worker consumes from the broker."""
     return {"pong": True, "hostname": socket.gethostname(), "pid": os.getpid()}
+
+
+@worker_init.connect
+def serve_worker_metrics(**_: object) -> None:
+    """Expose the worker's metrics for Prometheus, from the main process (before forking)."""
+    settings = get_settings()
+    if settings.worker_metrics_port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        start_http_server(settings.worker_metrics_port, settings.bind_host, registry=registry())
+
+
+@worker_process_shutdown.connect
+def forget_dead_child(pid: int | None = None, **_: object) -> None:
+    # Live-summed gauges (active_acquisitions) must not count a child that has gone.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -43,8 +43,12 @@ async def acquire(api: httpx.AsyncClient, **body: Any) -> str:
     return str(response.json()["task_id"])
 
 
-def set_fault(simulator: RunningNetwork, receiver_id: str, **fault: Any) -> None:
-    response = httpx.put(f"{simulator.control_url}/receivers/{receiver_id}/fault", json=fault)
+async def set_fault(simulator: RunningNetwork, receiver_id: str, **fault: Any) -> None:
+    """Through the simulator's control API, as an operator's test harness would."""
+    async with httpx.AsyncClient() as client:
+        response = await client.put(
+            f"{simulator.control_url}/receivers/{receiver_id}/fault", json=fault
+        )
     assert response.status_code == 200, response.text
 
 
@@ -94,7 +98,7 @@ async def test_happy_path_records_every_receiver(
 
 
 async def test_one_receiver_offline(api: httpx.AsyncClient, simulator: RunningNetwork) -> None:
-    set_fault(simulator, "genova", kind="down")
+    await set_fault(simulator, "genova", kind="down")
     task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=2)
     state = await wait_finished(api, task_id)
     assert state["state"] == "SUCCESS", state
@@ -107,7 +111,7 @@ async def test_too_few_receivers_fails_and_says_why(
     api: httpx.AsyncClient, simulator: RunningNetwork
 ) -> None:
     for receiver_id in ("genova", "giovi", "milano", "torino", "montanaro"):
-        set_fault(simulator, receiver_id, kind="refuse")
+        await set_fault(simulator, receiver_id, kind="refuse")
     task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=1)
     state = await wait_finished(api, task_id)
     assert state["state"] == "FAILED"
@@ -131,7 +135,7 @@ async def test_cancel_removes_objects_and_rows(
     api: httpx.AsyncClient, simulator: RunningNetwork, object_store: ObjectStore, settings: Settings
 ) -> None:
     # One receiver never answers, so the task is still running after the others wrote.
-    set_fault(simulator, "milano", kind="not_answering")
+    await set_fault(simulator, "milano", kind="not_answering")
     task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=1)
     prefix = f"sessions/{task_id}/"
     deadline = time.monotonic() + 20
@@ -168,12 +172,18 @@ async def test_object_storage_down_fails_naming_it(
     assert measurement_rows(task_id) == 0
 
 
-async def test_sessions_list_and_metrics(api: httpx.AsyncClient, worker_metrics_dir: Path) -> None:
+async def test_sessions_list_and_metrics(
+    api: httpx.AsyncClient,
+    simulator: RunningNetwork,
+    worker_metrics_dir: Path,
+    worker_metrics_port: int,
+) -> None:
+    await set_fault(simulator, "milano", kind="refuse")  # so a receiver failure is counted
     task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=1, description="listed")
     await wait_finished(api, task_id)
     sessions = (await api.get("/api/v1/acquisition/sessions", params={"state": "SUCCESS"})).json()
     listed = next(s for s in sessions if s["task_id"] == task_id)
-    assert listed["websdr_count"] == 7
+    assert listed["websdr_count"] == 6
     assert listed["approval"] == "pending"
     assert listed["description"] == "listed"
 
@@ -184,9 +194,26 @@ async def test_sessions_list_and_metrics(api: httpx.AsyncClient, worker_metrics_
     samples = {s.name: s.value for m in registry.collect() for s in m.samples}
     assert samples["acquisitions_succeeded_total"] >= 1
     assert samples["acquisition_seconds_count"] >= 1
-    assert samples["iq_download_seconds_count"] >= 7
+    assert samples["iq_download_seconds_count"] >= 6
+    assert any(
+        s.name == "websdr_failures_total" and s.labels == {"websdr_id": "milano"} and s.value >= 1
+        for m in registry.collect()
+        for s in m.samples
+    )
     for name in ("active_acquisitions", "celery_queue_depth"):
         assert name in samples
+    # The same figures, as Prometheus scrapes them from the worker.
+    async with httpx.AsyncClient() as client:
+        scraped = (await client.get(f"http://127.0.0.1:{worker_metrics_port}/metrics")).text
+    for name in (
+        "acquisitions_succeeded_total",
+        "websdr_failures_total",
+        "acquisition_seconds_bucket",
+        "iq_download_seconds_bucket",
+        "active_acquisitions",
+        "celery_queue_depth",
+    ):
+        assert name in scraped, name
 
 
 @pytest.mark.parametrize(

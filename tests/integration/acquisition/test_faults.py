@@ -14,7 +14,7 @@ from heimdall.core.db import sync_engine
 from heimdall.core.storage import ObjectStore
 from heimdall.simulator.network import RunningNetwork
 from tests.conftest import STATE_DIR
-from tests.integration.acquisition.conftest import start_worker
+from tests.integration.conftest import start_worker
 from tests.support.processes import ManagedProcess, http_status, uvicorn_command, wait_until
 from tests.support.tcp_proxy import TcpProxy, free_port
 

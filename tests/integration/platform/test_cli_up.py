@@ -26,6 +26,7 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         if name != "GATEWAY":
             env[f"HEIMDALL_{name}_URL"] = f"http://127.0.0.1:{port}"
     env["HEIMDALL_SIMULATOR_CONTROL_PORT"] = str(free_port())
+    env["HEIMDALL_WORKER_METRICS_PORT"] = str(free_port())
     env["HEIMDALL_SIMULATOR_ENABLED"] = "false"
     return env
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,26 +10,16 @@ import pytest
 
 from heimdall.core.storage import ObjectStore
 from tests.conftest import STATE_DIR
+from tests.support.asgi import service_client
 from tests.support.processes import ManagedProcess, http_status, uvicorn_command, wait_until
 from tests.support.tcp_proxy import TcpProxy, free_port
 
 BACKEND_SERVICES = ["rf_acquisition", "training", "inference", "data_ingestion_web"]
 
 
-@asynccontextmanager
-async def asgi_client(module: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The service in-process, with its lifespan run as uvicorn would."""
-    app = importlib.import_module(f"heimdall.services.{module}").app
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
-    ):
-        yield client
-
-
 @pytest.mark.parametrize("module", [*BACKEND_SERVICES, "gateway"])
 async def test_health_metrics_and_docs(module: str, database: str) -> None:
-    async with asgi_client(module) as client:
+    async with service_client(module) as client:
         health = await client.get("/health")
         assert (health.status_code, health.json()) == (200, {"status": "ok"})
         metrics = await client.get("/metrics")
@@ -46,7 +34,7 @@ async def test_health_metrics_and_docs(module: str, database: str) -> None:
 async def test_ready_when_dependencies_answer(
     module: str, database: str, object_store: ObjectStore
 ) -> None:
-    async with asgi_client(module) as client:
+    async with service_client(module) as client:
         response = await client.get("/ready")
     assert response.status_code == 200, response.text
     assert set(response.json()["dependencies"].values()) == {"ok"}
@@ -54,7 +42,7 @@ async def test_ready_when_dependencies_answer(
 
 async def test_gateway_not_ready_names_the_missing_upstream() -> None:
     # No service runs on the configured upstream ports in this test run.
-    async with asgi_client("gateway") as client:
+    async with service_client("gateway") as client:
         response = await client.get("/ready")
         proxied = await client.get("/api/v1/acquisition/stations")
     assert response.status_code == 503

@@ -1,0 +1,82 @@
+"""HTTP API of the inference service."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from heimdall.core.db import get_db_session, session_scope
+from heimdall.core.security import require_token
+from heimdall.core.settings import get_settings
+from heimdall.core.storage import ObjectStore
+from heimdall.localization import repository, service
+from heimdall.localization.estimate import ConfidenceEllipse
+from heimdall.localization.schemas import LocalizationOut, LocalizeRequest
+from heimdall.models import Localization
+
+router = APIRouter(prefix="/api/v1/inference", tags=["inference"])
+Session = Annotated[AsyncSession, Depends(get_db_session)]
+
+
+def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut:
+    ellipse = None
+    if localization.semi_major_m is not None and localization.semi_minor_m is not None:
+        ellipse = ConfidenceEllipse(
+            semi_major_m=localization.semi_major_m,
+            semi_minor_m=localization.semi_minor_m,
+            orientation_deg=localization.orientation_deg or 0.0,
+        )
+    detail = localization.detail or {}
+    return LocalizationOut(
+        task_id=localization.task_id,
+        status=localization.status,
+        method=localization.method,
+        message=localization.message,
+        latitude=localization.latitude,
+        longitude=localization.longitude,
+        ellipse=ellipse,
+        gdop=localization.gdop,
+        receivers_used=localization.receivers_used,
+        residuals=(localization.residuals or {}).get("items", []),
+        calibration_version=detail.get("calibration_version"),
+        created_at=localization.created_at,
+        surface_geojson=localization.surface_geojson if with_surface else None,
+    )
+
+
+def _compute_and_store(task_id: uuid.UUID, method: str) -> uuid.UUID:
+    settings = get_settings()
+    with session_scope() as session:  # this unit of work commits here, for the request
+        return service.compute(session, ObjectStore(settings), settings, task_id, method=method).id
+
+
+@router.post("/localize", response_model=LocalizationOut, dependencies=[Depends(require_token)])
+async def localize(request: LocalizeRequest, session: Session) -> LocalizationOut:
+    if not request.recompute:
+        stored = await repository.get(session, request.task_id)
+        if stored is not None:
+            return to_out(stored, with_surface=True)
+    try:
+        await asyncio.to_thread(_compute_and_store, request.task_id, request.method)
+    except service.NotLocalizable as exc:
+        code = (
+            status.HTTP_404_NOT_FOUND if "no acquisition" in str(exc) else status.HTTP_409_CONFLICT
+        )
+        raise HTTPException(code, str(exc)) from exc
+    stored = await repository.get(session, request.task_id)
+    assert stored is not None
+    return to_out(stored, with_surface=True)
+
+
+@router.get("/localizations/{task_id}", response_model=LocalizationOut)
+async def get_localization(
+    task_id: uuid.UUID, session: Session, surface: bool = False
+) -> LocalizationOut:
+    stored = await repository.get(session, task_id)
+    if stored is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no localization for task_id {task_id}")
+    return to_out(stored, with_surface=surface)

@@ -1,0 +1,220 @@
+"""Localize a finished acquisition from its stored measurements and recordings.
+
+Power observations come from the measurement rows; TDOA observations are
+measured here from the stored SigMF recordings of the GPS-timed receivers,
+each against the strongest one (N-1 independent pairs). The caller owns the
+transaction: this module flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import replace as dataclass_replace
+
+import numpy as np
+from pyproj import Geod
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from heimdall.core.settings import Settings
+from heimdall.core.storage import ObjectStore, parse_s3_url
+from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, tdoa_lag
+from heimdall.localization import repository
+from heimdall.localization.calibration import Calibration
+from heimdall.localization.estimate import (
+    LocalizationResult,
+    PowerObservation,
+    Receiver,
+    TdoaObservation,
+    localize,
+)
+from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
+from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
+from heimdall.receivers.sigmf_io import capture_from_sigmf
+
+SPEED_OF_LIGHT_M_S = 299_792_458.0
+# A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
+# so that the result lists it instead of silently having fewer pairs.
+UNUSABLE_SIGMA_S = 1e-3
+_GEOD = Geod(ellps="WGS84")
+
+
+class NotLocalizable(ValueError):
+    """The acquisition does not exist or has not succeeded."""
+
+
+def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
+    """The whole blocks of the capture's central ``duration_s`` (all of it if shorter)."""
+    blocks = len(capture.block_start_index)
+    wanted = max(1, math.ceil(duration_s * capture.sample_rate_hz / SAMPLES_PER_BLOCK))
+    if wanted >= blocks:
+        return capture
+    first = (blocks - wanted) // 2
+    last = first + wanted
+    start = int(capture.block_start_index[first])
+    stop = int(capture.block_start_index[last]) if last < blocks else len(capture.samples)
+    return dataclass_replace(
+        capture,
+        samples=capture.samples[start:stop],
+        block_start_index=capture.block_start_index[first:last] - start,
+        block_time_ns=capture.block_time_ns[first:last],
+        block_gps_status=capture.block_gps_status[first:last],
+        rssi_dbm=capture.rssi_dbm[first:last],
+    )
+
+
+def baseline_s(a: WebSDRStation, b: WebSDRStation) -> float:
+    """Light time across the straight line between two receivers (the largest possible lag)."""
+    _, _, ground_m = _GEOD.inv(a.longitude, a.latitude, b.longitude, b.latitude)
+    return math.hypot(ground_m, a.altitude_m - b.altitude_m) / SPEED_OF_LIGHT_M_S
+
+
+def correlation_sigma_s(peak_correlation: float, samples: int, bandwidth_hz: float) -> float:
+    """Standard deviation of a cross-correlation delay estimate.
+
+    With normalised peak rho over N samples the effective SNR is rho^2 / (1 - rho^2),
+    and the delay variance is 1 / (N * SNR_eff * (2 pi B_rms)^2), B_rms being the
+    rms bandwidth (a flat band of width B has B / sqrt(12)).
+    """
+    rho2 = min(max(peak_correlation, 1e-6) ** 2, 1 - 1e-9)
+    snr_eff = rho2 / (1 - rho2)
+    b_rms = max(bandwidth_hz, 1.0) / math.sqrt(12)
+    return 1.0 / (2 * math.pi * b_rms * math.sqrt(samples * snr_eff))
+
+
+def _load_capture(store: ObjectStore, measurement: Measurement) -> IQCapture:
+    data_ref = parse_s3_url(measurement.data_url)
+    meta_ref = parse_s3_url(measurement.meta_url or measurement.data_url.replace("-data", "-meta"))
+    metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
+    return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
+
+
+def tdoa_observations(
+    store: ObjectStore,
+    measurements: list[Measurement],
+    stations: dict[str, WebSDRStation],
+    settings: Settings,
+) -> list[TdoaObservation]:
+    timed = [m for m in measurements if m.gps_locked]
+    if len(timed) < 2:
+        return []
+    reference = max(timed, key=lambda m: m.snr)
+    captures = {
+        m.websdr_id: central_window(_load_capture(store, m), settings.tdoa_window_s) for m in timed
+    }
+    gps_sigma_s = settings.gps_timing_sigma_ns * 1e-9
+    observations = []
+    for other in timed:
+        if other is reference:
+            continue
+        max_lag_s = baseline_s(stations[reference.websdr_id], stations[other.websdr_id]) + 1e-4
+        lag = tdoa_lag(
+            captures[reference.websdr_id], captures[other.websdr_id], max_lag_s=max_lag_s
+        )
+        bandwidth_hz = min(
+            reference.occupied_bandwidth_hz or 1.0, other.occupied_bandwidth_hz or 1.0
+        )
+        sigma_s = math.hypot(
+            math.sqrt(2) * gps_sigma_s,
+            correlation_sigma_s(
+                lag.peak_correlation, round(lag.overlap_s * lag.sample_rate_hz), bandwidth_hz
+            ),
+        )
+        if lag.quality_db < MIN_TDOA_QUALITY_DB:
+            sigma_s = UNUSABLE_SIGMA_S
+        observations.append(
+            TdoaObservation(
+                receiver_i=other.websdr_id,
+                receiver_j=reference.websdr_id,
+                time_difference_s=lag.lag_s,  # arrival(other) - arrival(reference)
+                sigma_s=sigma_s,
+                quality=float(np.clip(lag.quality_db / 20.0, 0.0, 1.0)),
+            )
+        )
+    return observations
+
+
+def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
+    observations = []
+    for m in measurements:
+        if m.power_dbm is not None:
+            observations.append(PowerObservation(receiver_id=m.websdr_id, power=m.power_dbm))
+        elif m.signal_power_dbfs is not None:
+            observations.append(
+                PowerObservation(receiver_id=m.websdr_id, power=m.signal_power_dbfs, unit="dBFS")
+            )
+    return observations
+
+
+def active_calibration(session: Session) -> tuple[Calibration, uuid.UUID | None]:
+    model = repository.active_calibration(session)
+    if model is None:
+        return Calibration(), None
+    return Calibration.model_validate(model.parameters), model.id
+
+
+def compute(
+    session: Session,
+    store: ObjectStore,
+    settings: Settings,
+    task_id: uuid.UUID,
+    *,
+    method: str = "auto",
+) -> Localization:
+    """Localize one successful acquisition and store the result (flushes, never commits)."""
+    started = time.perf_counter()
+    acquisition = session.get(Acquisition, task_id)
+    if acquisition is None:
+        raise NotLocalizable(f"no acquisition with task_id {task_id}")
+    if acquisition.state is not AcquisitionState.SUCCESS:
+        raise NotLocalizable(
+            f"acquisition {task_id} is {acquisition.status}; only SUCCESS can be localized"
+        )
+    measurements = list(
+        session.scalars(select(Measurement).where(Measurement.task_id == task_id)).all()
+    )
+    stations = {
+        s.id: s
+        for s in session.scalars(
+            select(WebSDRStation).where(WebSDRStation.id.in_([m.websdr_id for m in measurements]))
+        ).all()
+    }
+    calibration, model_id = active_calibration(session)
+    result: LocalizationResult = localize(
+        [
+            Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)
+            for s in stations.values()
+        ],
+        power_observations(measurements),
+        tdoa_observations(store, measurements, stations, settings),
+        calibration,
+        method=method,  # type: ignore[arg-type]
+    )
+    detail = {
+        "calibration_version": result.calibration_version,
+        "altitude_m": result.altitude_m,
+        "diagnostics": result.diagnostics,
+        "latency_ms": round(1000 * (time.perf_counter() - started), 1),
+    }
+    localization = Localization(
+        task_id=task_id,
+        status=result.status,
+        method=result.method,
+        latitude=result.latitude,
+        longitude=result.longitude,
+        semi_major_m=result.ellipse.semi_major_m if result.ellipse else None,
+        semi_minor_m=result.ellipse.semi_minor_m if result.ellipse else None,
+        orientation_deg=result.ellipse.orientation_deg if result.ellipse else None,
+        gdop=result.gdop,
+        receivers_used=result.n_receivers_used,
+        residuals={"items": [r.model_dump(mode="json") for r in result.residuals]},
+        surface_geojson=result.surface_geojson,
+        detail=json.loads(json.dumps(detail, default=str)),
+        model_id=model_id,
+        message=result.message or None,
+    )
+    repository.replace(session, localization)
+    return localization

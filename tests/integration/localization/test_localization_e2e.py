@@ -1,0 +1,85 @@
+"""Every successful acquisition is localized by the chained task; the inference API serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+from pyproj import Geod
+
+from heimdall.simulator.network import RunningNetwork
+from tests.integration.acquisition.test_acquisition_e2e import acquire, set_fault, wait_finished
+from tests.support.asgi import service_client
+
+
+async def wait_localized(
+    client: httpx.AsyncClient, task_id: str, timeout_s: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = await client.get(f"/api/v1/inference/localizations/{task_id}")
+        if response.status_code == 200:
+            result: dict[str, Any] = response.json()
+            return result
+        assert response.status_code == 404
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{task_id} was not localized within {timeout_s} s")
+
+
+async def test_acquisition_is_localized_with_an_honest_ellipse(
+    api: httpx.AsyncClient, simulator: RunningNetwork
+) -> None:
+    task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=3)
+    assert (await wait_finished(api, task_id))["state"] == "SUCCESS"
+    async with service_client("inference") as inference:
+        result = await wait_localized(inference, task_id)
+        with_surface = await inference.get(
+            f"/api/v1/inference/localizations/{task_id}", params={"surface": True}
+        )
+    assert result["status"] == "ok", result
+    assert result["method"] in {"rss", "tdoa", "fused"}
+    assert result["receivers_used"] >= 3
+    truth = simulator.state.scenario.transmitter
+    _, _, error_m = Geod(ellps="WGS84").inv(
+        truth.longitude, truth.latitude, result["longitude"], result["latitude"]
+    )
+    ellipse = result["ellipse"]
+    assert ellipse["semi_major_m"] >= ellipse["semi_minor_m"] > 0
+    # Honest uncertainty: the truth is not far outside what the fix claims.
+    assert error_m < 2 * ellipse["semi_major_m"], (error_m, ellipse)
+    assert with_surface.json()["surface_geojson"]["type"] == "FeatureCollection"
+
+
+async def test_localize_endpoint_refuses_unknown_and_unfinished(
+    api: httpx.AsyncClient, simulator: RunningNetwork
+) -> None:
+    async with service_client("inference") as inference:
+        unknown = await inference.post(
+            "/api/v1/inference/localize", json={"task_id": "00000000-0000-0000-0000-000000000001"}
+        )
+        assert unknown.status_code == 404
+        await set_fault(simulator, "genova", kind="down")
+        await set_fault(simulator, "giovi", kind="down")
+        task_id = await acquire(
+            api, frequency_mhz=145.5, duration_seconds=1, stations=["genova", "giovi", "torino"]
+        )
+        assert (await wait_finished(api, task_id))["state"] == "FAILED"
+        refused = await inference.post("/api/v1/inference/localize", json={"task_id": task_id})
+        assert refused.status_code == 409
+        assert "FAILED" in refused.json()["detail"]
+
+
+async def test_too_few_receivers_is_an_explicit_result(api: httpx.AsyncClient) -> None:
+    task_id = await acquire(
+        api, frequency_mhz=145.5, duration_seconds=1, stations=["torino", "milano"]
+    )
+    assert (await wait_finished(api, task_id))["state"] == "SUCCESS"
+    async with service_client("inference") as inference:
+        result = await wait_localized(inference, task_id)
+        again = await inference.post("/api/v1/inference/localize", json={"task_id": task_id})
+    assert result["status"] == "insufficient_receivers"
+    assert result["latitude"] is None
+    assert again.status_code == 200
+    assert again.json()["status"] == "insufficient_receivers"
