@@ -12,6 +12,7 @@ import json
 import math
 import time
 import uuid
+from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 
 import numpy as np
@@ -66,7 +67,7 @@ def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
     )
 
 
-def baseline_s(a: WebSDRStation, b: WebSDRStation) -> float:
+def baseline_s(a: Receiver, b: Receiver) -> float:
     """Light time across the straight line between two receivers (the largest possible lag)."""
     _, _, ground_m = _GEOD.inv(a.longitude, a.latitude, b.longitude, b.latitude)
     return math.hypot(ground_m, a.altitude_m - b.altitude_m) / SPEED_OF_LIGHT_M_S
@@ -92,49 +93,73 @@ def _load_capture(store: ObjectStore, measurement: Measurement) -> IQCapture:
     return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
 
 
-def tdoa_observations(
-    store: ObjectStore,
-    measurements: list[Measurement],
-    stations: dict[str, WebSDRStation],
-    settings: Settings,
+@dataclass(frozen=True, slots=True)
+class TimedRecording:
+    """One GPS-timed receiver's recording with what its measurement said of it."""
+
+    station: Receiver
+    capture: IQCapture
+    snr_db: float
+    occupied_bandwidth_hz: float
+
+
+def tdoa_observations_from_recordings(
+    recordings: list[TimedRecording], *, gps_timing_sigma_s: float, window_s: float
 ) -> list[TdoaObservation]:
-    timed = [m for m in measurements if m.gps_locked]
-    if len(timed) < 2:
+    """Arrival-time differences of every receiver against the strongest one (N-1 pairs)."""
+    if len(recordings) < 2:
         return []
-    reference = max(timed, key=lambda m: m.snr)
-    captures = {
-        m.websdr_id: central_window(_load_capture(store, m), settings.tdoa_window_s) for m in timed
-    }
-    gps_sigma_s = settings.gps_timing_sigma_ns * 1e-9
+    reference = max(recordings, key=lambda r: r.snr_db)
+    reference_capture = central_window(reference.capture, window_s)
     observations = []
-    for other in timed:
+    for other in recordings:
         if other is reference:
             continue
-        max_lag_s = baseline_s(stations[reference.websdr_id], stations[other.websdr_id]) + 1e-4
+        max_lag_s = baseline_s(reference.station, other.station) + 1e-4
         lag = tdoa_lag(
-            captures[reference.websdr_id], captures[other.websdr_id], max_lag_s=max_lag_s
+            reference_capture, central_window(other.capture, window_s), max_lag_s=max_lag_s
         )
-        bandwidth_hz = min(
-            reference.occupied_bandwidth_hz or 1.0, other.occupied_bandwidth_hz or 1.0
-        )
+        bandwidth_hz = min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
+        samples = round(lag.overlap_s * lag.sample_rate_hz)
         sigma_s = math.hypot(
-            math.sqrt(2) * gps_sigma_s,
-            correlation_sigma_s(
-                lag.peak_correlation, round(lag.overlap_s * lag.sample_rate_hz), bandwidth_hz
-            ),
+            math.sqrt(2) * gps_timing_sigma_s,
+            correlation_sigma_s(lag.peak_correlation, samples, bandwidth_hz),
         )
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S
         observations.append(
             TdoaObservation(
-                receiver_i=other.websdr_id,
-                receiver_j=reference.websdr_id,
+                receiver_i=other.station.id,
+                receiver_j=reference.station.id,
                 time_difference_s=lag.lag_s,  # arrival(other) - arrival(reference)
                 sigma_s=sigma_s,
                 quality=float(np.clip(lag.quality_db / 20.0, 0.0, 1.0)),
             )
         )
     return observations
+
+
+def tdoa_observations(
+    store: ObjectStore,
+    measurements: list[Measurement],
+    receivers: dict[str, Receiver],
+    settings: Settings,
+) -> list[TdoaObservation]:
+    recordings = [
+        TimedRecording(
+            station=receivers[m.websdr_id],
+            capture=_load_capture(store, m),
+            snr_db=m.snr,
+            occupied_bandwidth_hz=m.occupied_bandwidth_hz or 1.0,
+        )
+        for m in measurements
+        if m.gps_locked
+    ]
+    return tdoa_observations_from_recordings(
+        recordings,
+        gps_timing_sigma_s=settings.gps_timing_sigma_ns * 1e-9,
+        window_s=settings.tdoa_window_s,
+    )
 
 
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
@@ -176,20 +201,17 @@ def compute(
     measurements = list(
         session.scalars(select(Measurement).where(Measurement.task_id == task_id)).all()
     )
-    stations = {
-        s.id: s
+    receivers = {
+        s.id: Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)
         for s in session.scalars(
             select(WebSDRStation).where(WebSDRStation.id.in_([m.websdr_id for m in measurements]))
         ).all()
     }
     calibration, model_id = active_calibration(session)
     result: LocalizationResult = localize(
-        [
-            Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)
-            for s in stations.values()
-        ],
+        list(receivers.values()),
         power_observations(measurements),
-        tdoa_observations(store, measurements, stations, settings),
+        tdoa_observations(store, measurements, receivers, settings),
         calibration,
         method=method,  # type: ignore[arg-type]
     )
