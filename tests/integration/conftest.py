@@ -69,6 +69,22 @@ def database(settings: Settings) -> Iterator[str]:
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def remove_this_runs_queues() -> Iterator[None]:
+    """Leave no queue of this run behind in the shared broker."""
+    yield
+    from heimdall.core.celery_app import ALL_QUEUES, celery_app
+
+    prefixes = [get_settings().queue_prefix, f"{get_settings().queue_prefix}kill-"]
+    names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
+    with celery_app.connection_for_write() as connection:
+        channel = connection.channel()
+        for name in names:
+            # Deleting what does not exist is harmless in AMQP 0-9-1 for these calls.
+            channel.queue_delete(name)
+            channel.exchange_delete(name)
+
+
 @pytest.fixture
 def clean_db(database: str) -> Iterator[str]:
     """Isolation between tests: every mutable table starts empty."""

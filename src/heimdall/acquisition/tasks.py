@@ -38,7 +38,8 @@ def summary(acquisition: Acquisition) -> dict[str, Any]:
     return {"task_id": str(acquisition.task_id), "state": acquisition.status}
 
 
-@celery_app.task(name="heimdall.acquisition.acquire_iq")
+# The acquisition row is the record; a result in Redis would be a second, weaker copy.
+@celery_app.task(name="heimdall.acquisition.acquire_iq", ignore_result=True)
 def acquire_iq(task_id: str) -> dict[str, Any]:
     return run_acquisition(uuid.UUID(task_id))
 

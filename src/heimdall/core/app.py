@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 
 from fastapi import APIRouter, FastAPI, Response
@@ -24,6 +24,7 @@ def create_service_app(
     checks: Sequence[DependencyCheck] = (),
     description: str = "",
     lifespan: Lifespan | None = None,
+    before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastAPI:
     app = FastAPI(
         title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
@@ -53,6 +54,8 @@ def create_service_app(
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:
+        for refresh in before_scrape:
+            await refresh()
         return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:

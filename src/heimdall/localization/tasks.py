@@ -15,7 +15,7 @@ from heimdall.localization import service
 logger = logging.getLogger(__name__)
 
 
-@celery_app.task(name="heimdall.localization.localize")
+@celery_app.task(name="heimdall.localization.localize", ignore_result=True)
 def localize_acquisition(task_id: str, method: str = "auto") -> dict[str, Any]:
     settings = get_settings()
     try:

@@ -123,3 +123,49 @@ def test_worker_killed_mid_task_is_redelivered_and_completes_once(
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_redis_down_does_not_touch_acquisitions(
+    clean_db: str,
+    acquisition_worker: ManagedProcess,
+    api_process_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    # The acquisition row is the record of state; the result backend is only a transport.
+    proxy = TcpProxy("127.0.0.1", 6379).start()
+    try:
+        base = api_process_factory(
+            {"HEIMDALL_RESULT_BACKEND_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+        )
+        proxy.cut()
+        response = httpx.post(f"{base}/api/v1/acquisition/acquire", json=BODY, timeout=30)
+        assert response.status_code == 202, response.text
+        status_url = f"{base}/api/v1/acquisition/status/{response.json()['task_id']}"
+        wait_until(
+            lambda: httpx.get(status_url).json()["state"] == "SUCCESS", 60, "acquisition done"
+        )
+    finally:
+        proxy.close()
+
+
+def test_mutating_endpoints_need_a_bearer_token_when_tokens_are_set(
+    clean_db: str,
+    api_process_factory,  # type: ignore[no-untyped-def]
+) -> None:
+    base = api_process_factory({"HEIMDALL_API_TOKENS": "alpha-token,beta-token"})
+    acquire_url = f"{base}/api/v1/acquisition/acquire"
+    missing = httpx.post(acquire_url, json=BODY)
+    wrong = httpx.post(acquire_url, json=BODY, headers={"Authorization": "Bearer nope"})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert missing.headers["www-authenticate"] == "Bearer"
+    unknown = "00000000-0000-0000-0000-000000000000"
+    cancel = httpx.post(f"{base}/api/v1/acquisition/cancel/{unknown}")
+    assert cancel.status_code == 401
+    assert acquisition_count() == 0
+    # Reading needs no token; a valid one lets the request through to validation.
+    assert httpx.get(f"{base}/api/v1/acquisition/stations").status_code == 200
+    invalid = httpx.post(
+        acquire_url,
+        json={"frequency_mhz": 145.5, "duration_seconds": 0},
+        headers={"Authorization": "Bearer beta-token"},
+    )
+    assert invalid.status_code == 422

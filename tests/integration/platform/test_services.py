@@ -113,6 +113,11 @@ def test_gateway_forwards_upstream_answers_as_they_are(database: str) -> None:
         assert missing.status_code == 404  # the upstream's own answer, forwarded
         unknown_area = httpx.get(f"http://127.0.0.1:{gateway_port}/api/v1/nowhere/x")
         assert unknown_area.status_code == 404
+        # The contract's short form reaches the same endpoint.
+        unknown = "00000000-0000-0000-0000-000000000000"
+        short = httpx.get(f"http://127.0.0.1:{gateway_port}/acquisition/status/{unknown}")
+        assert short.status_code == 404
+        assert unknown in short.json()["detail"]
     finally:
         gateway.stop()
         upstream.stop()
