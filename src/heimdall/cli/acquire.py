@@ -201,7 +201,7 @@ def simulator_truth(settings: Settings) -> dict[str, Any] | None:
         response.raise_for_status()
     except httpx.HTTPError:
         return None
-    transmitter: dict[str, Any] = response.json()["transmitter"]
+    transmitter: dict[str, Any] = response.json()["scenario"]["transmitter"]
     return transmitter
 
 

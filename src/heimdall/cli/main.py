@@ -188,6 +188,7 @@ def sim(
     run_network(
         scenario or settings.scenario_file,
         control_port=control_port or settings.simulator_control_port,
+        stations_file=settings.stations_file,
     )
 
 

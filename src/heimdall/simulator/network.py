@@ -189,12 +189,13 @@ def run_network(
     base_port: int | None = None,
     control_port: int | None = DEFAULT_CONTROL_PORT,
     options: ServerOptions | None = None,
+    stations_file: Path | None = None,
 ) -> None:
     """Run the simulator until interrupted (the ``heimdall sim`` command).
 
     With no base_port each receiver listens on its registry port (8073..8079).
     """
-    scenario = load_scenario(scenario_path)
+    scenario = load_scenario(scenario_path, stations_file)
 
     async def forever() -> None:
         async with running_network(

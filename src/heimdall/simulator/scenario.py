@@ -146,8 +146,17 @@ def resolve_scenario(scenario: Scenario, base_dir: Path | None = None) -> Scenar
     return scenario.model_copy(update={"receivers": receivers})
 
 
-def load_scenario(path: Path | str = DEFAULT_SCENARIO_FILE) -> Scenario:
-    """Read a scenario YAML file and resolve its receivers against the registry."""
+def load_scenario(
+    path: Path | str = DEFAULT_SCENARIO_FILE, stations_file: Path | None = None
+) -> Scenario:
+    """Read a scenario YAML file and resolve its receivers against the registry.
+
+    ``stations_file`` replaces the scenario's own registry: the platform passes
+    the one it serves, so the simulator listens where the registry says.
+    """
     path = Path(path)
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return resolve_scenario(Scenario.model_validate(document), base_dir=path.parent)
+    scenario = Scenario.model_validate(document)
+    if stations_file is not None:
+        scenario = scenario.model_copy(update={"stations_file": stations_file.resolve()})
+    return resolve_scenario(scenario, base_dir=path.parent)

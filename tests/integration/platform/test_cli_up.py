@@ -6,11 +6,15 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+import yaml
 
+from heimdall.core.settings import PACKAGE_DATA
 from heimdall.core.storage import ObjectStore
 from tests.support.tcp_proxy import free_port
 
@@ -59,14 +63,59 @@ def test_up_refuses_a_taken_port_and_starts_nothing(tmp_path: Path, database: st
                 httpx.get(f"http://127.0.0.1:{port}/health")
 
 
-def test_up_detached_then_status_then_down(
-    tmp_path: Path, database: str, object_store: ObjectStore
+def simulated_network_on_free_ports(tmp_path: Path) -> Path:
+    """The seven simulated stations, on ports no other stack on this machine uses."""
+    registry = yaml.safe_load((PACKAGE_DATA / "stations-simulated.yaml").read_text())
+    for station in registry["stations"]:
+        station["url"] = f"ws://127.0.0.1:{free_port()}"
+    path = tmp_path / "stations.yaml"
+    path.write_text(yaml.safe_dump(registry))
+    return path
+
+
+@pytest.fixture
+def own_database(database: str) -> Iterator[str]:
+    """The CLI's stack seeds its own registry, so it gets a database of its own."""
+    url = f"{database}_cli"
+    yield url
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                psycopg.sql.Identifier(name)
+            )
+        )
+
+
+def test_demo_then_acquire_status_locate_then_down(
+    tmp_path: Path, own_database: str, object_store: ObjectStore
 ) -> None:
     env = stack_env(tmp_path)
+    env["HEIMDALL_SIMULATOR_ENABLED"] = "true"
+    env["HEIMDALL_STATIONS_FILE"] = str(simulated_network_on_free_ports(tmp_path))
+    env["HEIMDALL_DATABASE_URL"] = own_database
     gateway = f"http://127.0.0.1:{env['HEIMDALL_GATEWAY_PORT']}"
     try:
-        started = heimdall("up", "--detach", "--timeout", "120", env=env)
-        assert started.returncode == 0, started.stdout + started.stderr
+        demo = heimdall("demo", "--duration", "2", env=env, timeout=300)
+        out = " ".join(demo.stdout.split())
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "final state: SUCCESS" in out
+        assert "estimated position" in out
+        assert "error against the simulated truth" in out
+        for station in ("giaveno", "montanaro", "torino", "coazze", "giovi", "genova", "milano"):
+            assert station in out
+
+        acquired = heimdall("acquire", "--frequency", "145.5", "--duration", "1", env=env)
+        assert acquired.returncode == 0, acquired.stdout
+        task_id = acquired.stdout.split("acquisition ", 1)[1].split()[0]
+        shown = heimdall("status", task_id, env=env)
+        assert shown.returncode == 0 and "SUCCESS" in shown.stdout
+        located = heimdall("locate", task_id, env=env)
+        assert located.returncode == 0, located.stdout
+        assert "95 % ellipse" in " ".join(located.stdout.split())
+        refused = heimdall("acquire", "--frequency", "145.5", "--duration", "301", env=env)
+        assert refused.returncode != 0
+        assert "refused (422)" in refused.stdout
         for name in SERVICES:
             port = env[f"HEIMDALL_{name}_PORT"]
             assert httpx.get(f"http://127.0.0.1:{port}/ready", timeout=10).status_code == 200
@@ -75,6 +124,7 @@ def test_up_detached_then_status_then_down(
         status = heimdall("status", env=env, timeout=60)
         assert status.returncode == 0, status.stdout
         assert "worker" in status.stdout
+        assert "receiver-simulator" in status.stdout
     finally:
         stopped = heimdall("down", env=env, timeout=60)
     assert "Heimdall stopped" in stopped.stdout
