@@ -423,15 +423,18 @@ def _residual_report(problem: Problem, used_ids: list[str], z: np.ndarray) -> li
             offset += 1
     if problem.tdoa is not None:
         tdoa = problem.tdoa
-        for first, second, sigma_m in zip(tdoa.first, tdoa.second, tdoa.sigmas_m, strict=True):
+        # Undo the whitening: report each pair's own residual over its own sigma.
+        residuals_m = np.linalg.solve(tdoa.whitening_per_m(), z[offset:])
+        for first, second, sigma_m, residual_m in zip(
+            tdoa.first, tdoa.second, tdoa.sigmas_m, residuals_m, strict=True
+        ):
             residuals.append(
                 Residual(
                     kind="tdoa",
                     receiver_ids=[used_ids[first], used_ids[second]],
-                    residual=float(z[offset] * sigma_m / SPEED_OF_LIGHT_M_PER_S * 1e9),
+                    residual=float(residual_m / SPEED_OF_LIGHT_M_PER_S * 1e9),
                     unit="ns",
-                    normalised=float(z[offset]),
+                    normalised=float(residual_m / sigma_m),
                 )
             )
-            offset += 1
     return residuals

@@ -25,7 +25,7 @@ from heimdall.localization.rss import (
     rss_normalised_residuals,
     soft_l1,
 )
-from heimdall.localization.tdoa import tdoa_normalised_residuals
+from heimdall.localization.tdoa import pair_whitening, tdoa_normalised_residuals
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -51,6 +51,10 @@ class TdoaBlock:
     second: IndexArray
     range_differences_m: FloatArray
     sigmas_m: FloatArray
+
+    def whitening_per_m(self, extra_sigma_m: float = 0.0) -> FloatArray:
+        """Whitening of the pair residuals, sigmas widened by ``extra_sigma_m`` in quadrature."""
+        return pair_whitening(self.first, self.second, np.hypot(self.sigmas_m, extra_sigma_m))
 
 
 @dataclass(frozen=True)
@@ -134,9 +138,12 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
     if problem.tdoa is not None:
         tdoa = problem.tdoa
-        grid_sigmas_m = np.hypot(tdoa.sigmas_m, grid.cell_size_m)
         z = tdoa_normalised_residuals(
-            ranges_m, tdoa.first, tdoa.second, tdoa.range_differences_m, grid_sigmas_m
+            ranges_m,
+            tdoa.first,
+            tdoa.second,
+            tdoa.range_differences_m,
+            tdoa.whitening_per_m(grid.cell_size_m),
         )
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
     return log_likelihood
@@ -171,7 +178,7 @@ def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
             tdoa.first,
             tdoa.second,
             tdoa.range_differences_m,
-            np.hypot(tdoa.sigmas_m, grid.cell_size_m),
+            tdoa.whitening_per_m(grid.cell_size_m),
         )
         chi_square = chi_square + np.sum(np.square(z), axis=-1)
     return np.asarray(chi_square, dtype=np.float64)
@@ -214,7 +221,7 @@ def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray
         tdoa = problem.tdoa
         blocks.append(
             tdoa_normalised_residuals(
-                ranges_m, tdoa.first, tdoa.second, tdoa.range_differences_m, tdoa.sigmas_m
+                ranges_m, tdoa.first, tdoa.second, tdoa.range_differences_m, tdoa.whitening_per_m()
             )
         )
     return np.concatenate(blocks)
@@ -247,8 +254,9 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
         rows.append(np.column_stack([position, -1.0 / rss.sigmas_db]))
     if problem.tdoa is not None:
         tdoa = problem.tdoa
-        position = -(range_gradients[tdoa.first] - range_gradients[tdoa.second])
-        position /= tdoa.sigmas_m[:, np.newaxis]
+        position = -tdoa.whitening_per_m() @ (
+            range_gradients[tdoa.first] - range_gradients[tdoa.second]
+        )
         if problem.rss is not None:
             position = np.column_stack([position, np.zeros(len(position))])
         rows.append(position)

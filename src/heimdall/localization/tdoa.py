@@ -8,9 +8,17 @@ calibrated clock offset. The model is ``c dt_ij = d_i - d_j + e_ij`` with
 Pairs built from the same receivers are not independent: with ``N`` receivers only
 ``N - 1`` differences are. When all ``N (N - 1) / 2`` pairs are supplied, treating them as
 independent overstates the information by exactly ``N / 2`` (for equal per-receiver
-timing noise), so each pair's variance is multiplied by ``n_pairs / (N - 1)``; for a set
-of ``N - 1`` reference pairs the factor is 1. This keeps the ellipse honest without
-needing the full pair covariance, which the correlator does not report.
+timing noise), so each pair's variance is multiplied by ``n_pairs / (N - 1)``.
+
+``N - 1`` pairs against one reference receiver (what the service forms) are independent
+in number but still correlated: the reference's own timing error (its GPS stamp, its
+correlation noise) shifts every pair alike. Treated as independent, that common shift
+is under-weighted by ``N / 2`` in variance and the ellipse is too small in the direction
+it moves the fix. ``pair_whitening`` rebuilds the pair covariance from per-receiver
+variances (each receiver gets half the smallest variance of the pairs it is in; the
+rest of a pair's variance stays its own) and whitens the residuals with it. The split is
+exact when the receivers' timing errors are alike (GPS-dominated); when the reference is
+much better than the rest it over-states the common part and under-states each pair's own.
 
 All functions are pure numpy; ranges in metres, times in seconds.
 """
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import solve_triangular
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -44,16 +53,57 @@ def range_differences_m(ranges_m: FloatArray, first: IndexArray, second: IndexAr
     return np.asarray(ranges_m[..., first] - ranges_m[..., second], dtype=np.float64)
 
 
+def pair_whitening(first: IndexArray, second: IndexArray, sigmas_m: FloatArray) -> FloatArray:
+    """Matrix ``W`` such that ``W r`` has unit covariance for pair residuals ``r``.
+
+    For ``N - 1`` pairs spanning ``N`` receivers the covariance is built from
+    per-receiver variances (see the module docstring); otherwise (all pairs, whose
+    covariance is singular and which ``pair_variance_scale`` handles) it is
+    ``diag(1 / sigma)``.
+
+    Example:
+        >>> import numpy as np
+        >>> w = pair_whitening(np.array([1, 2]), np.array([0, 0]), np.array([2.0, 2.0]))
+        >>> np.round(np.linalg.inv(w.T @ w), 6).tolist()  # the pair covariance
+        [[4.0, 2.0], [2.0, 4.0]]
+    """
+    sigmas_m = np.asarray(sigmas_m, dtype=np.float64)
+    receivers = np.union1d(first, second)
+    if len(sigmas_m) != len(receivers) - 1:
+        return np.diag(1.0 / sigmas_m)
+    column = {int(r): k for k, r in enumerate(receivers)}
+    incidence = np.zeros((len(sigmas_m), len(receivers)))
+    incidence[np.arange(len(sigmas_m)), [column[int(i)] for i in first]] = 1.0
+    incidence[np.arange(len(sigmas_m)), [column[int(j)] for j in second]] = -1.0
+    variances_m2 = np.square(sigmas_m)
+    in_pair = incidence != 0.0
+    receiver_variances_m2 = 0.5 * np.min(
+        np.where(in_pair, variances_m2[:, np.newaxis], np.inf), axis=0
+    )
+    shared_m2 = (incidence * receiver_variances_m2) @ incidence.T
+    own_m2 = variances_m2 - np.diag(shared_m2)
+    # A tiny ridge keeps the Cholesky factor defined if the pairs do not form a tree.
+    covariance_m2 = shared_m2 + np.diag(own_m2 + 1e-9 * variances_m2)
+    lower = np.linalg.cholesky(covariance_m2)
+    return np.asarray(solve_triangular(lower, np.eye(len(sigmas_m)), lower=True), dtype=np.float64)
+
+
 def tdoa_normalised_residuals(
     ranges_m: FloatArray,
     first: IndexArray,
     second: IndexArray,
     observed_range_differences_m: FloatArray,
-    sigmas_m: FloatArray,
+    whitening_per_m: FloatArray,
 ) -> FloatArray:
-    """(observed - predicted range difference) / sigma, shape ``(..., n_pairs)``."""
+    """Whitened (observed - predicted range difference), shape ``(..., n_pairs)``.
+
+    ``whitening_per_m`` is ``pair_whitening``'s matrix; for independent pairs it is
+    ``diag(1 / sigma)`` and this is the residual over its sigma.
+    """
     predicted_m = range_differences_m(ranges_m, first, second)
-    return np.asarray((observed_range_differences_m - predicted_m) / sigmas_m, dtype=np.float64)
+    return np.asarray(
+        (observed_range_differences_m - predicted_m) @ whitening_per_m.T, dtype=np.float64
+    )
 
 
 def tdoa_fisher_information(

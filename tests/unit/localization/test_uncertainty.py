@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from heimdall.localization import Calibration, cramer_rao_bound
-from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_scale
+from heimdall.localization.tdoa import (
+    SPEED_OF_LIGHT_M_PER_S,
+    pair_variance_scale,
+    pair_whitening,
+)
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
@@ -114,3 +118,33 @@ def test_calibration_round_trips_through_json_and_rejects_typos() -> None:
     assert calibration.clock_offset_s("milano") == pytest.approx(-1.2e-7)
     with pytest.raises(ValueError):
         Calibration.model_validate({"path_los_exponent": 3.0})
+
+
+def test_pair_whitening_rebuilds_the_covariance_of_pairs_against_one_reference() -> None:
+    # Equal per-receiver sigma s: pairs against receiver 0 have covariance s^2 (I + 1 1^T).
+    sigma_m = 30.0
+    first, second = np.array([1, 2, 3, 4]), np.zeros(4, dtype=np.intp)
+    whitening = pair_whitening(first, second, np.full(4, np.sqrt(2.0) * sigma_m))
+    expected = sigma_m**2 * (np.eye(4) + np.ones((4, 4)))
+    np.testing.assert_allclose(np.linalg.inv(whitening.T @ whitening), expected, rtol=1e-6)
+
+
+def test_whitened_reference_pair_residuals_have_unit_covariance() -> None:
+    rng = np.random.default_rng(11)
+    # Equal per-receiver timing noise (GPS-dominated), where the split is exact.
+    receiver_sigmas_m = np.full(5, 50.0)
+    errors_m = rng.standard_normal((40_000, 5)) * receiver_sigmas_m
+    first, second = np.arange(1, 5), np.zeros(4, dtype=np.intp)
+    residuals_m = errors_m[:, first] - errors_m[:, second]
+    pair_sigmas_m = np.hypot(receiver_sigmas_m[first], receiver_sigmas_m[0])
+    whitened = residuals_m @ pair_whitening(first, second, pair_sigmas_m).T
+    np.testing.assert_allclose(np.cov(whitened.T), np.eye(4), atol=0.05)
+    # Treated as independent, the common reference error stays correlated.
+    independent = residuals_m / pair_sigmas_m
+    assert np.min(np.corrcoef(independent.T)[np.triu_indices(4, 1)]) > 0.1
+
+
+def test_pair_whitening_keeps_independent_sigmas_for_all_pairs() -> None:
+    first, second = np.array([0, 0, 1]), np.array([1, 2, 2])
+    sigmas_m = np.array([10.0, 20.0, 40.0])
+    np.testing.assert_allclose(pair_whitening(first, second, sigmas_m), np.diag(1 / sigmas_m))
