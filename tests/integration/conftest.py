@@ -130,20 +130,8 @@ def worker(
     database: str, object_store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ManagedProcess]:
     """A real Celery worker (prefork) consuming this run's queues."""
-    from heimdall.cli.supervisor import worker_answers, worker_command
-
-    metrics_dir = tmp_path_factory.mktemp("prometheus")
-    process = ManagedProcess(
-        "worker",
-        worker_command(concurrency=2),
-        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
-        log_dir=Path(STATE_DIR),
-    )
-    try:
-        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering a ping task")
-    except TimeoutError:
-        process.stop()
-        pytest.fail("worker did not start:\n" + process.log_tail())
+    process = start_worker("worker", {}, tmp_path_factory.mktemp("prometheus"))
+    wait_for_worker(process)
     yield process
     process.stop()
 
@@ -193,6 +181,17 @@ def start_worker(name: str, env: dict[str, str], metrics_dir: Path) -> ManagedPr
     )
 
 
+def wait_for_worker(process: ManagedProcess) -> None:
+    """Until the worker serves a ping task; a worker that never does fails the test run."""
+    from heimdall.cli.supervisor import worker_answers
+
+    try:
+        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering a ping task")
+    except TimeoutError:
+        process.stop()
+        pytest.fail(f"{process.name} did not start:\n" + process.log_tail())
+
+
 @pytest.fixture(scope="session")
 def worker_metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("worker-metrics")
@@ -210,8 +209,6 @@ def acquisition_worker(
     worker_metrics_dir: Path,
     worker_metrics_port: int,
 ) -> Iterator[ManagedProcess]:
-    from heimdall.cli.supervisor import worker_answers
-
     process = start_worker(
         "acquisition-worker",
         {
@@ -220,11 +217,7 @@ def acquisition_worker(
         },
         worker_metrics_dir,
     )
-    try:
-        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering")
-    except TimeoutError:
-        process.stop()
-        pytest.fail("worker did not start:\n" + process.log_tail())
+    wait_for_worker(process)
     yield process
     process.stop()
 

@@ -33,6 +33,22 @@ def _error_text(response: httpx.Response) -> str:
     return str(detail)
 
 
+def _call(
+    console: Console, client: httpx.Client, method: str, url: str, **kwargs: Any
+) -> dict[str, Any] | None:
+    """One API call; prints why and returns None when it cannot be made or is refused."""
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        console.print(f"[red]cannot reach the API at {url}:[/] {exc}")
+        return None
+    if response.status_code >= 300:
+        console.print(f"[red]refused ({response.status_code}):[/] {_error_text(response)}")
+        return None
+    body: dict[str, Any] = response.json()
+    return body
+
+
 def run_acquisition(
     console: Console,
     frequency_mhz: float,
@@ -47,15 +63,12 @@ def run_acquisition(
     if description:
         body["description"] = description
     with httpx.Client(timeout=30) as client:
-        try:
-            response = client.post(f"{api_base()}/acquire", json=body, headers=_headers())
-        except httpx.TransportError as exc:
-            console.print(f"[red]cannot reach the API at {api_base()}:[/] {exc}")
+        accepted = _call(
+            console, client, "POST", f"{api_base()}/acquire", json=body, headers=_headers()
+        )
+        if accepted is None:
             return None
-        if response.status_code != 202:
-            console.print(f"[red]refused ({response.status_code}):[/] {_error_text(response)}")
-            return None
-        task_id = response.json()["task_id"]
+        task_id = str(accepted["task_id"])
         console.print(f"acquisition [bold]{task_id}[/] queued")
         state = follow(console, client, task_id)
         show_measurements(console, client, task_id)
@@ -119,15 +132,9 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
 
 def show_status(console: Console, task_id: str) -> int:
     with httpx.Client(timeout=10) as client:
-        try:
-            response = client.get(f"{api_base()}/status/{task_id}")
-        except httpx.TransportError as exc:
-            console.print(f"[red]cannot reach the API at {api_base()}:[/] {exc}")
+        state = _call(console, client, "GET", f"{api_base()}/status/{task_id}")
+        if state is None:
             return 1
-        if response.status_code != 200:
-            console.print(f"[red]{response.status_code}:[/] {_error_text(response)}")
-            return 1
-        state = response.json()
         console.print(f"{task_id}: [bold]{state['state']}[/] {state['progress']:.0f}%")
         for error in state["errors"]:
             console.print(f"[yellow]{error['station_id']}:[/] {error['error']}")
@@ -213,15 +220,15 @@ def locate(console: Console, task_id: str, *, wait: bool = False) -> int:
             if result is not None:
                 show_localization(console, result, simulator_truth(get_settings()))
                 return 0 if result["status"] == "ok" else 1
-        try:
-            response = client.post(
-                f"{inference_base()}/localize", json={"task_id": task_id}, headers=_headers()
-            )
-        except httpx.TransportError as exc:
-            console.print(f"[red]cannot reach the API at {inference_base()}:[/] {exc}")
+        located = _call(
+            console,
+            client,
+            "POST",
+            f"{inference_base()}/localize",
+            json={"task_id": task_id},
+            headers=_headers(),
+        )
+        if located is None:
             return 1
-        if response.status_code != 200:
-            console.print(f"[red]{response.status_code}:[/] {_error_text(response)}")
-            return 1
-        show_localization(console, response.json(), simulator_truth(get_settings()))
+        show_localization(console, located, simulator_truth(get_settings()))
     return 0
