@@ -34,6 +34,10 @@ PULSE_TABLE_STEPS = 4096
 NFM_PERIOD_NS = 10 * NS_PER_S
 NFM_FREQUENCY_STEP_HZ = 0.1
 NFM_TONE_COUNT = 8
+NFM_LOWEST_TONE_HZ = 300.0
+# The message's peak is found on this grid (5x its highest tone), then refined.
+NFM_PEAK_GRID_RATE_HZ = 16_000.0
+NFM_PEAKS_REFINED = 16
 
 # Distinct stream tags so the symbol, tone and noise generators never share a seed.
 SEED_TAG_SYMBOLS = 0x53594D
@@ -170,34 +174,71 @@ def wideband_baseband(
     return np.sum(symbols[symbol_index - first] * pulse, axis=1)
 
 
-@lru_cache(maxsize=64)
-def _nfm_components(seed: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Frequencies, phases and weights of the integrated NFM message.
+def _nfm_tone_components(seed: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Frequencies, phases and weights of the message before its peak is normalised.
 
-    The message is a sum of tones in 300-3000 Hz, each with its own slow (syllabic,
-    2-6 Hz) raised-cosine envelope, weights falling with frequency like speech.
-    cos(A) (1 + cos B) / 2 expands into tones at f, f + g and f - g, each of which
-    integrates in closed form, so the FM phase is exact at any instant.
+    One tone in each eighth of the decade 300-3000 Hz (log-spaced, as speech's
+    pitch harmonics and formants spread), each with its own slow (syllabic,
+    2-6 Hz) raised-cosine envelope, amplitudes falling like 1/f as speech's do
+    above its first formant. cos(A) (1 + cos B) / 2 expands into tones at f,
+    f + g and f - g, each of which integrates in closed form, so the FM phase is
+    exact at any instant.
     """
     rng = np.random.default_rng([seed, SEED_TAG_NFM])
     steps = 1.0 / NFM_FREQUENCY_STEP_HZ
-    tone_hz = np.round(rng.uniform(300.0, 3000.0, NFM_TONE_COUNT) * steps) / steps
+    band_position = (np.arange(NFM_TONE_COUNT) + rng.uniform(0.0, 1.0, NFM_TONE_COUNT)) / (
+        NFM_TONE_COUNT
+    )
+    tone_hz = np.round(NFM_LOWEST_TONE_HZ * 10.0**band_position * steps) / steps
     envelope_hz = np.round(rng.uniform(2.0, 6.0, NFM_TONE_COUNT) * steps) / steps
     tone_phase = rng.uniform(0, 2 * np.pi, NFM_TONE_COUNT)
     envelope_phase = rng.uniform(0, 2 * np.pi, NFM_TONE_COUNT)
-    weight = 1.0 / np.sqrt(tone_hz)
-    weight /= weight.sum()  # |message| <= 1, so the peak deviation is the configured one
+    weight = NFM_LOWEST_TONE_HZ / tone_hz
     frequencies = np.concatenate([tone_hz, tone_hz + envelope_hz, tone_hz - envelope_hz])
     phases = np.concatenate([tone_phase, tone_phase + envelope_phase, tone_phase - envelope_phase])
     weights = np.concatenate([weight / 2, weight / 4, weight / 4])
     return frequencies, phases, weights
 
 
-def nfm_message(seed: int, time_in_period_s: FloatArray) -> FloatArray:
-    """The voice-like modulating signal m(t), |m| <= 1 (for tests and plots)."""
-    frequencies, phases, weights = _nfm_components(seed)
-    argument = 2 * np.pi * np.outer(time_in_period_s, frequencies) + phases
+def _sum_of_cosines(
+    time_s: FloatArray, frequencies: FloatArray, phases: FloatArray, weights: FloatArray
+) -> FloatArray:
+    argument = 2 * np.pi * np.outer(time_s, frequencies) + phases
     return np.asarray(np.cos(argument) @ weights, dtype=np.float64)
+
+
+def _peak_magnitude(frequencies: FloatArray, phases: FloatArray, weights: FloatArray) -> float:
+    """max |sum of cosines| over the message period: a dense grid, then its best peaks refined."""
+    step_s = 1.0 / NFM_PEAK_GRID_RATE_HZ
+    grid_s = np.arange(round(NFM_PERIOD_NS / NS_PER_S * NFM_PEAK_GRID_RATE_HZ)) * step_s
+    magnitude = np.concatenate(
+        [
+            np.abs(_sum_of_cosines(chunk, frequencies, phases, weights))
+            for chunk in np.array_split(grid_s, 64)
+        ]
+    )
+    best = grid_s[np.argsort(magnitude)[-NFM_PEAKS_REFINED:]]
+    # Within +-1 grid step of each of the largest samples, the exact maximum.
+    fine_s = (best[:, None] + np.linspace(-step_s, step_s, 65)[None, :]).ravel()
+    return float(np.max(np.abs(_sum_of_cosines(fine_s, frequencies, phases, weights))))
+
+
+@lru_cache(maxsize=64)
+def _nfm_components(seed: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The message's tone frequencies, phases and weights, scaled so that max |m| = 1.
+
+    A transmitter's limiter sets the loudest syllables to the peak deviation:
+    normalising by the message's actual peak (not by the sum of its weights, which
+    the tones never reach together) makes the configured deviation the one used,
+    and gives the strongest tones modulation indices of 2-3 on their syllables.
+    """
+    frequencies, phases, weights = _nfm_tone_components(seed)
+    return frequencies, phases, weights / _peak_magnitude(frequencies, phases, weights)
+
+
+def nfm_message(seed: int, time_in_period_s: FloatArray) -> FloatArray:
+    """The voice-like modulating signal m(t), max |m| = 1 (for tests and plots)."""
+    return _sum_of_cosines(time_in_period_s, *_nfm_components(seed))
 
 
 def nfm_baseband(

@@ -62,6 +62,30 @@ def test_nfm_has_constant_envelope_and_the_configured_peak_deviation() -> None:
     np.testing.assert_allclose(instantaneous_hz, 2500.0 * nfm_message(11, time_in_period), atol=2.5)
 
 
+def test_nfm_message_peaks_at_one_over_its_whole_period() -> None:
+    sample_rate_hz = 48_000.0
+    message = nfm_message(7, np.arange(int(10 * sample_rate_hz)) / sample_rate_hz)
+    assert np.max(np.abs(message)) == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_nfm_is_mostly_sidebands_like_voice_at_full_deviation(seed: int) -> None:
+    """Speech at 2.5 kHz peak deviation: indices of order 1-3, so the carrier is a minority."""
+    sample_rate_hz = 12_000.0
+    offsets = np.arange(int(2 * sample_rate_hz)) / sample_rate_hz
+    samples = nfm_baseband(2500.0, seed, BASE_NS, offsets)
+    carrier_share = np.abs(np.mean(samples)) ** 2  # power left at the carrier frequency
+    assert carrier_share < 0.4
+    # RMS bandwidth of FM = RMS instantaneous frequency = deviation x RMS of the message.
+    power = np.abs(np.fft.fft(samples)) ** 2
+    frequencies_hz = np.fft.fftfreq(len(samples), 1 / sample_rate_hz)
+    rms_bandwidth_hz = np.sqrt(np.sum(frequencies_hz**2 * power) / np.sum(power))
+    time_in_period = (BASE_NS % 10_000_000_000) / 1e9 + offsets
+    message_rms = np.sqrt(np.mean(nfm_message(seed, time_in_period) ** 2))
+    assert rms_bandwidth_hz == pytest.approx(2500.0 * message_rms, rel=0.05)
+    assert 400.0 < rms_bandwidth_hz < 900.0
+
+
 def test_nfm_message_is_voice_band() -> None:
     sample_rate_hz = 16_000.0
     message = nfm_message(4, np.arange(int(10 * sample_rate_hz)) / sample_rate_hz)
