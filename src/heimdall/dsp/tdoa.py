@@ -6,6 +6,7 @@ than ``a`` (``x``): ``y[n] ~ x[n - lag]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,12 @@ REFINEMENT_SPACINGS_SAMPLES = (0.5, 1 / 16, 1 / 128)
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
 #: is up to 30 Hz apart, and a coherent correlation over seconds needs that removed.
 MAX_FREQUENCY_OFFSET_HZ = 100.0
+#: Half-width of the band excluded around a pair's strongest spectral line before
+#: correlating in ``tdoa_lag``. A carrier correlates equally at every lag: left in,
+#: an FM signal's carrier (tens of % of its power) is a flat pedestal under the
+#: sidebands' sharp peak. The band also takes the carrier's syllabic amplitude
+#: changes (a few Hz) and the leakage of its line; it holds no timing information.
+CARRIER_NOTCH_HZ = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +50,17 @@ class CorrelationLag:
     Attributes:
         lag_samples: sub-sample lag of ``y`` behind ``x``.
         quality_db: main peak over the strongest correlation outside the main lobe.
-        peak_correlation: normalised correlation magnitude at the peak (0..1).
+        peak_correlation: normalised correlation magnitude at the peak (0..1), of the
+            signal actually correlated (without the carrier when it was notched out).
+        rms_bandwidth_hz: RMS bandwidth (about its centroid) of what ``x`` and ``y``
+            have in common: the second moment of their cross-spectrum's in-phase part
+            at the peak, where receiver noise averages out. 0 when none was found.
     """
 
     lag_samples: float
     quality_db: float
     peak_correlation: float
+    rms_bandwidth_hz: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -67,6 +79,8 @@ class TdoaLag:
     sample_rate_hz: float
     #: Carrier frequency of b minus that of a (Hz), removed before the lag was refined.
     frequency_offset_hz: float = 0.0
+    #: RMS bandwidth of the signal correlated (carrier excluded), measured from the pair.
+    rms_bandwidth_hz: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -103,11 +117,106 @@ def _parabola_vertex(values: npt.NDArray[np.float64]) -> float:
     return float(np.clip(0.5 * (left - right) / curvature, -1.0, 1.0))
 
 
+def _refine_peak(
+    probe_magnitudes: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+) -> float:
+    """Offset maximising ``probe_magnitudes``: parabola fits through ever closer probe triples."""
+    offset = 0.0
+    for spacing in REFINEMENT_SPACINGS_SAMPLES:
+        probes = offset + spacing * np.array([-1.0, 0.0, 1.0])
+        offset += spacing * _parabola_vertex(probe_magnitudes(probes))
+    return offset
+
+
+def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple[float, complex]:
+    """Frequency (cycles/sample) and complex amplitude of the tone best fitting ``samples``.
+
+    Refines a coarse frequency (a DFT bin) on the magnitude of the samples' Fourier
+    sum, probing within a bin; the amplitude is the least-squares one at that frequency.
+    """
+    count = len(samples)
+    index = np.arange(count, dtype=np.float64)
+    # Take the coarse frequency out once: the probes are then within a few cycles
+    # over the record, where float32 phasors are exact.
+    derotated = samples * _unit_phasors(-(coarse_cycles * index % 1.0))
+    index32 = index.astype(np.float32)
+
+    def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cycles = np.outer((offsets_bins / count).astype(np.float32), index32)
+        return np.abs(_unit_phasors(-cycles) @ derotated).astype(np.float64)
+
+    offset_bins = _refine_peak(probe_magnitudes)
+    amplitude = complex(_unit_phasors(-(offset_bins / count) * index32) @ derotated) / count
+    return coarse_cycles + offset_bins / count, amplitude
+
+
+def _tone_spectrum(
+    frequency_cycles: npt.NDArray[np.float64], tone_cycles: float, count: int
+) -> npt.NDArray[np.complex128]:
+    """DFT at ``frequency_cycles`` of exp(j 2 pi tone n), n < count: a Dirichlet kernel."""
+    offset = (frequency_cycles - tone_cycles + 0.5) % 1.0 - 0.5
+    denominator = np.sin(np.pi * offset)
+    at_tone = np.abs(denominator) < 1e-12
+    ratio = np.where(
+        at_tone, float(count), np.sin(np.pi * offset * count) / np.where(at_tone, 1.0, denominator)
+    )
+    return np.asarray(ratio * np.exp(-1j * np.pi * offset * (count - 1)), dtype=np.complex128)
+
+
+def _remove_carrier(
+    x: npt.NDArray[np.complex64],
+    y: npt.NDArray[np.complex64],
+    spectrum_x: npt.NDArray[np.complexfloating],
+    spectrum_y: npt.NDArray[np.complexfloating],
+    frequency_cycles: npt.NDArray[np.float64],
+    notch_cycles: float,
+) -> npt.NDArray[np.bool_]:
+    """Take the pair's strongest line out of both spectra (in place); the bins kept.
+
+    Each capture's fitted tone is subtracted exactly (its Dirichlet kernel, so that
+    none of its leakage is left), then the band within ``notch_cycles`` of it is
+    dropped: what remains of the carrier there are slow amplitude changes.
+    """
+    power = np.abs(spectrum_x) ** 2 + np.abs(spectrum_y) ** 2
+    coarse_cycles = float(frequency_cycles[int(np.argmax(power))])
+    line_cycles = coarse_cycles
+    for samples, spectrum in ((x, spectrum_x), (y, spectrum_y)):
+        line_cycles, amplitude = _fit_line(samples, coarse_cycles)
+        spectrum -= amplitude * _tone_spectrum(frequency_cycles, line_cycles, len(samples))
+    distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
+    kept = distance_cycles > notch_cycles
+    spectrum_x *= kept
+    spectrum_y *= kept
+    return kept
+
+
+def _rms_bandwidth_hz(
+    aligned_spectrum: npt.NDArray[np.complexfloating], frequencies_hz: npt.NDArray[np.float64]
+) -> float:
+    """RMS bandwidth about the centroid of the common signal in a peak-aligned cross-spectrum.
+
+    Aligned on the peak, the common signal's cross-spectrum has one phase (the
+    receivers' carrier phase difference) at every frequency, while the receivers'
+    independent noise has random phase: the part in phase with the peak estimates
+    the signal's power spectrum with the noise averaged out, not added.
+    """
+    peak_phase = np.exp(-1j * np.angle(np.sum(aligned_spectrum)))
+    in_phase = (aligned_spectrum * peak_phase).real.astype(np.float64)
+    total = float(np.sum(in_phase))
+    if total <= 0:
+        return 0.0
+    centroid_hz = float(np.sum(frequencies_hz * in_phase)) / total
+    variance_hz2 = float(np.sum((frequencies_hz - centroid_hz) ** 2 * in_phase)) / total
+    return float(np.sqrt(variance_hz2)) if variance_hz2 > 0 else 0.0
+
+
 def cross_correlation_lag(
     x: npt.ArrayLike,
     y: npt.ArrayLike,
     sample_rate_hz: float,
     max_lag_samples: float,
+    *,
+    carrier_notch_hz: float | None = None,
 ) -> CorrelationLag:
     """Lag of ``y`` behind ``x`` in samples, searched within +-``max_lag_samples``.
 
@@ -115,7 +224,9 @@ def cross_correlation_lag(
     band-limited (trigonometric) interpolation of the correlation, evaluated
     directly from its spectrum: three parabola fits through probes 1/2, 1/16
     and 1/128 sample apart, which lands within about 1e-5 sample of the true
-    maximum of the interpolated correlation.
+    maximum of the interpolated correlation. With ``carrier_notch_hz`` the
+    strongest spectral line of the pair and everything within that many Hz of it
+    are left out of the correlation (see ``CARRIER_NOTCH_HZ``).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
@@ -124,19 +235,30 @@ def cross_correlation_lag(
     >>> result = cross_correlation_lag(burst[100:-100], late[100:-100], 12_000.0, 10)
     >>> round(result.lag_samples, 2), result.is_reliable
     (2.3, True)
+    >>> round(result.rms_bandwidth_hz / 12_000.0, 2)  # 0.8 of the band: 0.8 / sqrt(12)
+    0.23
     """
     x_iq = validate_iq(x, min_samples=16, name="x")
     y_iq = validate_iq(y, min_samples=16, name="y")
     validate_sample_rate(sample_rate_hz)
     if not np.isfinite(max_lag_samples) or max_lag_samples < 0:
         raise ValueError(f"max_lag_samples must be non-negative, got {max_lag_samples}")
-    length = scipy.fft.next_fast_len(len(x_iq) + len(y_iq) - 1)
-    # Cross-spectrum of y against x: its inverse peaks at the delay of y.
-    cross_spectrum = scipy.fft.fft(y_iq, length) * np.conj(scipy.fft.fft(x_iq, length))
-    correlation = scipy.fft.ifft(cross_spectrum)
-
     search = int(np.ceil(max_lag_samples))
     span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
+    # Only lags within +-span are read: a circular correlation this long does not
+    # wrap any other lag onto them, and costs half of a full linear one.
+    length = scipy.fft.next_fast_len(max(len(x_iq), len(y_iq)) + span + 1)
+    spectrum_x = scipy.fft.fft(x_iq, length)
+    spectrum_y = scipy.fft.fft(y_iq, length)
+    frequency_cycles = scipy.fft.fftfreq(length)
+    if carrier_notch_hz is not None:
+        _remove_carrier(
+            x_iq, y_iq, spectrum_x, spectrum_y, frequency_cycles, carrier_notch_hz / sample_rate_hz
+        )
+    # Cross-spectrum of y against x: its inverse peaks at the delay of y.
+    cross_spectrum = spectrum_y * np.conj(spectrum_x)
+    correlation = scipy.fft.ifft(cross_spectrum)
+
     lags = np.arange(-span, span + 1)
     magnitude = np.abs(correlation[lags % length]).astype(np.float64)
     in_search = np.abs(lags) <= search
@@ -145,30 +267,32 @@ def cross_correlation_lag(
     start, stop = _main_lobe(magnitude, peak)
     outside = np.concatenate((magnitude[:start], magnitude[stop:]))
     sidelobe = float(np.max(outside)) if outside.size else float(magnitude[peak])
-    quality_db = 20 * np.log10(magnitude[peak] / max(sidelobe, 1e-30))
+    quality_db = 20 * np.log10(max(magnitude[peak], 1e-30) / max(sidelobe, 1e-30))
 
-    frequency_cycles = scipy.fft.fftfreq(length)
     integer_lag = int(lags[peak])
     # Centre the spectrum on the integer peak once; the refinement then only needs
     # phasors of a fractional lag, whose small angles are exact in float32.
     centred_spectrum = cross_spectrum * _unit_phasors(frequency_cycles * integer_lag % 1.0)
-    fraction = 0.0
-    for spacing in REFINEMENT_SPACINGS_SAMPLES:
-        probes = fraction + spacing * np.array([-1.0, 0.0, 1.0])
-        cycles = np.outer(probes.astype(np.float32), frequency_cycles.astype(np.float32))
-        magnitudes = np.abs(_unit_phasors(cycles) @ centred_spectrum)
-        fraction += spacing * _parabola_vertex(magnitudes)
-    peak_magnitude = float(np.max(magnitudes))
+    frequency_cycles32 = frequency_cycles.astype(np.float32)
+
+    def probe_magnitudes(offsets_samples: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cycles = np.outer(offsets_samples.astype(np.float32), frequency_cycles32)
+        return np.abs(_unit_phasors(cycles) @ centred_spectrum).astype(np.float64)
+
+    fraction = _refine_peak(probe_magnitudes)
+    aligned_spectrum = centred_spectrum * _unit_phasors(frequency_cycles * fraction)
+    peak_magnitude = float(np.abs(np.sum(aligned_spectrum)))
     lag_samples = float(np.clip(integer_lag + fraction, -max_lag_samples, max_lag_samples))
-    energy = np.sqrt(
-        np.sum(np.abs(x_iq.astype(np.complex128)) ** 2)
-        * np.sum(np.abs(y_iq.astype(np.complex128)) ** 2)
-    )
+    # Parseval: the energies of what was correlated, from the (notched) spectra.
+    energy_x = float(np.sum(spectrum_x.real**2 + spectrum_x.imag**2))
+    energy_y = float(np.sum(spectrum_y.real**2 + spectrum_y.imag**2))
+    energy = np.sqrt(energy_x * energy_y) / length
     peak_correlation = peak_magnitude / length / max(energy, 1e-30)
     return CorrelationLag(
         lag_samples=lag_samples,
         quality_db=float(quality_db),
         peak_correlation=float(min(peak_correlation, 1.0)),
+        rms_bandwidth_hz=_rms_bandwidth_hz(aligned_spectrum, frequency_cycles * sample_rate_hz),
     )
 
 
@@ -411,7 +535,11 @@ def tdoa_lag(
         cut_a, cut_b, sample_rate_hz, max_lag_samples, max_frequency_offset_hz
     )
     compensated_b = shift_frequency(cut_b, -peak.frequency_offset_hz, sample_rate_hz)
-    result = cross_correlation_lag(cut_a, compensated_b, sample_rate_hz, max_lag_samples)
+    # With the offset removed the pair's carriers sit on one frequency: notch it out,
+    # so that only the modulation (which carries the timing) is correlated.
+    result = cross_correlation_lag(
+        cut_a, compensated_b, sample_rate_hz, max_lag_samples, carrier_notch_hz=CARRIER_NOTCH_HZ
+    )
     return TdoaLag(
         lag_s=result.lag_samples / sample_rate_hz + start_difference_s,
         lag_samples=result.lag_samples,
@@ -420,4 +548,5 @@ def tdoa_lag(
         overlap_s=count / sample_rate_hz,
         sample_rate_hz=sample_rate_hz,
         frequency_offset_hz=peak.frequency_offset_hz,
+        rms_bandwidth_hz=result.rms_bandwidth_hz,
     )

@@ -73,17 +73,28 @@ def baseline_s(a: Receiver, b: Receiver) -> float:
     return math.hypot(ground_m, a.altitude_m - b.altitude_m) / SPEED_OF_LIGHT_M_S
 
 
-def correlation_sigma_s(peak_correlation: float, samples: int, bandwidth_hz: float) -> float:
-    """Standard deviation of a cross-correlation delay estimate.
+def correlation_sigma_s(peak_correlation: float, samples: int, rms_bandwidth_hz: float) -> float:
+    """Standard deviation of a complex-baseband cross-correlation delay estimate.
 
-    With normalised peak rho over N samples the effective SNR is rho^2 / (1 - rho^2),
-    and the delay variance is 1 / (N * SNR_eff * (2 pi B_rms)^2), B_rms being the
-    rms bandwidth (a flat band of width B has B / sqrt(12)).
+    With normalised peak rho over N samples the effective SNR of the pair is
+    rho^2 / (1 - rho^2) (= SNR_a SNR_b / (1 + SNR_a + SNR_b)), and the delay
+    variance is 1 / (2 N SNR_eff (2 pi B_rms)^2): the factor 2 is that of complex
+    samples, whose real and imaginary parts both carry the delay. B_rms is the RMS
+    bandwidth about the centroid of the signal correlated (``TdoaLag.rms_bandwidth_hz``).
     """
     rho2 = min(max(peak_correlation, 1e-6) ** 2, 1 - 1e-9)
     snr_eff = rho2 / (1 - rho2)
-    b_rms = max(bandwidth_hz, 1.0) / math.sqrt(12)
-    return 1.0 / (2 * math.pi * b_rms * math.sqrt(samples * snr_eff))
+    b_rms = max(rms_bandwidth_hz, 1.0)
+    return 1.0 / (2 * math.pi * b_rms * math.sqrt(2 * samples * snr_eff))
+
+
+def rms_bandwidth_fallback_hz(occupied_bandwidth_hz: float) -> float:
+    """RMS bandwidth of a flat band as wide as the occupied one: B / sqrt(12).
+
+    Only when the correlation gave no measured RMS bandwidth; optimistic for signals
+    whose power is concentrated near their carrier (FM: about 1.5x).
+    """
+    return occupied_bandwidth_hz / math.sqrt(12)
 
 
 def _load_capture(store: ObjectStore, measurement: Measurement) -> IQCapture:
@@ -119,11 +130,13 @@ def tdoa_observations_from_recordings(
         lag = tdoa_lag(
             reference_capture, central_window(other.capture, window_s), max_lag_s=max_lag_s
         )
-        bandwidth_hz = min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
+        rms_bandwidth_hz = lag.rms_bandwidth_hz or rms_bandwidth_fallback_hz(
+            min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
+        )
         samples = round(lag.overlap_s * lag.sample_rate_hz)
         sigma_s = math.hypot(
             math.sqrt(2) * gps_timing_sigma_s,
-            correlation_sigma_s(lag.peak_correlation, samples, bandwidth_hz),
+            correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz),
         )
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S
