@@ -150,19 +150,6 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     return coarse_cycles + offset_bins / count, amplitude
 
 
-def _tone_spectrum(
-    frequency_cycles: npt.NDArray[np.float64], tone_cycles: float, count: int
-) -> npt.NDArray[np.complex128]:
-    """DFT at ``frequency_cycles`` of exp(j 2 pi tone n), n < count: a Dirichlet kernel."""
-    offset = (frequency_cycles - tone_cycles + 0.5) % 1.0 - 0.5
-    denominator = np.sin(np.pi * offset)
-    at_tone = np.abs(denominator) < 1e-12
-    ratio = np.where(
-        at_tone, float(count), np.sin(np.pi * offset * count) / np.where(at_tone, 1.0, denominator)
-    )
-    return np.asarray(ratio * np.exp(-1j * np.pi * offset * (count - 1)), dtype=np.complex128)
-
-
 def _remove_carrier(
     x: npt.NDArray[np.complex64],
     y: npt.NDArray[np.complex64],
@@ -173,16 +160,18 @@ def _remove_carrier(
 ) -> npt.NDArray[np.bool_]:
     """Take the pair's strongest line out of both spectra (in place); the bins kept.
 
-    Each capture's fitted tone is subtracted exactly (its Dirichlet kernel, so that
-    none of its leakage is left), then the band within ``notch_cycles`` of it is
+    Each capture's fitted tone is subtracted with its leakage (the spectrum of the
+    tone over the capture's span), then the band within ``notch_cycles`` of it is
     dropped: what remains of the carrier there are slow amplitude changes.
     """
     power = np.abs(spectrum_x) ** 2 + np.abs(spectrum_y) ** 2
     coarse_cycles = float(frequency_cycles[int(np.argmax(power))])
     line_cycles = coarse_cycles
+    index = np.arange(max(len(x), len(y)), dtype=np.float64)
     for samples, spectrum in ((x, spectrum_x), (y, spectrum_y)):
         line_cycles, amplitude = _fit_line(samples, coarse_cycles)
-        spectrum -= amplitude * _tone_spectrum(frequency_cycles, line_cycles, len(samples))
+        fitted_tone = amplitude * _unit_phasors(line_cycles * index[: len(samples)] % 1.0)
+        spectrum -= scipy.fft.fft(fitted_tone, len(spectrum))
     distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
     kept = distance_cycles > notch_cycles
     spectrum_x *= kept

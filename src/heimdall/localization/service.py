@@ -12,6 +12,7 @@ import json
 import math
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
 
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
-from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, tdoa_lag
+from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, TdoaLag, tdoa_lag
 from heimdall.localization import repository
 from heimdall.localization.calibration import Calibration
 from heimdall.localization.estimate import (
@@ -40,6 +41,8 @@ SPEED_OF_LIGHT_M_S = 299_792_458.0
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
 UNUSABLE_SIGMA_S = 1e-3
+# Pairs correlated at once (the service's machines have 2 cores).
+TDOA_WORKERS = 2
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -122,14 +125,19 @@ def tdoa_observations_from_recordings(
         return []
     reference = max(recordings, key=lambda r: r.snr_db)
     reference_capture = central_window(reference.capture, window_s)
-    observations = []
-    for other in recordings:
-        if other is reference:
-            continue
+    others = [r for r in recordings if r is not reference]
+
+    def lag_against_reference(other: TimedRecording) -> TdoaLag:
         max_lag_s = baseline_s(reference.station, other.station) + 1e-4
-        lag = tdoa_lag(
+        return tdoa_lag(
             reference_capture, central_window(other.capture, window_s), max_lag_s=max_lag_s
         )
+
+    # numpy and scipy.fft release the GIL for the heavy parts: the pairs overlap on cores.
+    with ThreadPoolExecutor(max_workers=TDOA_WORKERS) as pool:
+        lags = list(pool.map(lag_against_reference, others))
+    observations = []
+    for other, lag in zip(others, lags, strict=True):
         rms_bandwidth_hz = lag.rms_bandwidth_hz or rms_bandwidth_fallback_hz(
             min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
         )
