@@ -6,9 +6,11 @@ import pytest
 
 from heimdall.dsp.signals import complex_white_noise, make_capture, tone
 from heimdall.dsp.tdoa import (
+    MAX_SERIES_DRIFT_SAMPLES,
     MIN_TDOA_QUALITY_DB,
     capture_start_time_ns,
     cross_ambiguity_peak,
+    resample_to_rate,
     tdoa_lag,
 )
 
@@ -114,6 +116,38 @@ def test_lag_is_exact_to_nanoseconds_at_real_utc_epochs() -> None:
             max_lag_s=1e-3,
         )
         assert result.lag_s == pytest.approx(delay_s, abs=20e-9), start_offset_ns
+
+
+@pytest.mark.parametrize("rate_ppm", [20.0, -35.0, 43.0, 80.0])
+def test_lag_across_sample_rates_is_exact_to_nanoseconds(rate_ppm: float) -> None:
+    # The service's 2 s window (47 blocks of 512): 20-80 ppm drift b by 0.5-1.9
+    # samples across it, which the series resampling bridges (the last is its limit).
+    count = 47 * 512
+    rate_b_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
+    assert abs(rate_ppm) * 1e-6 * count / 2 <= MAX_SERIES_DRIFT_SAMPLES
+    delay_s = -2.1e-4
+    start_offset_ns = 1_234_567
+    a = multitone(np.arange(count) / SAMPLE_RATE_HZ, 0.0, seed=11)
+    b = multitone(start_offset_ns / 1e9 + np.arange(count) / rate_b_hz - delay_s, 0.0, seed=11)
+    result = tdoa_lag(
+        make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        make_capture(b, rate_b_hz, start_time_ns=EPOCH_NS + start_offset_ns),
+        max_lag_s=1e-3,
+    )
+    assert result.lag_s == pytest.approx(delay_s, abs=20e-9)
+
+
+@pytest.mark.parametrize("rate_ppm", [-43.0, 20.0, 150.0, -400.0])
+def test_resampling_matches_the_signal_at_the_new_instants(rate_ppm: float) -> None:
+    # Small drifts take the Taylor series, large ones the chirp-z transform.
+    to_rate_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
+    samples = multitone(np.arange(24_064) / SAMPLE_RATE_HZ, 0.0, seed=12)
+    resampled = resample_to_rate(samples, SAMPLE_RATE_HZ, to_rate_hz)
+    expected = multitone(np.arange(len(resampled)) / to_rate_hz, 0.0, seed=12)
+    assert len(resampled) == int(24_064 * to_rate_hz / SAMPLE_RATE_HZ)
+    # The periodic interpolant rings only near the ends of the record.
+    interior = slice(1_000, -1_000)
+    assert np.max(np.abs(resampled[interior] - expected[interior])) < 2e-3
 
 
 def test_capture_start_time_keeps_nanoseconds() -> None:
