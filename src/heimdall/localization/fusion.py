@@ -11,7 +11,8 @@ the RSS model is in use.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -54,7 +55,14 @@ class TdoaBlock:
 
     def whitening_per_m(self, extra_sigma_m: float = 0.0) -> FloatArray:
         """Whitening of the pair residuals, sigmas widened by ``extra_sigma_m`` in quadrature."""
+        if extra_sigma_m == 0.0:
+            return self._whitening_per_m
         return pair_whitening(self.first, self.second, np.hypot(self.sigmas_m, extra_sigma_m))
+
+    @cached_property
+    def _whitening_per_m(self) -> FloatArray:
+        # The refinement evaluates residuals and Jacobian dozens of times: factor once.
+        return pair_whitening(self.first, self.second, self.sigmas_m)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,21 @@ class Problem:
     transmitter_altitude_m: float
     rss: RssBlock | None
     tdoa: TdoaBlock | None
+    _last_point: dict[tuple[float, float], FloatArray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def transmitter_enu_m(self, x_m: float, y_m: float) -> FloatArray:
+        """ENU of a map-plane candidate at the assumed height, shape ``(3,)``.
+
+        The solver asks for the residuals and the Jacobian at the same point, and one
+        PROJ call costs more than both: the last point is kept.
+        """
+        key = (float(x_m), float(y_m))
+        if key not in self._last_point:
+            self._last_point.clear()
+            self._last_point[key] = self.frame.plane_to_enu(*key, self.transmitter_altitude_m)
+        return self._last_point[key]
 
     @property
     def n_parameters(self) -> int:
@@ -106,9 +129,31 @@ class Grid:
         return cls(x_centres, y_centres)
 
 
-def _ranges_at(problem: Problem, x_m: npt.ArrayLike, y_m: npt.ArrayLike) -> FloatArray:
-    transmitters_enu_m = problem.frame.plane_to_enu(x_m, y_m, problem.transmitter_altitude_m)
-    return slant_ranges_m(transmitters_enu_m, problem.receivers_enu_m)
+@lru_cache(maxsize=16)
+def _cell_enu_m(
+    frame: LocalFrame, altitude_m: float, x_m: tuple[float, ...], y_m: tuple[float, ...]
+) -> FloatArray:
+    # One PROJ pass over every cell costs milliseconds, and the same grid recurs: the
+    # outlier test, the Gaussian surface, and every acquisition of the same network.
+    x_grid_m, y_grid_m = np.meshgrid(x_m, y_m)
+    cells_enu_m = frame.plane_to_enu(x_grid_m, y_grid_m, altitude_m)
+    cells_enu_m.flags.writeable = False
+    return cells_enu_m
+
+
+def _grid_ranges_m(problem: Problem, grid: Grid) -> FloatArray:
+    """Slant ranges from every cell to every receiver, shape ``(n_y, n_x, n_receivers)``."""
+    cells_enu_m = _cell_enu_m(
+        problem.frame,
+        float(problem.transmitter_altitude_m),
+        tuple(grid.x_m.tolist()),
+        tuple(grid.y_m.tolist()),
+    )
+    return slant_ranges_m(cells_enu_m, problem.receivers_enu_m)
+
+
+def _ranges_at(problem: Problem, x_m: float, y_m: float) -> FloatArray:
+    return slant_ranges_m(problem.transmitter_enu_m(x_m, y_m), problem.receivers_enu_m)
 
 
 def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
@@ -118,9 +163,8 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
     wide would otherwise fall between cell centres and the true cell would score no
     better than a wrong one.
     """
-    x_m, y_m = np.meshgrid(grid.x_m, grid.y_m)
-    ranges_m = _ranges_at(problem, x_m, y_m)
-    log_likelihood = np.zeros(x_m.shape, dtype=np.float64)
+    ranges_m = _grid_ranges_m(problem, grid)
+    log_likelihood = np.zeros(ranges_m.shape[:-1], dtype=np.float64)
     if problem.rss is not None:
         rss = problem.rss
         rss_ranges_m = ranges_m[..., rss.receiver_indices]
@@ -157,8 +201,7 @@ def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     """
     assert problem.rss is not None
     rss = problem.rss
-    x_m, y_m = np.meshgrid(grid.x_m, grid.y_m)
-    ranges_m = _ranges_at(problem, x_m, y_m).reshape(-1, len(problem.receivers_enu_m))
+    ranges_m = _grid_ranges_m(problem, grid).reshape(-1, len(problem.receivers_enu_m))
     implied_p0_dbm = (
         rss.powers_dbm
         - rss.gains_db
@@ -234,9 +277,7 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
     the map plane and ENU axes agree to ~1e-4 over the region, far below what matters
     for a search direction or a covariance.
     """
-    transmitter_enu_m = problem.frame.plane_to_enu(
-        parameters[0], parameters[1], problem.transmitter_altitude_m
-    )
+    transmitter_enu_m = problem.transmitter_enu_m(parameters[0], parameters[1])
     offsets_m = transmitter_enu_m - problem.receivers_enu_m
     ranges_m = np.maximum(np.linalg.norm(offsets_m, axis=-1), 1e-3)
     range_gradients = offsets_m[:, :2] / ranges_m[:, np.newaxis]
@@ -268,7 +309,7 @@ def initial_parameters(problem: Problem, x_m: float, y_m: float) -> FloatArray:
     if problem.rss is None:
         return np.array([x_m, y_m], dtype=np.float64)
     rss = problem.rss
-    ranges_m = _ranges_at(problem, np.float64(x_m), np.float64(y_m))[rss.receiver_indices]
+    ranges_m = _ranges_at(problem, x_m, y_m)[rss.receiver_indices]
     source_power_dbm = robust_source_power_dbm(
         ranges_m,
         rss.powers_dbm,
