@@ -75,7 +75,8 @@ def remove_this_runs_queues() -> Iterator[None]:
     yield
     from heimdall.core.celery_app import ALL_QUEUES, celery_app
 
-    prefixes = [get_settings().queue_prefix, f"{get_settings().queue_prefix}kill-"]
+    run = get_settings().queue_prefix
+    prefixes = [run, f"{run}kill-", f"{run}cli-"]
     names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
     with celery_app.connection_for_write() as connection:
         channel = connection.channel()

@@ -32,6 +32,8 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     env["HEIMDALL_SIMULATOR_CONTROL_PORT"] = str(free_port())
     env["HEIMDALL_WORKER_METRICS_PORT"] = str(free_port())
     env["HEIMDALL_SIMULATOR_ENABLED"] = "false"
+    # Its own queues: the run's other workers (another database) must not take its tasks.
+    env["HEIMDALL_QUEUE_PREFIX"] = f"{env['HEIMDALL_QUEUE_PREFIX']}cli-"
     return env
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
 
 from heimdall.core.db import sync_engine
 from heimdall.core.migrate import alembic_config
+from heimdall.core.settings import get_settings
+from heimdall.stations.service import seed_stations
 
 CONTRACT_TABLES = {
     "websdr_stations",
@@ -80,7 +83,14 @@ def test_models_and_migrations_agree(database: str) -> None:
 
 
 def test_registry_is_seeded_with_the_simulated_network(database: str) -> None:
-    with sync_engine().connect() as conn:
-        rows = conn.exec_driver_sql("SELECT id, url FROM websdr_stations ORDER BY url").all()
+    # Seed again inside a transaction that is rolled back: other tests point the
+    # stations at their own simulator, and this test must not depend on their order.
+    with Session(sync_engine()) as session:
+        seed_stations(session, get_settings().stations_file)
+        rows = session.execute(
+            text("SELECT id, url, protocol FROM websdr_stations ORDER BY url")
+        ).all()
+        session.rollback()
     assert len(rows) == 7
-    assert rows[0].url == "ws://127.0.0.1:8073"
+    assert [r.url for r in rows] == [f"ws://127.0.0.1:{port}" for port in range(8073, 8080)]
+    assert {r.protocol for r in rows} == {"kiwisdr"}
