@@ -37,6 +37,14 @@ def test_central_window_keeps_whole_blocks_from_the_middle() -> None:
     assert np.array_equal(window.samples, capture.samples[8 * 512 : 12 * 512])
 
 
+def test_central_window_rounds_up_to_a_block_count_of_fast_fft_length() -> None:
+    # 2 s at 12 kHz is 47 blocks (a prime times 512): the window takes 48 = 2^13 * 3 samples.
+    capture = make_capture(np.zeros(512 * 117, dtype=np.complex64), SAMPLE_RATE_HZ)
+    window = central_window(capture, duration_s=2.0)
+    assert len(window.samples) == 48 * 512
+    assert np.array_equal(window.block_time_ns, capture.block_time_ns[34:82])
+
+
 def test_central_window_longer_than_the_capture_is_the_capture() -> None:
     capture = make_capture(np.ones(512 * 3, dtype=np.complex64), SAMPLE_RATE_HZ)
     assert central_window(capture, duration_s=10.0) is capture
