@@ -473,16 +473,18 @@ def _resample_by_series(
     j_omega_span = ((2j * np.pi * half_span) * frequency_cycles).astype(np.complex64)
     for m in range(1, terms):
         np.multiply(scaled[m - 1], j_omega_span / np.float32(m), out=scaled[m])
+    derivatives = scipy.fft.ifft(scaled, axis=1, overwrite_x=True)
     # Past the last sample (a faster rate) the periodic interpolant wraps to the first.
-    derivatives = scipy.fft.ifft(scaled, axis=1, overwrite_x=True)[:, np.arange(count) % length]
+    positions = np.arange(count) % length if count > length else slice(0, count)
     if half_span == 0.0:
-        return derivatives[0].astype(np.complex64)
-    # Horner in u_i / U, within +-1.
+        return derivatives[0, positions].astype(np.complex64)
+    # Horner in u_i / U, within +-1, in place.
     fraction = ((drift_per_sample * np.arange(count) - centre_drift) / half_span).astype(np.float32)
-    values = derivatives[terms - 1]
+    values = derivatives[terms - 1, positions].copy()
     for m in range(terms - 2, -1, -1):
-        values = derivatives[m] + fraction * values
-    return values.astype(np.complex64)
+        values *= fraction
+        values += derivatives[m, positions]
+    return values
 
 
 def resample_to_rate(
