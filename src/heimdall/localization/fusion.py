@@ -181,16 +181,20 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
         )
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
     if problem.tdoa is not None:
-        tdoa = problem.tdoa
-        z = tdoa_normalised_residuals(
-            ranges_m,
-            tdoa.first,
-            tdoa.second,
-            tdoa.range_differences_m,
-            tdoa.whitening_per_m(grid.cell_size_m),
-        )
+        z = _tdoa_grid_residuals(problem.tdoa, ranges_m, grid)
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
     return log_likelihood
+
+
+def _tdoa_grid_residuals(tdoa: TdoaBlock, ranges_m: FloatArray, grid: Grid) -> FloatArray:
+    """Whitened TDOA residuals on every grid cell."""
+    return tdoa_normalised_residuals(
+        ranges_m,
+        tdoa.first,
+        tdoa.second,
+        tdoa.range_differences_m,
+        tdoa.whitening_per_m(grid.cell_size_m),
+    )
 
 
 def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
@@ -215,14 +219,7 @@ def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     p0_dbm = np.sum(weights * implied_p0_dbm, axis=-1) / np.sum(weights, axis=-1)
     chi_square = np.sum(weights * np.square(implied_p0_dbm - p0_dbm[..., np.newaxis]), axis=-1)
     if problem.tdoa is not None:
-        tdoa = problem.tdoa
-        z = tdoa_normalised_residuals(
-            ranges_m,
-            tdoa.first,
-            tdoa.second,
-            tdoa.range_differences_m,
-            tdoa.whitening_per_m(grid.cell_size_m),
-        )
+        z = _tdoa_grid_residuals(problem.tdoa, ranges_m, grid)
         chi_square = chi_square + np.sum(np.square(z), axis=-1)
     return np.asarray(chi_square, dtype=np.float64)
 
