@@ -42,6 +42,7 @@ from heimdall.localization.fusion import (
     grid_log_likelihood,
     grid_peaks,
     initial_parameters,
+    leave_one_out_chi_square,
     normalised_residuals,
     power_exclusion_chi_square_drops,
     refine,
@@ -65,6 +66,13 @@ Method = Literal["rss", "tdoa", "fused"]
 MIN_RSS_RECEIVERS = 3
 MIN_TDOA_RECEIVERS = 4
 _OUTLIER_CHI2_DROP = 10.83  # chi-square, 1 dof, 99.9 %
+#: Power-only fixes refine only the grid peaks whose log-likelihood is within this of the
+#: best. The power likelihood is smooth at the grid's scale (cells of a few km, spread of
+#: tens of km): on the accuracy benchmark a peak's refined cost stays within ~0.4 of its
+#: grid value, so a peak further down than a rival's limit (chi-square 2 dof 95 % / 2)
+#: plus a margin can neither win nor be a rival. Most of those would refine onto the best
+#: solution anyway, after 30-50 solver steps each.
+_POWER_PEAK_WINDOW = CHI2_2DOF_95 / 2 + 1.0
 
 
 class Receiver(BaseModel):
@@ -290,11 +298,13 @@ def localize(
 
     receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
     grid = Grid.covering(receivers_x_m, receivers_y_m, grid_margin_m, grid_cells_per_side)
+    leave_one_out = None
     if exclude_power_outliers and rss_block is not None:
         # Fault detection and exclusion: the robust loss limits an outlier's pull, but a
         # +30 dB reading can still drag a power fix by tens of km. Leave each reading out
         # on the grid; if one is rejected at 99.9 % (chi-square 1 dof), refit without it.
-        drops = power_exclusion_chi_square_drops(problem, grid)
+        leave_one_out = leave_one_out_chi_square(problem, grid)
+        drops = power_exclusion_chi_square_drops(leave_one_out)
         worst = int(np.argmax(drops))
         if drops[worst] > _OUTLIER_CHI2_DROP and len(power_by_id) > MIN_RSS_RECEIVERS + 1:
             outlier_id = used_ids[rss_block.receiver_indices[worst]]
@@ -317,7 +327,12 @@ def localize(
             retry.diagnostics["elapsed_ms"] = 1e3 * (time.perf_counter() - started_s)
             return retry
     log_likelihood = grid_log_likelihood(problem, grid)
-    peaks = grid_peaks(log_likelihood, grid, max_peaks=3, min_relative_likelihood=1e-6)
+    peaks = grid_peaks(
+        log_likelihood,
+        grid,
+        max_peaks=3,
+        min_relative_likelihood=np.exp(-_POWER_PEAK_WINDOW) if tdoa_block is None else 1e-6,
+    )
     solutions = [refine(problem, initial_parameters(problem, x, y), grid) for x, y in peaks]
     solutions = _distinct(sorted(solutions, key=lambda s: s.robust_cost), grid.cell_size_m)
     best = solutions[0]
@@ -348,7 +363,10 @@ def localize(
         # Power-only: the grid resolves the likelihood well (cells of a few km against
         # tens of km of spread), so its second moment replaces the local curvature.
         covariance_m2 = inflation * grid_spread_covariance(
-            grid.x_m, grid.y_m, gaussian_grid_log_likelihood(problem, grid), best.parameters[:2]
+            grid.x_m,
+            grid.y_m,
+            gaussian_grid_log_likelihood(problem, grid, leave_one_out),
+            best.parameters[:2],
         )
 
     x_m, y_m = float(best.parameters[0]), float(best.parameters[1])

@@ -197,7 +197,7 @@ def _tdoa_grid_residuals(tdoa: TdoaBlock, ranges_m: FloatArray, grid: Grid) -> F
     )
 
 
-def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
+def leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     """Gaussian chi-square on every cell, shape ``(n_rss + 1, n_cells)``.
 
     Row ``k < n_rss`` leaves power reading ``k`` out; the last row keeps them all.
@@ -224,19 +224,28 @@ def _leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     return np.asarray(chi_square, dtype=np.float64)
 
 
-def power_exclusion_chi_square_drops(problem: Problem, grid: Grid) -> FloatArray:
+def power_exclusion_chi_square_drops(leave_one_out: FloatArray) -> FloatArray:
     """How much the best grid chi-square falls when each power reading is left out.
 
-    One entry per RSS receiver. A reading that the rest of the network contradicts
-    shows a drop far above the ~1 expected from removing one honest residual.
+    ``leave_one_out`` is ``leave_one_out_chi_square``'s table. One entry per RSS
+    receiver: a reading that the rest of the network contradicts shows a drop far above
+    the ~1 expected from removing one honest residual.
     """
-    best = np.min(_leave_one_out_chi_square(problem, grid), axis=-1)
+    best = np.min(leave_one_out, axis=-1)
     return np.asarray(best[-1] - best[:-1], dtype=np.float64)
 
 
-def gaussian_grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
-    """Plain Gaussian log-likelihood (``-chi2 / 2``) on the grid, shape ``(n_y, n_x)``."""
-    chi_square = _leave_one_out_chi_square(problem, grid)[-1]
+def gaussian_grid_log_likelihood(
+    problem: Problem, grid: Grid, leave_one_out: FloatArray | None = None
+) -> FloatArray:
+    """Plain Gaussian log-likelihood (``-chi2 / 2``) on the grid, shape ``(n_y, n_x)``.
+
+    Its chi-square is the last row of ``leave_one_out_chi_square``: pass that table when
+    the outlier test already computed it for this problem and grid.
+    """
+    if leave_one_out is None:
+        leave_one_out = leave_one_out_chi_square(problem, grid)
+    chi_square = leave_one_out[-1]
     return np.asarray(-0.5 * chi_square.reshape(len(grid.y_m), len(grid.x_m)), dtype=np.float64)
 
 
