@@ -167,8 +167,55 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     return coarse_cycles + offset_bins / count, amplitude
 
 
+def _fitted_carrier(
+    samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int
+) -> tuple[float, npt.NDArray[np.complexfloating]]:
+    """Frequency (cycles/sample) of the line fitted near ``coarse_cycles``, and its spectrum.
+
+    The spectrum is that of the fitted tone over the samples' span at the FFT ``length``:
+    the line with its leakage, ready to subtract from the samples' own spectrum.
+    """
+    line_cycles, amplitude = _fit_line(samples, coarse_cycles)
+    index = np.arange(len(samples), dtype=np.float64)
+    fitted_tone = amplitude * _unit_phasors(line_cycles * index % 1.0)
+    return line_cycles, scipy.fft.fft(fitted_tone, length)
+
+
+class _SegmentSpectra:
+    """FFTs and carrier fits of one run of samples, kept for every partner correlated with it.
+
+    The localization service correlates the strongest receiver against each other one:
+    the reference's spectrum and carrier fit are the same in every pair. Entries are
+    read-only and a race between threads only computes one twice.
+    """
+
+    def __init__(self, samples: npt.NDArray[np.complex64]) -> None:
+        self.samples = samples
+        self._spectra: dict[int, npt.NDArray[np.complexfloating]] = {}
+        self._carriers: dict[tuple[float, int], tuple[float, npt.NDArray[np.complexfloating]]] = {}
+
+    def spectrum(self, length: int) -> npt.NDArray[np.complexfloating]:
+        spectrum = self._spectra.get(length)
+        if spectrum is None:
+            spectrum = scipy.fft.fft(self.samples, length)
+            spectrum.flags.writeable = False
+            self._spectra[length] = spectrum
+        return spectrum
+
+    def carrier(
+        self, coarse_cycles: float, length: int
+    ) -> tuple[float, npt.NDArray[np.complexfloating]]:
+        key = (coarse_cycles, length)
+        carrier = self._carriers.get(key)
+        if carrier is None:
+            carrier = _fitted_carrier(self.samples, coarse_cycles, length)
+            carrier[1].flags.writeable = False
+            self._carriers[key] = carrier
+        return carrier
+
+
 def _remove_carrier(
-    x: npt.NDArray[np.complex64],
+    x: _SegmentSpectra,
     y: npt.NDArray[np.complex64],
     spectrum_x: npt.NDArray[np.complexfloating],
     spectrum_y: npt.NDArray[np.complexfloating],
@@ -183,12 +230,11 @@ def _remove_carrier(
     """
     power = np.abs(spectrum_x) ** 2 + np.abs(spectrum_y) ** 2
     coarse_cycles = float(frequency_cycles[int(np.argmax(power))])
-    line_cycles = coarse_cycles
-    index = np.arange(max(len(x), len(y)), dtype=np.float64)
-    for samples, spectrum in ((x, spectrum_x), (y, spectrum_y)):
-        line_cycles, amplitude = _fit_line(samples, coarse_cycles)
-        fitted_tone = amplitude * _unit_phasors(line_cycles * index[: len(samples)] % 1.0)
-        spectrum -= scipy.fft.fft(fitted_tone, len(spectrum))
+    length = len(spectrum_x)
+    _, tone_spectrum_x = x.carrier(coarse_cycles, length)
+    spectrum_x -= tone_spectrum_x
+    line_cycles, tone_spectrum_y = _fitted_carrier(y, coarse_cycles, length)
+    spectrum_y -= tone_spectrum_y
     distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
     kept = distance_cycles > notch_cycles
     spectrum_x *= kept
@@ -249,17 +295,30 @@ def cross_correlation_lag(
     validate_sample_rate(sample_rate_hz)
     if not np.isfinite(max_lag_samples) or max_lag_samples < 0:
         raise ValueError(f"max_lag_samples must be non-negative, got {max_lag_samples}")
+    return _correlation_lag(
+        _SegmentSpectra(x_iq), y_iq, sample_rate_hz, max_lag_samples, carrier_notch_hz
+    )
+
+
+def _correlation_lag(
+    x: _SegmentSpectra,
+    y_iq: npt.NDArray[np.complex64],
+    sample_rate_hz: float,
+    max_lag_samples: float,
+    carrier_notch_hz: float | None,
+) -> CorrelationLag:
+    """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised."""
     search = int(np.ceil(max_lag_samples))
     span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
     # Only lags within +-span are read: a circular correlation this long does not
     # wrap any other lag onto them, and costs half of a full linear one.
-    length = scipy.fft.next_fast_len(max(len(x_iq), len(y_iq)) + span + 1)
-    spectrum_x = scipy.fft.fft(x_iq, length)
+    length = scipy.fft.next_fast_len(max(len(x.samples), len(y_iq)) + span + 1)
+    spectrum_x = x.spectrum(length).copy()
     spectrum_y = scipy.fft.fft(y_iq, length)
     frequency_cycles = scipy.fft.fftfreq(length)
     if carrier_notch_hz is not None:
         _remove_carrier(
-            x_iq, y_iq, spectrum_x, spectrum_y, frequency_cycles, carrier_notch_hz / sample_rate_hz
+            x, y_iq, spectrum_x, spectrum_y, frequency_cycles, carrier_notch_hz / sample_rate_hz
         )
     # Cross-spectrum of y against x: its inverse peaks at the delay of y.
     cross_spectrum = spectrum_y * np.conj(spectrum_x)
@@ -528,8 +587,33 @@ def resample_to_rate(
     return values.astype(np.complex64)
 
 
+class PreparedCapture:
+    """A capture to be correlated against several others by ``tdoa_lag``.
+
+    Its GPS start time, and for each cut of it its FFTs and carrier fits, are computed
+    once and reused by every pair (thread-safe: at worst a race computes one twice).
+    The localization service prepares its reference receiver this way; the gain needs
+    the partners' windows to cover the same span of it (the same cut every time).
+    """
+
+    def __init__(self, capture: IQCapture) -> None:
+        self.capture = capture
+        #: Times are relative to the first block: small numbers, exact to the nanosecond.
+        self.reference_ns = int(capture.block_time_ns[0]) if len(capture.block_time_ns) else 0
+        self.start_ns = capture_start_time_ns(capture, self.reference_ns)
+        self._cuts: dict[tuple[int, int], _SegmentSpectra] = {}
+
+    def cut(self, skip: int, count: int) -> _SegmentSpectra:
+        """Samples ``skip`` .. ``skip + count`` with their memoised spectra."""
+        cut = self._cuts.get((skip, count))
+        if cut is None:
+            cut = _SegmentSpectra(self.capture.samples[skip : skip + count])
+            self._cuts[(skip, count)] = cut
+        return cut
+
+
 def tdoa_lag(
-    a: IQCapture,
+    a: IQCapture | PreparedCapture,
     b: IQCapture,
     *,
     max_lag_s: float,
@@ -542,7 +626,9 @@ def tdoa_lag(
     carrier offset of b against a (within +-``max_frequency_offset_hz``), b is
     shifted back by it, and the compensated pair is correlated; the lag in
     seconds is sample lag / fs plus the difference of the cut start times.
-    ``max_lag_s`` bounds the physically possible lag (baseline / c).
+    ``max_lag_s`` bounds the physically possible lag (baseline / c). Pass ``a`` as a
+    ``PreparedCapture`` to correlate it against several captures without redoing its
+    share of the work.
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
@@ -552,16 +638,17 @@ def tdoa_lag(
     >>> round(tdoa_lag(a, b, max_lag_s=0.002).lag_s * 12_000.0, 2)
     4.5
     """
-    if a.sample_rate_hz <= 0 or b.sample_rate_hz <= 0:
-        raise ValueError("sample rates must be positive")
     if not np.isfinite(max_lag_s) or max_lag_s < 0:
         raise ValueError(f"max_lag_s must be non-negative, got {max_lag_s}")
+    prepared = a if isinstance(a, PreparedCapture) else PreparedCapture(a)
+    a = prepared.capture
+    if a.sample_rate_hz <= 0 or b.sample_rate_hz <= 0:
+        raise ValueError("sample rates must be positive")
     sample_rate_hz = a.sample_rate_hz
     sample_period_ns = 1e9 / sample_rate_hz
     # All times relative to a's first block: small numbers, exact to the nanosecond.
-    reference_ns = int(a.block_time_ns[0]) if len(a.block_time_ns) else 0
-    start_a_ns = capture_start_time_ns(a, reference_ns)
-    start_b_ns = capture_start_time_ns(b, reference_ns)
+    start_a_ns = prepared.start_ns
+    start_b_ns = capture_start_time_ns(b, prepared.reference_ns)
     b_samples = b.samples
     mismatch = abs(a.sample_rate_hz - b.sample_rate_hz) / a.sample_rate_hz
     if mismatch > MAX_SAMPLE_RATE_MISMATCH:
@@ -579,7 +666,7 @@ def tdoa_lag(
     skip_a = int(np.ceil((common_start_ns - start_a_ns) / sample_period_ns - 1e-6))
     skip_b = int(np.ceil((common_start_ns - start_b_ns) / sample_period_ns - 1e-6))
     count = min(len(a.samples) - skip_a, len(b_samples) - skip_b)
-    cut_a = a.samples[skip_a : skip_a + count]
+    cut_a = prepared.cut(skip_a, count)
     cut_b = b_samples[skip_b : skip_b + count]
     start_difference_s = (
         (start_b_ns + skip_b * sample_period_ns) - (start_a_ns + skip_a * sample_period_ns)
@@ -592,13 +679,17 @@ def tdoa_lag(
     # b, then refine the lag coherently. A frequency shift does not move the
     # envelope, so the lag is unchanged by the compensation.
     peak = cross_ambiguity_peak(
-        cut_a, cut_b, sample_rate_hz, max_lag_samples, max_frequency_offset_hz
+        cut_a.samples, cut_b, sample_rate_hz, max_lag_samples, max_frequency_offset_hz
     )
     compensated_b = shift_frequency(cut_b, -peak.frequency_offset_hz, sample_rate_hz)
     # With the offset removed the pair's carriers sit on one frequency: notch it out,
     # so that only the modulation (which carries the timing) is correlated.
-    result = cross_correlation_lag(
-        cut_a, compensated_b, sample_rate_hz, max_lag_samples, carrier_notch_hz=CARRIER_NOTCH_HZ
+    result = _correlation_lag(
+        cut_a,
+        validate_iq(compensated_b, min_samples=16, name="b"),
+        sample_rate_hz,
+        max_lag_samples,
+        CARRIER_NOTCH_HZ,
     )
     return TdoaLag(
         lag_s=result.lag_samples / sample_rate_hz + start_difference_s,

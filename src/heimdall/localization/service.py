@@ -24,7 +24,13 @@ from sqlalchemy.orm import Session
 
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
-from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, TdoaLag, tdoa_lag
+from heimdall.dsp.tdoa import (
+    MIN_TDOA_QUALITY_DB,
+    PreparedCapture,
+    TdoaLag,
+    capture_start_time_ns,
+    tdoa_lag,
+)
 from heimdall.localization import repository
 from heimdall.localization.calibration import Calibration
 from heimdall.localization.estimate import (
@@ -70,8 +76,38 @@ def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
     )
     if wanted >= blocks:
         return capture
-    first = (blocks - wanted) // 2
-    last = first + wanted
+    return _blocks(capture, (blocks - wanted) // 2, wanted)
+
+
+def window_covering(capture: IQCapture, window: IQCapture) -> IQCapture:
+    """The whole blocks of ``capture`` that cover ``window``'s GPS time span, plus one each side.
+
+    Cut this way, every partner of the reference window overlaps all of it, so
+    ``tdoa_lag`` correlates the same cut of the reference in every pair (and reuses its
+    FFTs and carrier fit). The spare blocks absorb the partners' start offsets and
+    rate differences; the count is rounded up to a fast FFT length.
+    """
+    reference_ns = int(window.block_time_ns[0])
+    offset_ns = capture_start_time_ns(capture, reference_ns) - capture_start_time_ns(
+        window, reference_ns
+    )
+    block_s = SAMPLES_PER_BLOCK / capture.sample_rate_hz
+    # Block k of capture starts offset + k * block_s after the window's first sample.
+    first = max(0, math.floor(-offset_ns / 1e9 / block_s) - 1)
+    window_end_s = len(window.samples) / window.sample_rate_hz
+    stop = math.ceil((window_end_s - offset_ns / 1e9) / block_s) + 1
+    blocks = len(capture.block_start_index)
+    wanted = _fast_block_count(max(1, stop - first))
+    if wanted >= blocks:
+        return capture
+    first = min(first, blocks - wanted)
+    return _blocks(capture, first, wanted)
+
+
+def _blocks(capture: IQCapture, first: int, count: int) -> IQCapture:
+    """Blocks ``first`` .. ``first + count`` of the capture, with their metadata."""
+    blocks = len(capture.block_start_index)
+    last = first + count
     start = int(capture.block_start_index[first])
     stop = int(capture.block_start_index[last]) if last < blocks else len(capture.samples)
     return dataclass_replace(
@@ -138,13 +174,17 @@ def tdoa_observations_from_recordings(
     if len(recordings) < 2:
         return []
     reference = max(recordings, key=lambda r: r.snr_db)
-    reference_capture = central_window(reference.capture, window_s)
+    reference_window = central_window(reference.capture, window_s)
+    # Prepared once: its start time, FFTs and carrier fit serve all N-1 pairs.
+    prepared_reference = PreparedCapture(reference_window)
     others = [r for r in recordings if r is not reference]
 
     def lag_against_reference(other: TimedRecording) -> TdoaLag:
         max_lag_s = baseline_s(reference.station, other.station) + 1e-4
         return tdoa_lag(
-            reference_capture, central_window(other.capture, window_s), max_lag_s=max_lag_s
+            prepared_reference,
+            window_covering(other.capture, reference_window),
+            max_lag_s=max_lag_s,
         )
 
     # numpy and scipy.fft release the GIL for the heavy parts: the pairs overlap on cores.

@@ -8,6 +8,7 @@ from heimdall.dsp.signals import complex_white_noise, make_capture, tone
 from heimdall.dsp.tdoa import (
     MAX_SERIES_DRIFT_SAMPLES,
     MIN_TDOA_QUALITY_DB,
+    PreparedCapture,
     capture_start_time_ns,
     cross_ambiguity_peak,
     resample_to_rate,
@@ -59,6 +60,32 @@ def test_delay_and_offset_are_found_at_20_db(delay_samples: float, offset_hz: fl
     assert result.lag_s * SAMPLE_RATE_HZ == pytest.approx(delay_samples, abs=0.05)
     assert result.frequency_offset_hz == pytest.approx(offset_hz, abs=0.5)
     assert result.is_reliable
+
+
+def test_prepared_reference_gives_the_same_lags_and_reuses_its_cut() -> None:
+    # One reference against three partners (the service's N-1 pairs): preparing it must
+    # change nothing in the results, and every pair over the same span shares one cut.
+    rng = np.random.default_rng(12)
+    times_s = np.arange(24_000) / SAMPLE_RATE_HZ
+    reference = make_capture(
+        with_noise(multitone(times_s, 0.0, seed=8), 20.0, rng),
+        SAMPLE_RATE_HZ,
+        start_time_ns=EPOCH_NS,
+    )
+    prepared = PreparedCapture(reference)
+    for delay_samples, offset_hz in [(1.7, 4.0), (-3.2, -11.0), (5.05, 19.5)]:
+        partner = make_capture(
+            with_noise(
+                multitone(times_s - delay_samples / SAMPLE_RATE_HZ, offset_hz, seed=8), 20.0, rng
+            ),
+            SAMPLE_RATE_HZ,
+            start_time_ns=EPOCH_NS,
+        )
+        plain = tdoa_lag(reference, partner, max_lag_s=10 / SAMPLE_RATE_HZ)
+        reused = tdoa_lag(prepared, partner, max_lag_s=10 / SAMPLE_RATE_HZ)
+        assert reused == plain
+        assert reused.lag_s * SAMPLE_RATE_HZ == pytest.approx(delay_samples, abs=0.05)
+    assert len(prepared._cuts) == 1
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from heimdall.localization.service import (
     central_window,
     correlation_sigma_s,
     rms_bandwidth_fallback_hz,
+    window_covering,
 )
 
 SAMPLE_RATE_HZ = 12_000.0
@@ -48,6 +49,36 @@ def test_central_window_rounds_up_to_a_block_count_of_fast_fft_length() -> None:
 def test_central_window_longer_than_the_capture_is_the_capture() -> None:
     capture = make_capture(np.ones(512 * 3, dtype=np.complex64), SAMPLE_RATE_HZ)
     assert central_window(capture, duration_s=10.0) is capture
+
+
+@pytest.mark.parametrize("start_offset_s", [-0.0431, 0.0, 0.0217])
+def test_window_covering_spans_the_reference_window(start_offset_s: float) -> None:
+    # A partner capture starting start_offset_s after the reference, at a rate 40 ppm off.
+    reference = make_capture(
+        np.zeros(512 * 117, np.complex64), SAMPLE_RATE_HZ, start_time_ns=10**18
+    )
+    partner_rate_hz = SAMPLE_RATE_HZ * (1 + 40e-6)
+    partner = make_capture(
+        (np.arange(512 * 117) % 11).astype(np.complex64),
+        partner_rate_hz,
+        start_time_ns=10**18 + round(start_offset_s * 1e9),
+    )
+    window = central_window(reference, duration_s=2.0)
+    covering = window_covering(partner, window)
+    window_start_ns = int(window.block_time_ns[0])
+    window_end_ns = window_start_ns + len(window.samples) / SAMPLE_RATE_HZ * 1e9
+    covering_start_ns = int(covering.block_time_ns[0])
+    covering_end_ns = covering_start_ns + len(covering.samples) / partner_rate_hz * 1e9
+    # At least one spare block each side, and not much more than that.
+    block_ns = 512 / partner_rate_hz * 1e9
+    assert covering_start_ns <= window_start_ns - block_ns
+    assert covering_end_ns >= window_end_ns + block_ns
+    assert len(covering.samples) <= len(window.samples) + 6 * 512
+    # Whole blocks of the partner, samples and stamps together.
+    first = int(np.flatnonzero(partner.block_time_ns == covering.block_time_ns[0])[0])
+    blocks = len(covering.block_time_ns)
+    assert np.array_equal(covering.block_time_ns, partner.block_time_ns[first : first + blocks])
+    assert np.array_equal(covering.samples, partner.samples[first * 512 : (first + blocks) * 512])
 
 
 def test_baseline_is_the_slant_light_time() -> None:
