@@ -8,7 +8,7 @@ from heimdall.dsp.signals import (
     make_capture,
     tone,
 )
-from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, cross_correlation_lag, tdoa_lag
+from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, _newton_peak, cross_correlation_lag, tdoa_lag
 
 from .conftest import SAMPLE_RATE_HZ
 
@@ -107,3 +107,30 @@ def test_cross_correlation_rejects_nan() -> None:
     y[3] = np.nan
     with pytest.raises(ValueError, match="y contains NaN"):
         cross_correlation_lag(x, y, SAMPLE_RATE_HZ, 5)
+
+
+@pytest.mark.parametrize("true_lag_samples", [-0.73, -0.2, 0.0, 0.05, 0.41, 0.88])
+def test_newton_refinement_finds_the_interpolated_maximum(true_lag_samples: float) -> None:
+    # A cross-spectrum whose every bin is in phase at true_lag_samples: |C(t)| peaks
+    # there exactly. Started from a tenth of a sample off, Newton must land on it.
+    rng = np.random.default_rng(round(100 * true_lag_samples) + 1_000)
+    length = 8_192
+    frequency_cycles = np.fft.fftfreq(length)
+    band_power = np.abs(rng.standard_normal(length)) ** 2 * (np.abs(frequency_cycles) < 0.35)
+    spectrum = (band_power * np.exp(-2j * np.pi * frequency_cycles * true_lag_samples)).astype(
+        np.complex64
+    )
+    start = float(np.clip(true_lag_samples + 0.1, -1.0, 1.0))
+    refined = _newton_peak(spectrum, frequency_cycles, start)
+    assert refined is not None
+    assert refined == pytest.approx(true_lag_samples, abs=1e-5)
+
+
+def test_newton_refinement_gives_up_where_the_curve_is_not_concave() -> None:
+    # Two equal spikes 6 samples apart: halfway between them |C| has a minimum.
+    length = 4_096
+    frequency_cycles = np.fft.fftfreq(length)
+    spectrum = (
+        np.exp(-2j * np.pi * frequency_cycles * -3.0) + np.exp(-2j * np.pi * frequency_cycles * 3.0)
+    ).astype(np.complex64)
+    assert _newton_peak(spectrum, frequency_cycles, 0.0) is None
