@@ -315,9 +315,9 @@ def cross_correlation_lag(
     directly from its spectrum: Newton steps on its squared magnitude from the
     parabola through the three integer lags around the peak (2-3 steps, within
     ~1e-6 sample of the true maximum of the interpolated correlation; parabola fits
-    through ever closer probes when the peak is not concave there). With ``carrier_notch_hz`` the
-    strongest spectral line of the pair and everything within that many Hz of it
-    are left out of the correlation (see ``CARRIER_NOTCH_HZ``).
+    through ever closer probes when the peak is not concave there). With
+    ``carrier_notch_hz`` the strongest spectral line of the pair and everything
+    within that many Hz of it are left out of the correlation (see ``CARRIER_NOTCH_HZ``).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
@@ -468,12 +468,9 @@ def cross_ambiguity_peak(
     x_conj = np.conj(x_iq[max_lag : max_lag + used])
     lags = np.arange(-max_lag, max_lag + 1)
     block_sums = np.empty((len(lags), block_count), dtype=np.complex128)
-    # Summing each block as a product with ones: a matrix-vector product is ~7x faster
-    # than numpy's reduction over a short inner axis (30 samples at 12 kHz).
-    ones = np.ones(decimation, dtype=np.complex64)
     for row, lag in enumerate(lags):
         product = x_conj * y_iq[max_lag + lag : max_lag + lag + used]
-        block_sums[row] = product.reshape(block_count, decimation) @ ones
+        block_sums[row] = product.reshape(block_count, decimation).sum(axis=1)
 
     # Zero-pad 4x so the coarse peak is within a quarter of a natural bin.
     length = scipy.fft.next_fast_len(4 * block_count)
