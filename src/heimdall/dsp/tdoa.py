@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
-from scipy import optimize
 from scipy.signal import czt
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
@@ -25,25 +24,26 @@ from heimdall.receivers.capture import IQCapture
 MIN_TDOA_QUALITY_DB = 6.0
 #: Lags examined around the search window to measure the sidelobe/noise level.
 SIDELOBE_SPAN_SAMPLES = 64
-#: Relative sample-rate mismatch tolerated between captures (5 s at 12 kHz
-#: drifts by 0.06 samples at 1 ppm; beyond that correlate resampled data).
-MAX_SAMPLE_RATE_MISMATCH = 1e-6
 SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
-#: Largest drift (samples, either side of the capture's centre) that ``resample_to_rate``
-#: bridges with a Taylor series instead of a chirp-z transform: 2 s at 12 kHz with
-#: rates 80 ppm apart. Beyond it the series needs too many terms to be cheaper.
+#: Largest drift (samples, either side of the record's centre) bridged with a Taylor
+#: series: by ``tdoa_lag`` inside the correlation (the reference's stretched spectrum)
+#: and by ``resample_to_rate`` instead of a chirp-z transform. 2 s at 12 kHz with rates
+#: 80 ppm apart. Beyond it the series needs too many terms to be cheaper.
 MAX_SERIES_DRIFT_SAMPLES = 1.0
 #: Truncation bound of that series, relative to the signal's amplitude.
 SERIES_TOLERANCE = 1e-6
 #: Probe spacings of the successive parabola fits that refine a peak (a carrier's
-#: frequency; a correlation peak when Newton steps fail): each fit brings the estimate
-#: well within the next, finer spacing.
+#: frequency, the cross-ambiguity's offset; a correlation peak when Newton steps
+#: fail): each fit brings the estimate well within the next, finer spacing.
 REFINEMENT_SPACINGS_SAMPLES = (0.5, 1 / 16, 1 / 128)
 #: Newton refinement of a correlation peak: at most this many steps, stopping once a
 #: step is below the tolerance. Against a float64 search on the accuracy benchmark's pairs
 #: the result is within 3e-7 sample (the parabola fits it replaced: 1.7e-4).
 NEWTON_MAX_STEPS = 6
 NEWTON_TOLERANCE_SAMPLES = 1e-6
+#: Least zero padding of a correlation: far more than any partner's length differs by
+#: or any lag span needs, so all pairs with one reference share its FFT length.
+CORRELATION_PAD_SAMPLES = 512
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
 #: is up to 30 Hz apart, and a coherent correlation over seconds needs that removed.
@@ -158,7 +158,9 @@ def _newton_peak(
     curve is not concave on the way or the steps leave +-1 sample: the caller falls back.
     """
     angular = (2 * np.pi * frequency_cycles).astype(np.float32)
-    weighted = np.stack([spectrum, 1j * angular * spectrum, -(angular**2) * spectrum])
+    weighted = np.stack(
+        [spectrum, np.complex64(1j) * angular * spectrum, -(angular**2) * spectrum]
+    ).astype(np.complex64, copy=False)
     frequency_cycles32 = frequency_cycles.astype(np.float32)
     lag = start_samples
     for _ in range(NEWTON_MAX_STEPS):
@@ -205,18 +207,35 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     return coarse_cycles + offset_bins / count, amplitude
 
 
-def _fitted_carrier(
-    samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int
-) -> tuple[float, npt.NDArray[np.complexfloating]]:
-    """Frequency (cycles/sample) of the line fitted near ``coarse_cycles``, and its spectrum.
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A spectral line fitted to a run of samples: A exp(j 2 pi f n), n = 0 .. N-1."""
 
-    The spectrum is that of the fitted tone over the samples' span at the FFT ``length``:
-    the line with its leakage, ready to subtract from the samples' own spectrum.
-    """
+    cycles: float  # f, cycles per sample
+    amplitude: complex  # A
+    #: Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
+    unit_spectrum: npt.NDArray[np.complexfloating]
+
+    def spectrum(self, amplitude: complex | None = None) -> npt.NDArray[np.complexfloating]:
+        return (self.amplitude if amplitude is None else amplitude) * self.unit_spectrum
+
+
+def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
+    """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
+    return _unit_phasors(cycles * np.arange(count, dtype=np.float64) % 1.0)
+
+
+def _line_amplitude(samples: npt.NDArray[np.complex64], cycles: float) -> complex:
+    """Least-squares complex amplitude of a tone of known frequency in ``samples``."""
+    return complex(np.vdot(_line_phasors(cycles, len(samples)), samples)) / len(samples)
+
+
+def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
+    """The line fitted near ``coarse_cycles``, with its spectrum at the FFT ``length``."""
     line_cycles, amplitude = _fit_line(samples, coarse_cycles)
-    index = np.arange(len(samples), dtype=np.float64)
-    fitted_tone = amplitude * _unit_phasors(line_cycles * index % 1.0)
-    return line_cycles, scipy.fft.fft(fitted_tone, length)
+    unit_spectrum = scipy.fft.fft(_line_phasors(line_cycles, len(samples)), length)
+    unit_spectrum.flags.writeable = False
+    return _Line(line_cycles, amplitude, unit_spectrum)
 
 
 class _SegmentSpectra:
@@ -229,27 +248,96 @@ class _SegmentSpectra:
 
     def __init__(self, samples: npt.NDArray[np.complex64]) -> None:
         self.samples = samples
-        self._spectra: dict[int, npt.NDArray[np.complexfloating]] = {}
-        self._carriers: dict[tuple[float, int], tuple[float, npt.NDArray[np.complexfloating]]] = {}
+        self._moments: dict[tuple[int, int], npt.NDArray[np.complexfloating]] = {}
+        self._carriers: dict[tuple[float, int], _Line] = {}
+        self._without_line: dict[tuple[int, float], tuple[_Line, _SegmentSpectra]] = {}
 
     def spectrum(self, length: int) -> npt.NDArray[np.complexfloating]:
-        spectrum = self._spectra.get(length)
+        return self.moment_spectrum(length, 0)
+
+    def moment_spectrum(self, length: int, order: int) -> npt.NDArray[np.complexfloating]:
+        """FFT of ``samples * u**order``, u running linearly from -1 (first) to 1 (last)."""
+        key = (length, order)
+        spectrum = self._moments.get(key)
         if spectrum is None:
-            spectrum = scipy.fft.fft(self.samples, length)
+            weighted = self.samples
+            if order:
+                u = np.linspace(-1.0, 1.0, len(self.samples), dtype=np.float32)
+                weighted = self.samples * u**order
+            spectrum = scipy.fft.fft(weighted, length)
             spectrum.flags.writeable = False
-            self._spectra[length] = spectrum
+            self._moments[key] = spectrum
         return spectrum
 
-    def carrier(
-        self, coarse_cycles: float, length: int
-    ) -> tuple[float, npt.NDArray[np.complexfloating]]:
+    def stretched_spectrum(
+        self, length: int, end_drift_samples: float
+    ) -> npt.NDArray[np.complexfloating]:
+        """Spectrum to correlate against a partner whose sample clock runs slightly faster.
+
+        A partner sampling at (1 + e) times this rate sees sample i at its own position
+        i + e (i - c) + e c (c: the centre). Correlating against it, with the constant
+        e c left in the lag, is correlating this run against the partner's band-limited
+        interpolant shifted by d_i = e (i - c), which runs from -D to D
+        (``end_drift_samples``). A Taylor series in d_i moves that shift onto this side's
+        spectrum: sum_m FFT(x u^m) (-j 2 pi f D)^m / m!, with u = (i - c) / c. The
+        moment spectra FFT(x u^m) are kept, so each partner costs a few multiply-adds
+        per bin, not the inverse FFTs and the FFT of resampling the partner.
+        """
+        terms = _series_terms(np.pi * abs(end_drift_samples))
+        if terms == 1:
+            return self.spectrum(length)
+        slope = ((-2j * np.pi * end_drift_samples) * scipy.fft.fftfreq(length)).astype(np.complex64)
+        # Horner: sum_m A_m w^m / m! = A_0 + w (A_1 + w/2 (A_2 + w/3 (...))).
+        stretched = self.moment_spectrum(length, terms - 1).copy()
+        for order in range(terms - 2, -1, -1):
+            stretched *= slope
+            stretched *= np.float32(1.0 / (order + 1))
+            stretched += self.moment_spectrum(length, order)
+        return stretched
+
+    def without_line(self, length: int, notch_cycles: float) -> tuple[_Line, _SegmentSpectra]:
+        """This run's carrier, and the run with that line taken out.
+
+        The carrier is the strongest line of the band, as wide as the notch, that holds
+        the most power: an FM carrier's power is spread over a few bins (syllabic
+        amplitude changes, drift) and must win over a single modulation line beside it.
+        """
+        key = (length, notch_cycles)
+        cached = self._without_line.get(key)
+        if cached is None:
+            power = np.abs(self.spectrum(length)) ** 2
+            half = max(1, int(notch_cycles * length))
+            wrapped = np.concatenate((power[-half:], power, power[:half]))
+            running = np.concatenate(([0.0], np.cumsum(wrapped)))
+            band_power = running[2 * half + 1 :] - running[: -2 * half - 1]
+            band = (int(np.argmax(band_power)) + np.arange(-half, half + 1)) % length
+            peak = int(band[np.argmax(power[band])])
+            line = self.carrier(float(scipy.fft.fftfreq(length)[peak]), length)
+            tone = line.amplitude * _line_phasors(line.cycles, len(self.samples))
+            cached = (line, _SegmentSpectra((self.samples - tone).astype(np.complex64)))
+            self._without_line[key] = cached
+        return cached
+
+    def carrier(self, coarse_cycles: float, length: int) -> _Line:
         key = (coarse_cycles, length)
         carrier = self._carriers.get(key)
         if carrier is None:
             carrier = _fitted_carrier(self.samples, coarse_cycles, length)
-            carrier[1].flags.writeable = False
             self._carriers[key] = carrier
         return carrier
+
+
+def _notch(
+    spectra: tuple[npt.NDArray[np.complexfloating], ...],
+    frequency_cycles: npt.NDArray[np.float64],
+    line_cycles: float,
+    notch_cycles: float,
+) -> None:
+    """Zero (in place) the bins within ``notch_cycles`` of a line."""
+    distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
+    kept = distance_cycles > notch_cycles
+    for spectrum in spectra:
+        spectrum *= kept
 
 
 def _remove_carrier(
@@ -259,8 +347,8 @@ def _remove_carrier(
     spectrum_y: npt.NDArray[np.complexfloating],
     frequency_cycles: npt.NDArray[np.float64],
     notch_cycles: float,
-) -> npt.NDArray[np.bool_]:
-    """Take the pair's strongest line out of both spectra (in place); the bins kept.
+) -> None:
+    """Take the pair's strongest line out of both spectra (in place).
 
     Each capture's fitted tone is subtracted with its leakage (the spectrum of the
     tone over the capture's span), then the band within ``notch_cycles`` of it is
@@ -269,15 +357,10 @@ def _remove_carrier(
     power = np.abs(spectrum_x) ** 2 + np.abs(spectrum_y) ** 2
     coarse_cycles = float(frequency_cycles[int(np.argmax(power))])
     length = len(spectrum_x)
-    _, tone_spectrum_x = x.carrier(coarse_cycles, length)
-    spectrum_x -= tone_spectrum_x
-    line_cycles, tone_spectrum_y = _fitted_carrier(y, coarse_cycles, length)
-    spectrum_y -= tone_spectrum_y
-    distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
-    kept = distance_cycles > notch_cycles
-    spectrum_x *= kept
-    spectrum_y *= kept
-    return kept
+    spectrum_x -= x.carrier(coarse_cycles, length).spectrum()
+    line_y = _fitted_carrier(y, coarse_cycles, length)
+    spectrum_y -= line_y.spectrum()
+    _notch((spectrum_x, spectrum_y), frequency_cycles, line_y.cycles, notch_cycles)
 
 
 def _rms_bandwidth_hz(
@@ -345,20 +428,42 @@ def _correlation_lag(
     sample_rate_hz: float,
     max_lag_samples: float,
     carrier_notch_hz: float | None,
+    end_drift_samples: float = 0.0,
+    *,
+    frequency_aligned: bool = False,
 ) -> CorrelationLag:
-    """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised."""
-    search = int(np.ceil(max_lag_samples))
+    """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised.
+
+    With ``end_drift_samples`` (see ``_SegmentSpectra.stretched_spectrum``) ``y``'s clock
+    runs slightly faster than ``x``'s; the lag returned is then the one at ``x``'s centre.
+    ``frequency_aligned``: the pair's frequency offset was removed, so both share one line.
+    """
+    search = int(np.ceil(max_lag_samples + abs(end_drift_samples)))
     span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
     # Only lags within +-span are read: a circular correlation this long does not
     # wrap any other lag onto them, and costs half of a full linear one.
-    length = scipy.fft.next_fast_len(max(len(x.samples), len(y_iq)) + span + 1)
-    spectrum_x = x.spectrum(length).copy()
-    spectrum_y = scipy.fft.fft(y_iq, length)
+    # At least CORRELATION_PAD_SAMPLES of padding, so that every partner of one x
+    # (a few samples longer or shorter) gets the same length and x's spectra are reused.
+    length = scipy.fft.next_fast_len(
+        max(len(x.samples) + CORRELATION_PAD_SAMPLES, max(len(x.samples), len(y_iq)) + span + 1)
+    )
     frequency_cycles = scipy.fft.fftfreq(length)
+    spectrum_y = scipy.fft.fft(y_iq, length)
+    line: _Line | None = None
+    notch_cycles = (carrier_notch_hz or 0.0) / sample_rate_hz
+    if carrier_notch_hz is not None and frequency_aligned:
+        # y's line sits on x's: take it out of x before the stretch (the stretched
+        # line would leave a residue), and fit only its amplitude in y.
+        line, x = x.without_line(length, notch_cycles)
+        spectrum_y -= line.spectrum(_line_amplitude(y_iq, line.cycles))
+    spectrum_x = x.stretched_spectrum(length, end_drift_samples)
+    if not spectrum_x.flags.writeable:  # the memoised spectrum itself
+        spectrum_x = spectrum_x.copy()
     if carrier_notch_hz is not None:
-        _remove_carrier(
-            x, y_iq, spectrum_x, spectrum_y, frequency_cycles, carrier_notch_hz / sample_rate_hz
-        )
+        if line is not None:
+            _notch((spectrum_x, spectrum_y), frequency_cycles, line.cycles, notch_cycles)
+        else:
+            _remove_carrier(x, y_iq, spectrum_x, spectrum_y, frequency_cycles, notch_cycles)
     # Cross-spectrum of y against x: its inverse peaks at the delay of y.
     cross_spectrum = spectrum_y * np.conj(spectrum_x)
     correlation = scipy.fft.ifft(cross_spectrum)
@@ -377,9 +482,10 @@ def _correlation_lag(
     # Centre the spectrum on the integer peak once; the refinement then only needs
     # phasors of a fractional lag, whose small angles are exact in float32.
     centred_spectrum = cross_spectrum * _unit_phasors(frequency_cycles * integer_lag % 1.0)
-    fraction = _newton_peak(
-        centred_spectrum, frequency_cycles, _parabola_vertex(magnitude[peak - 1 : peak + 2])
-    )
+    vertex = _parabola_vertex(magnitude[peak - 1 : peak + 2])
+    fraction: float | None = vertex
+    if quality_db >= MIN_TDOA_QUALITY_DB:  # an unreliable peak is not worth refining
+        fraction = _newton_peak(centred_spectrum, frequency_cycles, vertex)
     if fraction is None:  # not concave around the peak: fall back on parabola fits
         frequency_cycles32 = frequency_cycles.astype(np.float32)
 
@@ -390,7 +496,10 @@ def _correlation_lag(
         fraction = _refine_peak(probe_magnitudes)
     aligned_spectrum = centred_spectrum * _unit_phasors(frequency_cycles * fraction)
     peak_magnitude = float(np.abs(np.sum(aligned_spectrum)))
-    lag_samples = float(np.clip(integer_lag + fraction, -max_lag_samples, max_lag_samples))
+    # The stretch leaves the drift at the centre, e c = D, in the lag: take it out.
+    lag_samples = float(
+        np.clip(integer_lag + fraction - end_drift_samples, -max_lag_samples, max_lag_samples)
+    )
     # Parseval: the energies of what was correlated, from the (notched) spectra.
     energy_x = float(np.sum(spectrum_x.real**2 + spectrum_x.imag**2))
     energy_y = float(np.sum(spectrum_y.real**2 + spectrum_y.imag**2))
@@ -439,6 +548,7 @@ def cross_ambiguity_peak(
     coarse offset, which is then refined by maximising the magnitude of the
     block sums' Fourier sum within one bin.
 
+
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
     >>> burst = broadband_burst(12_200, np.random.default_rng(4))
@@ -467,7 +577,7 @@ def cross_ambiguity_peak(
     used = block_count * decimation
     x_conj = np.conj(x_iq[max_lag : max_lag + used])
     lags = np.arange(-max_lag, max_lag + 1)
-    block_sums = np.empty((len(lags), block_count), dtype=np.complex128)
+    block_sums = np.empty((len(lags), block_count), dtype=np.complex64)
     for row, lag in enumerate(lags):
         product = x_conj * y_iq[max_lag + lag : max_lag + lag + used]
         block_sums[row] = product.reshape(block_count, decimation).sum(axis=1)
@@ -486,22 +596,33 @@ def cross_ambiguity_peak(
     # Block k sums samples k*D .. k*D + D-1: its time is the block centre.
     block_times_s = (np.arange(block_count) * decimation + (decimation - 1) / 2) / sample_rate_hz
     best = block_sums[peak_row]
-
-    def negative_magnitude(frequency_hz: float) -> float:
-        return -float(np.abs(np.sum(best * np.exp(-2j * np.pi * frequency_hz * block_times_s))))
-
     bin_width_hz = block_rate_hz / length
     coarse_hz = float(bin_frequencies_hz[peak_column])
-    refined = optimize.minimize_scalar(
-        negative_magnitude,
-        bounds=(coarse_hz - bin_width_hz, coarse_hz + bin_width_hz),
-        method="bounded",
-        options={"xatol": 1e-3 * bin_width_hz},
-    )
+    # Within a bin the tone turns by under 2 pi bin_width * T over the record: float32
+    # phasors of that fractional turn are exact enough.
+    fraction_cycles = (bin_width_hz * block_times_s).astype(np.float32)
+    derotated = best * _unit_phasors(-coarse_hz * block_times_s % 1.0)
+
+    def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cycles = np.outer(offsets_bins.astype(np.float32), fraction_cycles)
+        return np.abs(_unit_phasors(-cycles) @ derotated).astype(np.float64)
+
+    refined_hz = coarse_hz + bin_width_hz * _refine_peak(probe_magnitudes)
     frequency_offset_hz = float(
-        np.clip(refined.x, -max_frequency_offset_hz, max_frequency_offset_hz)
+        np.clip(refined_hz, -max_frequency_offset_hz, max_frequency_offset_hz)
     )
     return AmbiguityPeak(lag_samples=int(lags[peak_row]), frequency_offset_hz=frequency_offset_hz)
+
+
+def _walked(samples: npt.NDArray[np.complex64], drift: float) -> npt.NDArray[np.complex64]:
+    """``samples`` read at positions n + drift (n - c), c the centre: linear interpolation."""
+    if drift == 0.0:
+        return samples
+    index = np.arange(len(samples), dtype=np.float64)
+    positions = index + drift * (index - (len(samples) - 1) / 2)
+    below = np.clip(np.floor(positions).astype(np.int64), 0, len(samples) - 2)
+    fraction = np.clip(positions - below, 0.0, 1.0).astype(np.float32)
+    return samples[below] + fraction * (samples[below + 1] - samples[below])
 
 
 def shift_frequency(
@@ -664,8 +785,11 @@ def tdoa_lag(
 ) -> TdoaLag:
     """Arrival-time difference of ``b`` behind ``a`` on the GPS time base.
 
-    Both captures are cut to their common time span (b resampled onto a's rate
-    when the receivers' rates differ). A cross-ambiguity search finds the
+    Both captures are cut to their common time span. When the receivers' sample
+    rates differ (each KiwiSDR has its own GPS-corrected one), b's drift against a
+    is taken inside the correlation (a Taylor series on a's spectrum, see
+    ``_SegmentSpectra.stretched_spectrum``), or, beyond a sample, b is resampled
+    onto a's rate first. A cross-ambiguity search finds the
     carrier offset of b against a (within +-``max_frequency_offset_hz``), b is
     shifted back by it, and the compensated pair is correlated; the lag in
     seconds is sample lag / fs plus the difference of the cut start times.
@@ -688,32 +812,38 @@ def tdoa_lag(
     if a.sample_rate_hz <= 0 or b.sample_rate_hz <= 0:
         raise ValueError("sample rates must be positive")
     sample_rate_hz = a.sample_rate_hz
-    sample_period_ns = 1e9 / sample_rate_hz
     # All times relative to a's first block: small numbers, exact to the nanosecond.
     start_a_ns = prepared.start_ns
     start_b_ns = capture_start_time_ns(b, prepared.reference_ns)
-    b_samples = b.samples
-    mismatch = abs(a.sample_rate_hz - b.sample_rate_hz) / a.sample_rate_hz
-    if mismatch > MAX_SAMPLE_RATE_MISMATCH:
-        # Every KiwiSDR has its own GPS-corrected rate: tens of ppm apart, which
-        # drifts by a sample within seconds. Put b on a's sample grid first.
-        b_samples = resample_to_rate(b.samples, b.sample_rate_hz, sample_rate_hz)
+    b_samples, b_rate_hz = b.samples, b.sample_rate_hz
+    # Every KiwiSDR has its own GPS-corrected rate, tens of ppm apart: over seconds b
+    # drifts by a fraction of a sample against a. The correlation takes that drift
+    # (see _SegmentSpectra.stretched_spectrum); only a drift beyond a sample or so
+    # (rates hundreds of ppm apart) puts b on a's sample grid first.
+    if abs(b_rate_hz / sample_rate_hz - 1.0) * len(a.samples) / 2 > MAX_SERIES_DRIFT_SAMPLES:
+        b_samples = resample_to_rate(b.samples, b_rate_hz, sample_rate_hz)
+        b_rate_hz = sample_rate_hz
+    period_a_ns, period_b_ns = 1e9 / sample_rate_hz, 1e9 / b_rate_hz
     common_start_ns = max(start_a_ns, start_b_ns)
     common_end_ns = min(
-        start_a_ns + len(a.samples) * sample_period_ns,
-        start_b_ns + len(b_samples) * sample_period_ns,
+        start_a_ns + len(a.samples) * period_a_ns, start_b_ns + len(b_samples) * period_b_ns
     )
     if common_end_ns <= common_start_ns:
         raise ValueError("the captures do not overlap in time")
-    # First sample of each capture at or after the common start.
-    skip_a = int(np.ceil((common_start_ns - start_a_ns) / sample_period_ns - 1e-6))
-    skip_b = int(np.ceil((common_start_ns - start_b_ns) / sample_period_ns - 1e-6))
-    count = min(len(a.samples) - skip_a, len(b_samples) - skip_b)
-    cut_a = prepared.cut(skip_a, count)
-    cut_b = b_samples[skip_b : skip_b + count]
-    start_difference_s = (
-        (start_b_ns + skip_b * sample_period_ns) - (start_a_ns + skip_a * sample_period_ns)
-    ) / 1e9
+    # First sample of each capture at or after the common start, and the samples of
+    # each up to the common end.
+    skip_a = int(np.ceil((common_start_ns - start_a_ns) / period_a_ns - 1e-6))
+    skip_b = int(np.ceil((common_start_ns - start_b_ns) / period_b_ns - 1e-6))
+    first_a_ns = start_a_ns + skip_a * period_a_ns
+    first_b_ns = start_b_ns + skip_b * period_b_ns
+    count_a = min(len(a.samples) - skip_a, int((common_end_ns - first_a_ns) / period_a_ns))
+    count_b = min(len(b_samples) - skip_b, int((common_end_ns - first_b_ns) / period_b_ns))
+    cut_a = prepared.cut(skip_a, count_a)
+    cut_b = b_samples[skip_b : skip_b + count_b]
+    start_difference_s = (first_b_ns - first_a_ns) / 1e9
+    # b's sample at a's sample i is i (1 + e) + lag: it drifts by e (count_a - 1) / 2
+    # samples either side of a's centre.
+    end_drift_samples = (b_rate_hz / sample_rate_hz - 1.0) * (count_a - 1) / 2
     # The cut starts differ by under a sample, so the sample window is the
     # physical one widened by that residual.
     max_lag_samples = (max_lag_s + abs(start_difference_s)) * sample_rate_hz
@@ -721,10 +851,18 @@ def tdoa_lag(
     # seconds of signal: estimate the offset jointly with the lag, remove it from
     # b, then refine the lag coherently. A frequency shift does not move the
     # envelope, so the lag is unchanged by the compensation.
+    # b's faster clock walks the lag across the record, which the search would see
+    # as a frequency offset too (-drift times the signal's frequency): it searches b
+    # walked onto a's grid, linearly interpolated (enough to find a carrier offset).
     peak = cross_ambiguity_peak(
-        cut_a.samples, cut_b, sample_rate_hz, max_lag_samples, max_frequency_offset_hz
+        cut_a.samples,
+        _walked(cut_b, end_drift_samples / max((count_a - 1) / 2, 1)),
+        sample_rate_hz,
+        max_lag_samples + abs(end_drift_samples),
+        max_frequency_offset_hz,
     )
-    compensated_b = shift_frequency(cut_b, -peak.frequency_offset_hz, sample_rate_hz)
+    frequency_offset_hz = peak.frequency_offset_hz
+    compensated_b = shift_frequency(cut_b, -frequency_offset_hz, b_rate_hz)
     # With the offset removed the pair's carriers sit on one frequency: notch it out,
     # so that only the modulation (which carries the timing) is correlated.
     result = _correlation_lag(
@@ -733,14 +871,17 @@ def tdoa_lag(
         sample_rate_hz,
         max_lag_samples,
         CARRIER_NOTCH_HZ,
+        end_drift_samples,
+        frequency_aligned=True,
     )
     return TdoaLag(
-        lag_s=result.lag_samples / sample_rate_hz + start_difference_s,
+        # The lag is counted in b's samples (at a's centre).
+        lag_s=result.lag_samples / b_rate_hz + start_difference_s,
         lag_samples=result.lag_samples,
         quality_db=result.quality_db,
         peak_correlation=result.peak_correlation,
-        overlap_s=count / sample_rate_hz,
+        overlap_s=count_a / sample_rate_hz,
         sample_rate_hz=sample_rate_hz,
-        frequency_offset_hz=peak.frequency_offset_hz,
+        frequency_offset_hz=frequency_offset_hz,
         rms_bandwidth_hz=result.rms_bandwidth_hz,
     )

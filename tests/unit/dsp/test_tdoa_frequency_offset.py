@@ -148,7 +148,8 @@ def test_lag_is_exact_to_nanoseconds_at_real_utc_epochs() -> None:
 @pytest.mark.parametrize("rate_ppm", [20.0, -35.0, 43.0, 80.0])
 def test_lag_across_sample_rates_is_exact_to_nanoseconds(rate_ppm: float) -> None:
     # The service's 2 s window (47 blocks of 512): 20-80 ppm drift b by 0.5-1.9
-    # samples across it, which the series resampling bridges (the last is its limit).
+    # samples across it, which the drift series inside the correlation bridges (the last
+    # is its limit).
     count = 47 * 512
     rate_b_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
     assert abs(rate_ppm) * 1e-6 * count / 2 <= MAX_SERIES_DRIFT_SAMPLES
@@ -159,6 +160,23 @@ def test_lag_across_sample_rates_is_exact_to_nanoseconds(rate_ppm: float) -> Non
     result = tdoa_lag(
         make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
         make_capture(b, rate_b_hz, start_time_ns=EPOCH_NS + start_offset_ns),
+        max_lag_s=1e-3,
+    )
+    assert result.lag_s == pytest.approx(delay_s, abs=20e-9)
+
+
+@pytest.mark.parametrize("rate_ppm", [150.0, -400.0])
+def test_lag_across_far_apart_sample_rates_resamples_first(rate_ppm: float) -> None:
+    # Beyond a sample of drift the series would need too many terms: b is resampled.
+    count = 47 * 512
+    rate_b_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
+    assert abs(rate_ppm) * 1e-6 * count / 2 > MAX_SERIES_DRIFT_SAMPLES
+    delay_s = 1.7e-4
+    a = multitone(np.arange(count) / SAMPLE_RATE_HZ, 0.0, seed=13)
+    b = multitone(np.arange(count) / rate_b_hz - delay_s, 0.0, seed=13)
+    result = tdoa_lag(
+        make_capture(a, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        make_capture(b, rate_b_hz, start_time_ns=EPOCH_NS),
         max_lag_s=1e-3,
     )
     assert result.lag_s == pytest.approx(delay_s, abs=20e-9)
