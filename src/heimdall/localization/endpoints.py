@@ -58,7 +58,8 @@ def _compute_and_store(task_id: uuid.UUID, method: str) -> uuid.UUID:
 async def localize(request: LocalizeRequest, session: Session) -> LocalizationOut:
     if not request.recompute:
         stored = await repository.get(session, request.task_id)
-        if stored is not None:
+        # A stored fix answers "auto" or its own method; another method is computed.
+        if stored is not None and request.method in ("auto", stored.method):
             return to_out(stored, with_surface=True)
     try:
         await asyncio.to_thread(_compute_and_store, request.task_id, request.method)

@@ -283,10 +283,12 @@ def compute(
         ).all()
     }
     calibration, model_id = active_calibration(session)
+    # The lags are most of a localization's time: a power-only fix does not need them.
+    pairs = [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
     result: LocalizationResult = localize(
         list(receivers.values()),
         power_observations(measurements),
-        tdoa_observations(store, measurements, receivers, settings),
+        pairs,
         calibration,
         method=method,  # type: ignore[arg-type]
     )

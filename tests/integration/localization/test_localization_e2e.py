@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from pyproj import Geod
 
+from heimdall.core.settings import get_settings
+from heimdall.core.storage import ObjectStore
 from heimdall.simulator.network import RunningNetwork
 from tests.integration.acquisition.test_acquisition_e2e import acquire, set_fault, wait_finished
 from tests.support.asgi import service_client
@@ -50,6 +52,24 @@ async def test_acquisition_is_localized_with_an_honest_ellipse(
     # Honest uncertainty: the truth is not far outside what the fix claims.
     assert error_m < 2 * ellipse["semi_major_m"], (error_m, ellipse)
     assert with_surface.json()["surface_geojson"]["type"] == "FeatureCollection"
+
+
+async def test_power_only_fix_does_not_read_the_recordings(api: httpx.AsyncClient) -> None:
+    task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=1)
+    assert (await wait_finished(api, task_id))["state"] == "SUCCESS"
+    async with service_client("inference") as inference:
+        await wait_localized(inference, task_id)  # the chained task is done with them
+        settings = get_settings()
+        removed = await asyncio.to_thread(
+            ObjectStore(settings).delete_prefix, settings.s3_bucket_raw, f"sessions/{task_id}/"
+        )
+        assert removed > 0
+        power_only = await inference.post(
+            "/api/v1/inference/localize", json={"task_id": task_id, "method": "rss"}
+        )
+    assert power_only.status_code == 200, power_only.text
+    assert power_only.json()["status"] == "ok"
+    assert power_only.json()["method"] == "rss"
 
 
 async def test_localize_endpoint_refuses_unknown_and_unfinished(
