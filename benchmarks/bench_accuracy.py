@@ -1,7 +1,9 @@
 """Accuracy of the localization pipeline on seeded scenarios rendered by the simulator.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_accuracy.py [--scenarios 60] [--seed 1]``
-(``make bench-accuracy``). Prints a Markdown table; asserts nothing.
+Run: ``PYTHONPATH=src python benchmarks/bench_accuracy.py [--scenarios 120] [--seed 1]``
+(``make bench-accuracy``). Prints a Markdown table; asserts nothing. 120 scenarios, not
+the 50 the issue asks at least: a coverage near 95 % measured on 40 fixes has a 95 %
+interval of about +-7 %, wider than the 90-98 % band it is judged against.
 
 Each scenario is a simulator ``Scenario`` (the default one with the transmitter moved,
 re-powered and re-modulated). Every receiver's IQ is rendered by the simulator's physics,
@@ -25,6 +27,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pyproj
 from scipy.spatial import Delaunay
+from scipy.stats import binomtest
 
 from heimdall.dsp.measurement import measure
 from heimdall.localization import (
@@ -548,7 +551,9 @@ def run(count: int, seed: int, *, synthetic: bool = False) -> list[Outcome]:
             )
             latency_ms = 1e3 * (time.perf_counter() - started_s)
             used = result.method or method
-            if used != "rss":
+            # As in the service: every method but "rss" correlates the recordings first,
+            # also when the pairs then turn out unusable (a carrier falls back to rss).
+            if method != "rss":
                 latency_ms += observations.lag_time_ms
             located = result.status == "ok" and result.latitude is not None
             outcomes.append(
@@ -647,12 +652,9 @@ def report(outcomes: list[Outcome], count: int, *, synthetic: bool) -> str:
         ),
         ("RSS median < 10 km", median_error_m(pick("rss")) < 10e3),
     ]
-    for label in ("rss", "rss-default", "tdoa", "fused", "auto"):
-        group = located(pick(label))
-        coverage = float(np.mean([o.covered for o in group])) if group else float("nan")
-        targets.append(
-            (f"{label} coverage in 90-98 % ({100 * coverage:.0f} %)", 0.90 <= coverage <= 0.98)
-        )
+    for label in ("rss", "tdoa", "fused", "auto"):
+        coverage, interval = _coverage(located(pick(label)))
+        targets.append((f"{label} coverage in 90-98 % ({interval})", 0.90 <= coverage <= 0.98))
     targets.append(
         (
             f"p95 latency <= 100 ms (auto: p50 {p50_ms:.0f} ms, p95 {p95_ms:.0f} ms)",
@@ -660,12 +662,28 @@ def report(outcomes: list[Outcome], count: int, *, synthetic: bool) -> str:
         )
     )
     lines += ["", "Targets:", *(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets)]
+    # The untrained calibration is no method of its own: it is reported, not judged.
+    _, interval = _coverage(located(pick("rss-default")))
+    lines.append(f"- (reported) rss coverage under the untrained default calibration ({interval})")
     return "\n".join(lines)
+
+
+def _coverage(group: list[Outcome]) -> tuple[float, str]:
+    """Share of fixes whose 95 % ellipse holds the truth, and its Wilson 95 % interval."""
+    if not group:
+        return float("nan"), "no fixes"
+    covered = sum(o.covered for o in group)
+    interval = binomtest(covered, len(group)).proportion_ci(method="wilson")
+    share = covered / len(group)
+    return share, (
+        f"{100 * share:.1f} % of {len(group)} fixes, 95 % interval "
+        f"{100 * interval.low:.0f}-{100 * interval.high:.0f} %"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--scenarios", type=int, default=60)
+    parser.add_argument("--scenarios", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--synthetic",
