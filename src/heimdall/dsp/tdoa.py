@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -122,6 +123,19 @@ def _unit_phasors(cycles: npt.NDArray[np.floating]) -> npt.NDArray[np.complex64]
     phasors.real = np.cos(angle_rad)
     phasors.imag = np.sin(angle_rad)
     return phasors
+
+
+@lru_cache(maxsize=8)
+def _roots_of_unity(length: int) -> npt.NDArray[np.complex64]:
+    """exp(j 2 pi m / length), m = 0 .. length-1 (read-only: shared by every caller)."""
+    roots = _unit_phasors(np.arange(length, dtype=np.float64) / length)
+    roots.flags.writeable = False
+    return roots
+
+
+def _integer_lag_phasors(length: int, lag: int) -> npt.NDArray[np.complex64]:
+    """exp(j 2 pi k lag / length) for every FFT bin k: an integer shift, exact by lookup."""
+    return _roots_of_unity(length)[np.arange(length) * lag % length]
 
 
 def _parabola_vertex(values: npt.NDArray[np.float64]) -> float:
@@ -328,16 +342,15 @@ class _SegmentSpectra:
 
 
 def _notch(
-    spectra: tuple[npt.NDArray[np.complexfloating], ...],
-    frequency_cycles: npt.NDArray[np.float64],
-    line_cycles: float,
-    notch_cycles: float,
+    spectra: tuple[npt.NDArray[np.complexfloating], ...], line_cycles: float, notch_cycles: float
 ) -> None:
-    """Zero (in place) the bins within ``notch_cycles`` of a line."""
-    distance_cycles = np.abs((frequency_cycles - line_cycles + 0.5) % 1.0 - 0.5)
-    kept = distance_cycles > notch_cycles
+    """Zero (in place) the bins within ``notch_cycles`` of a line (circularly)."""
+    length = len(spectra[0])
+    first = math.ceil((line_cycles - notch_cycles) * length)
+    last = math.floor((line_cycles + notch_cycles) * length)
+    bins = np.arange(first, last + 1) % length
     for spectrum in spectra:
-        spectrum *= kept
+        spectrum[bins] = 0.0
 
 
 def _remove_carrier(
@@ -360,7 +373,7 @@ def _remove_carrier(
     spectrum_x -= x.carrier(coarse_cycles, length).spectrum()
     line_y = _fitted_carrier(y, coarse_cycles, length)
     spectrum_y -= line_y.spectrum()
-    _notch((spectrum_x, spectrum_y), frequency_cycles, line_y.cycles, notch_cycles)
+    _notch((spectrum_x, spectrum_y), line_y.cycles, notch_cycles)
 
 
 def _rms_bandwidth_hz(
@@ -461,7 +474,7 @@ def _correlation_lag(
         spectrum_x = spectrum_x.copy()
     if carrier_notch_hz is not None:
         if line is not None:
-            _notch((spectrum_x, spectrum_y), frequency_cycles, line.cycles, notch_cycles)
+            _notch((spectrum_x, spectrum_y), line.cycles, notch_cycles)
         else:
             _remove_carrier(x, y_iq, spectrum_x, spectrum_y, frequency_cycles, notch_cycles)
     # Cross-spectrum of y against x: its inverse peaks at the delay of y.
@@ -481,7 +494,7 @@ def _correlation_lag(
     integer_lag = int(lags[peak])
     # Centre the spectrum on the integer peak once; the refinement then only needs
     # phasors of a fractional lag, whose small angles are exact in float32.
-    centred_spectrum = cross_spectrum * _unit_phasors(frequency_cycles * integer_lag % 1.0)
+    centred_spectrum = cross_spectrum * _integer_lag_phasors(length, integer_lag)
     vertex = _parabola_vertex(magnitude[peak - 1 : peak + 2])
     fraction: float | None = vertex
     if quality_db >= MIN_TDOA_QUALITY_DB:  # an unreliable peak is not worth refining
