@@ -71,8 +71,10 @@ _OUTLIER_CHI2_DROP = 10.83  # chi-square, 1 dof, 99.9 %
 #: tens of km): on the accuracy benchmark a peak's refined cost stays within ~0.4 of its
 #: grid value, so a peak further down than a rival's limit (chi-square 2 dof 95 % / 2)
 #: plus a margin can neither win nor be a rival. Most of those would refine onto the best
-#: solution anyway, after 30-50 solver steps each.
+#: solution anyway, after a walk of 10-30 Newton steps each.
 _POWER_PEAK_WINDOW = CHI2_2DOF_95 / 2 + 1.0
+#: Refined costs are compared to this many decimals (a likelihood ratio of 1 + 1e-9).
+_COST_TIE_DECIMALS = 9
 
 
 class Receiver(BaseModel):
@@ -333,8 +335,15 @@ def localize(
         max_peaks=3,
         min_relative_likelihood=np.exp(-_POWER_PEAK_WINDOW) if tdoa_block is None else 1e-6,
     )
-    solutions = [refine(problem, initial_parameters(problem, x, y), grid) for x, y in peaks]
-    solutions = _distinct(sorted(solutions, key=lambda s: s.robust_cost), grid.cell_size_m)
+    solutions: list[Solution] = []
+    for x, y in peaks:
+        solutions.append(refine(problem, initial_parameters(problem, x, y), grid, solutions))
+    # Costs equal to rounding (e.g. both mirror solutions of 3 power readings fit
+    # exactly) keep the grid's order: which one wins must not hang on the solver's noise.
+    solutions = _distinct(
+        sorted(solutions, key=lambda s: round(s.robust_cost, _COST_TIE_DECIMALS)),
+        grid.cell_size_m,
+    )
     best = solutions[0]
 
     jacobian = residual_jacobian(problem, best.parameters)

@@ -9,7 +9,9 @@ exponent, ``g_i`` the receiver's gain offset and ``sigma_i^2`` the shadowing var
 plus the measurement variance. For a fixed candidate position the maximum-likelihood
 ``P0`` is the weighted mean of ``P_i - g_i + 10 n log10(d_i / d0)``; here the weights
 are re-computed a few times with a soft-L1 influence so one faded or saturated
-receiver does not set ``P0`` for everyone (iteratively reweighted least squares).
+receiver does not set ``P0`` for everyone (iteratively reweighted least squares). The
+refinement needs that robust ``P0`` exactly, not after a few passes:
+``soft_l1_source_power_dbm`` solves for it at one position.
 
 All functions are pure numpy: ranges in metres, powers in dBm, sigmas in dB.
 """
@@ -23,6 +25,10 @@ FloatArray = npt.NDArray[np.float64]
 
 # IRLS passes for the robust P0; three already bring a +30 dB outlier's pull below 1 dB.
 _ROBUST_P0_PASSES = 3
+# Exact robust P0: Newton stops after a step below this, which leaves an error below
+# 1e-9 dB. The step cap only guards against a bracket that halves without end.
+_SOURCE_POWER_STEP_TOLERANCE_DB = 1e-4
+_SOURCE_POWER_MAX_STEPS = 60
 
 
 def soft_l1(z_squared: FloatArray) -> FloatArray:
@@ -56,6 +62,20 @@ def path_loss_db(
     )
 
 
+def implied_source_powers_dbm(
+    ranges_m: FloatArray,
+    powers_dbm: FloatArray,
+    gains_db: FloatArray,
+    path_loss_exponent: float,
+    reference_distance_m: float,
+) -> FloatArray:
+    """The ``P0`` each reading implies at these ranges: ``P_i - g_i + path loss``."""
+    return np.asarray(
+        powers_dbm - gains_db + path_loss_db(ranges_m, path_loss_exponent, reference_distance_m),
+        dtype=np.float64,
+    )
+
+
 def robust_source_power_dbm(
     ranges_m: FloatArray,
     powers_dbm: FloatArray,
@@ -68,8 +88,8 @@ def robust_source_power_dbm(
 
     ``ranges_m`` has shape ``(..., n_receivers)``; the result has shape ``(...)``.
     """
-    implied_p0_dbm = (
-        powers_dbm - gains_db + path_loss_db(ranges_m, path_loss_exponent, reference_distance_m)
+    implied_p0_dbm = implied_source_powers_dbm(
+        ranges_m, powers_dbm, gains_db, path_loss_exponent, reference_distance_m
     )
     inverse_variance = 1.0 / np.square(sigmas_db)
     # Start from the median, which an outlier cannot drag, then reweight.
@@ -79,6 +99,47 @@ def robust_source_power_dbm(
         weights = inverse_variance * _soft_l1_weight(z_squared)
         p0_dbm = np.sum(weights * implied_p0_dbm, axis=-1) / np.sum(weights, axis=-1)
     return np.asarray(p0_dbm, dtype=np.float64)
+
+
+def soft_l1_source_power_dbm(
+    implied_p0_dbm: FloatArray, sigmas_db: FloatArray, start_dbm: float
+) -> float:
+    """The ``P0`` minimising ``sum soft_l1(((implied - P0) / sigma)^2)``, at one position.
+
+    The sum is convex in ``P0`` and its minimum lies between the smallest and largest
+    implied value: Newton steps from ``start_dbm`` (a nearby position's answer is a good
+    one), with a bisection of that bracket whenever a step would leave it.
+
+    Example:
+        >>> implied_dbm = np.array([-50.0, -52.0, -20.0])
+        >>> round(soft_l1_source_power_dbm(implied_dbm, np.full(3, 6.0), 0.0), 2)
+        -47.53
+        >>> round(float(np.mean(implied_dbm)), 2)  # the -20 dBm reading pulls a mean far more
+        -40.67
+    """
+    inverse_sigmas = 1.0 / sigmas_db
+    inverse_variances = np.square(inverse_sigmas)
+    low_dbm, high_dbm = float(implied_p0_dbm.min()), float(implied_p0_dbm.max())
+    p0_dbm = min(max(start_dbm, low_dbm), high_dbm)
+    for _ in range(_SOURCE_POWER_MAX_STEPS):
+        z = (implied_p0_dbm - p0_dbm) * inverse_sigmas
+        one_plus_z_squared = 1.0 + np.square(z)
+        weights = 1.0 / np.sqrt(one_plus_z_squared)
+        # Minus the cost's slope and its curvature, both in P0.
+        slope = float((z * weights) @ inverse_sigmas)
+        curvature = float((weights / one_plus_z_squared) @ inverse_variances)
+        if slope > 0.0:
+            low_dbm = p0_dbm
+        else:
+            high_dbm = p0_dbm
+        next_dbm = p0_dbm + slope / curvature
+        if not low_dbm <= next_dbm <= high_dbm:
+            next_dbm = 0.5 * (low_dbm + high_dbm)
+        elif abs(next_dbm - p0_dbm) < _SOURCE_POWER_STEP_TOLERANCE_DB:
+            # Quadratic convergence: after a Newton step this small the error is tiny.
+            return next_dbm
+        p0_dbm = next_dbm
+    return p0_dbm
 
 
 def rss_normalised_residuals(
