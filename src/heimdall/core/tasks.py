@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from prometheus_client import multiprocess, start_http_server
 
+from heimdall.core.blas import limit_blas_threads
 from heimdall.core.celery_app import celery_app
 from heimdall.core.metrics import registry
 from heimdall.core.settings import get_settings
@@ -25,6 +26,13 @@ def serve_worker_metrics(**_: object) -> None:
     settings = get_settings()
     if settings.worker_metrics_port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         start_http_server(settings.worker_metrics_port, settings.bind_host, registry=registry())
+
+
+@worker_init.connect
+@worker_process_init.connect
+def single_blas_thread(**_: object) -> None:
+    # The main process (solo/threads pools run tasks there) and every forked child.
+    limit_blas_threads()
 
 
 @worker_process_shutdown.connect
