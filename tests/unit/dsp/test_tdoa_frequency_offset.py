@@ -147,7 +147,7 @@ def test_lag_is_exact_to_nanoseconds_at_real_utc_epochs() -> None:
 
 @pytest.mark.parametrize("rate_ppm", [20.0, -35.0, 43.0, 80.0])
 def test_lag_across_sample_rates_is_exact_to_nanoseconds(rate_ppm: float) -> None:
-    # The service's 2 s window (47 blocks of 512): 20-80 ppm drift b by 0.5-1.9
+    # A 2 s window (47 blocks of 512): 20-80 ppm drift b by 0.5-1.9
     # samples across it, which the drift series inside the correlation bridges (the last
     # is its limit).
     count = 47 * 512
