@@ -80,10 +80,11 @@ class Settings(BaseSettings):
     # --- localization -----------------------------------------------------
     # Seconds of each recording used for TDOA (the central part): enough blocks
     # to average GPS timestamp jitter, few enough to keep localization fast. The
-    # lags are most of a localization's time and scale with it: on the accuracy
-    # benchmark 1 s gives a TDOA median of 0.10 km and a p95 latency under 100 ms,
-    # 2 s 0.06 km and ~110 ms (docs/BENCHMARKS.md). Up to the recording's length.
-    tdoa_window_s: float = 1.0
+    # lags are most of a localization's time and scale with it. On the accuracy
+    # benchmark (docs/BENCHMARKS.md) 1-1.5 s bring the p95 latency to 77-85 ms, but
+    # their TDOA ellipses cover the truth less often (86-96 % across seeds) than
+    # 2 s (94-97 %, p95 ~110 ms): honest ellipses first. Up to the recording's length.
+    tdoa_window_s: float = 2.0
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True
