@@ -230,18 +230,13 @@ class _Line:
     #: Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
     unit_spectrum: npt.NDArray[np.complexfloating]
 
-    def spectrum(self, amplitude: complex | None = None) -> npt.NDArray[np.complexfloating]:
-        return (self.amplitude if amplitude is None else amplitude) * self.unit_spectrum
+    def spectrum(self) -> npt.NDArray[np.complexfloating]:
+        return self.amplitude * self.unit_spectrum
 
 
 def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
     """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
     return _unit_phasors(cycles * np.arange(count, dtype=np.float64) % 1.0)
-
-
-def _line_amplitude(samples: npt.NDArray[np.complex64], cycles: float) -> complex:
-    """Least-squares complex amplitude of a tone of known frequency in ``samples``."""
-    return complex(np.vdot(_line_phasors(cycles, len(samples)), samples)) / len(samples)
 
 
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
@@ -466,9 +461,11 @@ def _correlation_lag(
     notch_cycles = (carrier_notch_hz or 0.0) / sample_rate_hz
     if carrier_notch_hz is not None and frequency_aligned:
         # y's line sits on x's: take it out of x before the stretch (the stretched
-        # line would leave a residue), and fit only its amplitude in y.
+        # line would leave a residue), and fit y's own near it. Only y's amplitude at
+        # x's frequency left enough of a strong carrier (tens of dB) for pure-carrier
+        # pairs to pass the quality gate with lags tens of microseconds wrong.
         line, x = x.without_line(length, notch_cycles)
-        spectrum_y -= line.spectrum(_line_amplitude(y_iq, line.cycles))
+        spectrum_y -= _fitted_carrier(y_iq, line.cycles, length).spectrum()
     spectrum_x = x.stretched_spectrum(length, end_drift_samples)
     if not spectrum_x.flags.writeable:  # the memoised spectrum itself
         spectrum_x = spectrum_x.copy()

@@ -128,6 +128,24 @@ def test_carrier_with_an_offset_is_a_low_quality_lag() -> None:
     assert not result.is_reliable
 
 
+def test_strong_carrier_across_sample_rates_is_no_lag() -> None:
+    # A 50 dB carrier, two receivers with their own LO offsets and GPS-corrected rates
+    # 30 ppm apart, correlated the service's way (prepared reference): what is left
+    # after the carrier is taken out must not look like a lag.
+    rng = np.random.default_rng(21)
+    count = 47 * 512
+    rate_b_hz = SAMPLE_RATE_HZ * (1 + 30e-6)
+    x = tone(12.0, SAMPLE_RATE_HZ, count) + complex_white_noise(1e-5, count, rng)
+    times_b_s = np.arange(count) / rate_b_hz
+    y = np.exp(2j * np.pi * (29.3 * times_b_s + 0.7)).astype(np.complex64)
+    y += complex_white_noise(1e-5, count, rng)
+    prepared = PreparedCapture(make_capture(x, SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS))
+    result = tdoa_lag(prepared, make_capture(y, rate_b_hz, start_time_ns=EPOCH_NS), max_lag_s=1e-3)
+    assert result.frequency_offset_hz == pytest.approx(17.3, abs=0.05)
+    assert result.quality_db < MIN_TDOA_QUALITY_DB
+    assert result.peak_correlation < 0.05
+
+
 def test_lag_is_exact_to_nanoseconds_at_real_utc_epochs() -> None:
     # Start times ~1.8e18 ns are not representable in float64 to better than
     # 256 ns; the lag must still be exact (noise-free: within 20 ns).
