@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     # lags are most of a localization's time and scale with it. On the accuracy
     # benchmark (docs/BENCHMARKS.md) 1-1.5 s bring the p95 latency to 77-85 ms, but
     # their TDOA ellipses cover the truth less often (86-96 % across seeds) than
-    # 2 s (94-97 %, p95 ~110 ms): honest ellipses first. Up to the recording's length.
+    # 2 s (91-97 %, p95 89-113 ms): honest ellipses first. Up to the recording's length.
     tdoa_window_s: float = 2.0
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
