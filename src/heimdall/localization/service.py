@@ -68,7 +68,8 @@ def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
     """The whole blocks of the capture's central ``duration_s`` (all of it if shorter).
 
     The block count is rounded up to one whose length factors into small primes (2 s
-    at 12 kHz: 48 blocks, not 47 = a prime): the resampling FFTs run at that length.
+    at 12 kHz: 48 blocks, not 47 = a prime), the length at which a partner far off in
+    sample rate is resampled (``dsp.tdoa.resample_to_rate``).
     """
     blocks = len(capture.block_start_index)
     wanted = _fast_block_count(
