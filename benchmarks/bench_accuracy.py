@@ -30,7 +30,7 @@ import pyproj
 from scipy.spatial import Delaunay
 from scipy.stats import binomtest
 
-from heimdall.core.blas import limit_blas_threads
+from heimdall.core.process import freeze_startup_objects, limit_blas_threads
 from heimdall.core.settings import get_settings
 from heimdall.dsp.measurement import measure
 from heimdall.localization import (
@@ -536,6 +536,7 @@ def run(count: int, seed: int, *, synthetic: bool = False) -> list[Outcome]:
     receivers = receivers_of(base)
     matched = matched_calibration(base)
     localize(receivers, [], [])  # warm the frame cache
+    freeze_startup_objects()  # as a service or worker does once it has started
     outcomes = []
     for case in make_scenarios(base, count, rng):
         if synthetic:

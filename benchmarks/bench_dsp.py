@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from heimdall.core.blas import limit_blas_threads
+from heimdall.core.process import limit_blas_threads
 from heimdall.dsp.measurement import measure
 from heimdall.dsp.signals import (
     broadband_burst,

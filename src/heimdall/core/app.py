@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heimdall import __version__
-from heimdall.core.blas import limit_blas_threads
 from heimdall.core.errors import install_error_handlers
 from heimdall.core.health import DependencyCheck, run_checks
 from heimdall.core.metrics import registry
+from heimdall.core.process import prepare_computing_process
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -27,7 +27,7 @@ def create_service_app(
     lifespan: Lifespan | None = None,
     before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastAPI:
-    limit_blas_threads()
+    prepare_computing_process()
     app = FastAPI(
         title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
     )

@@ -8,9 +8,9 @@ import socket
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 from prometheus_client import multiprocess, start_http_server
 
-from heimdall.core.blas import limit_blas_threads
 from heimdall.core.celery_app import celery_app
 from heimdall.core.metrics import registry
+from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 
 
@@ -30,9 +30,9 @@ def serve_worker_metrics(**_: object) -> None:
 
 @worker_init.connect
 @worker_process_init.connect
-def single_blas_thread(**_: object) -> None:
+def prepare_for_tasks(**_: object) -> None:
     # The main process (solo/threads pools run tasks there) and every forked child.
-    limit_blas_threads()
+    prepare_computing_process()
 
 
 @worker_process_shutdown.connect
