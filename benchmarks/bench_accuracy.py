@@ -30,7 +30,7 @@ import pyproj
 from scipy.spatial import Delaunay
 from scipy.stats import binomtest
 
-from heimdall.core.process import freeze_startup_objects, limit_blas_threads
+from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 from heimdall.dsp.measurement import measure
 from heimdall.localization import (
@@ -536,7 +536,7 @@ def run(count: int, seed: int, *, synthetic: bool = False) -> list[Outcome]:
     receivers = receivers_of(base)
     matched = matched_calibration(base)
     localize(receivers, [], [])  # warm the frame cache
-    freeze_startup_objects()  # as a service or worker does once it has started
+    prepare_computing_process()  # as a service or worker does once it has started
     outcomes = []
     for case in make_scenarios(base, count, rng):
         if synthetic:
@@ -689,7 +689,6 @@ def _coverage(group: list[Outcome]) -> tuple[float, str]:
 
 
 def main() -> None:
-    limit_blas_threads()  # as the services and workers do
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=120)
     parser.add_argument("--seed", type=int, default=1)

@@ -830,9 +830,11 @@ def tdoa_lag(
     # drifts by a fraction of a sample against a. The correlation takes that drift
     # (see _SegmentSpectra.stretched_spectrum); only a drift beyond a sample or so
     # (rates hundreds of ppm apart) puts b on a's sample grid first.
-    if abs(b_rate_hz / sample_rate_hz - 1.0) * len(a.samples) / 2 > MAX_SERIES_DRIFT_SAMPLES:
+    clock_drift = b_rate_hz / sample_rate_hz - 1.0
+    if abs(clock_drift) * len(a.samples) / 2 > MAX_SERIES_DRIFT_SAMPLES:
         b_samples = resample_to_rate(b.samples, b_rate_hz, sample_rate_hz)
         b_rate_hz = sample_rate_hz
+        clock_drift = 0.0
     period_a_ns, period_b_ns = 1e9 / sample_rate_hz, 1e9 / b_rate_hz
     common_start_ns = max(start_a_ns, start_b_ns)
     common_end_ns = min(
@@ -853,7 +855,7 @@ def tdoa_lag(
     start_difference_s = (first_b_ns - first_a_ns) / 1e9
     # b's sample at a's sample i is i (1 + e) + lag: it drifts by e (count_a - 1) / 2
     # samples either side of a's centre.
-    end_drift_samples = (b_rate_hz / sample_rate_hz - 1.0) * (count_a - 1) / 2
+    end_drift_samples = clock_drift * (count_a - 1) / 2
     # The cut starts differ by under a sample, so the sample window is the
     # physical one widened by that residual.
     max_lag_samples = (max_lag_s + abs(start_difference_s)) * sample_rate_hz
@@ -866,7 +868,7 @@ def tdoa_lag(
     # walked onto a's grid, linearly interpolated (enough to find a carrier offset).
     peak = cross_ambiguity_peak(
         cut_a.samples,
-        _walked(cut_b, end_drift_samples / max((count_a - 1) / 2, 1)),
+        _walked(cut_b, clock_drift),
         sample_rate_hz,
         max_lag_samples + abs(end_drift_samples),
         max_frequency_offset_hz,
