@@ -30,6 +30,7 @@ import pyproj
 from scipy.spatial import Delaunay
 from scipy.stats import binomtest
 
+from heimdall.core.constants import NS_PER_S, SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 from heimdall.dsp.measurement import measure
@@ -49,7 +50,6 @@ from heimdall.localization.service import (
     power_observations,
     tdoa_observations_from_recordings,
 )
-from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization.uncertainty import CHI2_2DOF_95
 from heimdall.models import Measurement
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
@@ -66,7 +66,6 @@ from heimdall.simulator.server import (
 from heimdall.simulator.waveforms import transmitted_baseband
 
 GEOD = pyproj.Geod(ellps="WGS84")
-NS_PER_S = 1_000_000_000
 
 # The latency target is for 7 receivers x 5 s; the service correlates the central
 # part of each capture (Settings.tdoa_window_s, HEIMDALL_TDOA_WINDOW_S) and measures
@@ -315,15 +314,10 @@ def pipeline_observations(
                     occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz) or 1.0,
                 )
             )
-    sample_rate_hz = float(np.median([r.sample_rate_hz for r in scenario.receivers]))
     # Rendering leaves much garbage: collect it now, not in the middle of what is timed.
     gc.collect()
     started_s = time.perf_counter()
-    pairs = tdoa_observations_from_recordings(
-        recordings,
-        gps_timing_sigma_s=gps_timing_sigma_s(case, TDOA_WINDOW_S, sample_rate_hz),
-        window_s=TDOA_WINDOW_S,
-    )
+    pairs = tdoa_observations_from_recordings(recordings, window_s=TDOA_WINDOW_S)
     lag_time_ms = 1e3 * (time.perf_counter() - started_s)
     return Observations(power_observations(rows), pairs, lag_time_ms)
 
@@ -547,6 +541,15 @@ def run(count: int, seed: int, *, synthetic: bool = False) -> list[Outcome]:
             bound = pipeline_bound(case)
         for label, method, use_matched in RUNS:
             calibration = matched if use_matched and not synthetic else Calibration()
+            # Synthetic pairs carry their timing error in their sigma already.
+            timing_sigma_ns = (
+                0.0
+                if synthetic
+                else 1e9 * gps_timing_sigma_s(case, TDOA_WINDOW_S, receivers_sample_rate_hz(case))
+            )
+            calibration = calibration.model_copy(
+                update={"default_timing_sigma_ns": timing_sigma_ns}
+            )
             started_s = time.perf_counter()
             result = localize(
                 receivers,

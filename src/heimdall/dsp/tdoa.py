@@ -25,7 +25,6 @@ from heimdall.receivers.capture import IQCapture
 MIN_TDOA_QUALITY_DB = 6.0
 #: Lags examined around the search window to measure the sidelobe/noise level.
 SIDELOBE_SPAN_SAMPLES = 64
-SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 #: Largest drift (samples, either side of the record's centre) bridged with a Taylor
 #: series: by ``tdoa_lag`` inside the correlation (the reference's stretched spectrum)
 #: and by ``resample_to_rate`` instead of a chirp-z transform. 2 s at 12 kHz with rates

@@ -17,6 +17,11 @@ Defaults and why:
 * ``shadowing_sigma_db = 6``: log-normal shadowing of 4-10 dB is the usual range for
   VHF/UHF links over rural and hilly terrain; 6 dB is the middle of it. The fit inflates
   it when residuals show it is too small.
+* ``default_timing_sigma_ns = 100``: one receiver's GPS timestamp error after averaging
+  over the TDOA window, for receivers the calibration has no fitted ``timing_sigmas_ns``
+  for. The service takes it from ``HEIMDALL_GPS_TIMING_SIGMA_NS`` when no model is active.
+  A TDOA pair's sigma is its correlation's own delay error combined with both receivers'
+  timing sigmas: the observation carries the first, the calibration the second.
 * ``default_full_scale_dbm = 0``: the power that a receiver's 0 dBFS corresponds to, used
   only for dBFS readings. A common offset is absorbed by the unknown ``P0``; only
   per-receiver differences matter, and those belong in ``full_scale_dbm``.
@@ -50,6 +55,11 @@ class Calibration(BaseModel):
     full_scale_dbm: dict[str, float] = Field(default_factory=dict)
     default_full_scale_dbm: float = 0.0
     clock_offsets_ns: dict[str, float] = Field(default_factory=dict)
+    timing_sigmas_ns: dict[str, float] = Field(default_factory=dict)
+    default_timing_sigma_ns: float = Field(default=100.0, ge=0.0)
+    # Path loss at reference_distance_m, when known-source EIRPs let training fit it;
+    # localization does not need it (the unknown P0 absorbs it), reports can.
+    reference_loss_db: float | None = None
 
     def gain_offset_db(self, receiver_id: str) -> float:
         """Receiver gain relative to the network (antenna, cable, front end), in dB."""
@@ -62,3 +72,7 @@ class Calibration(BaseModel):
     def clock_offset_s(self, receiver_id: str) -> float:
         """How late the receiver's GPS timestamps are, in seconds (positive = late)."""
         return self.clock_offsets_ns.get(receiver_id, 0.0) * 1e-9
+
+    def timing_sigma_s(self, receiver_id: str) -> float:
+        """Standard deviation of the receiver's timestamp error over a TDOA window, seconds."""
+        return self.timing_sigmas_ns.get(receiver_id, self.default_timing_sigma_ns) * 1e-9

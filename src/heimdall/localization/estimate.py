@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization.calibration import Calibration
 from heimdall.localization.fusion import (
     Grid,
@@ -49,7 +50,7 @@ from heimdall.localization.fusion import (
     residual_jacobian,
 )
 from heimdall.localization.geodesy import LocalFrame
-from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S, pair_variance_scale
+from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
@@ -100,7 +101,11 @@ class PowerObservation(BaseModel):
 
 
 class TdoaObservation(BaseModel):
-    """``time_difference_s = arrival at receiver_i - arrival at receiver_j``."""
+    """``time_difference_s = arrival at receiver_i - arrival at receiver_j``.
+
+    ``sigma_s`` is the measurement's own error (the correlation's); the receivers' clock
+    errors are the calibration's ``timing_sigma_s`` and are added by ``localize``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -292,9 +297,19 @@ def localize(
             first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
             second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
             range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
+            # The pair's measurement sigma and both receivers' timing sigmas (calibration).
             sigmas_m=SPEED_OF_LIGHT_M_PER_S
             * np.sqrt(variance_scale)
-            * np.array([p.sigma_s for p in tdoa_kept]),
+            * np.array(
+                [
+                    np.sqrt(
+                        p.sigma_s**2
+                        + calibration.timing_sigma_s(p.receiver_i) ** 2
+                        + calibration.timing_sigma_s(p.receiver_j) ** 2
+                    )
+                    for p in tdoa_kept
+                ]
+            ),
         )
     problem = Problem(frame, receivers_enu_m, altitude_m, rss_block, tdoa_block)
 

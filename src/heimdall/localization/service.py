@@ -22,6 +22,7 @@ from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
 from heimdall.dsp.tdoa import (
@@ -44,7 +45,6 @@ from heimdall.models import Acquisition, AcquisitionState, Localization, Measure
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.sigmf_io import capture_from_sigmf
 
-SPEED_OF_LIGHT_M_S = 299_792_458.0
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
 UNUSABLE_SIGMA_S = 1e-3
@@ -124,7 +124,7 @@ def _blocks(capture: IQCapture, first: int, count: int) -> IQCapture:
 def baseline_s(a: Receiver, b: Receiver) -> float:
     """Light time across the straight line between two receivers (the largest possible lag)."""
     _, _, ground_m = _GEOD.inv(a.longitude, a.latitude, b.longitude, b.latitude)
-    return math.hypot(ground_m, a.altitude_m - b.altitude_m) / SPEED_OF_LIGHT_M_S
+    return math.hypot(ground_m, a.altitude_m - b.altitude_m) / SPEED_OF_LIGHT_M_PER_S
 
 
 def correlation_sigma_s(peak_correlation: float, samples: int, rms_bandwidth_hz: float) -> float:
@@ -169,9 +169,13 @@ class TimedRecording:
 
 
 def tdoa_observations_from_recordings(
-    recordings: list[TimedRecording], *, gps_timing_sigma_s: float, window_s: float
+    recordings: list[TimedRecording], *, window_s: float
 ) -> list[TdoaObservation]:
-    """Arrival-time differences of every receiver against the strongest one (N-1 pairs)."""
+    """Arrival-time differences of every receiver against the strongest one (N-1 pairs).
+
+    Each pair's sigma is the correlation's own delay error; the receivers' clock errors
+    belong to the calibration (``Calibration.timing_sigma_s``), which ``localize`` adds.
+    """
     if len(recordings) < 2:
         return []
     reference = max(recordings, key=lambda r: r.snr_db)
@@ -197,10 +201,7 @@ def tdoa_observations_from_recordings(
             min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
         )
         samples = round(lag.overlap_s * lag.sample_rate_hz)
-        sigma_s = math.hypot(
-            math.sqrt(2) * gps_timing_sigma_s,
-            correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz),
-        )
+        sigma_s = correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz)
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S
         observations.append(
@@ -221,6 +222,7 @@ def tdoa_observations(
     receivers: dict[str, Receiver],
     settings: Settings,
 ) -> list[TdoaObservation]:
+    """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
@@ -231,11 +233,7 @@ def tdoa_observations(
         for m in measurements
         if m.gps_locked
     ]
-    return tdoa_observations_from_recordings(
-        recordings,
-        gps_timing_sigma_s=settings.gps_timing_sigma_ns * 1e-9,
-        window_s=settings.tdoa_window_s,
-    )
+    return tdoa_observations_from_recordings(recordings, window_s=settings.tdoa_window_s)
 
 
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
@@ -250,10 +248,18 @@ def power_observations(measurements: list[Measurement]) -> list[PowerObservation
     return observations
 
 
-def active_calibration(session: Session) -> tuple[Calibration, uuid.UUID | None]:
+def default_calibration(settings: Settings) -> Calibration:
+    """The untrained calibration, with the configured GPS timing sigma."""
+    return Calibration(default_timing_sigma_ns=settings.gps_timing_sigma_ns)
+
+
+def active_calibration(
+    session: Session, settings: Settings
+) -> tuple[Calibration, uuid.UUID | None]:
+    """The active model's calibration and its id, or the default one and None."""
     model = repository.active_calibration(session)
     if model is None:
-        return Calibration(), None
+        return default_calibration(settings), None
     return Calibration.model_validate(model.parameters), model.id
 
 
@@ -283,7 +289,7 @@ def compute(
             select(WebSDRStation).where(WebSDRStation.id.in_([m.websdr_id for m in measurements]))
         ).all()
     }
-    calibration, model_id = active_calibration(session)
+    calibration, model_id = active_calibration(session, settings)
     # The lags are most of a localization's time: a power-only fix does not need them.
     pairs = [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
     result: LocalizationResult = localize(

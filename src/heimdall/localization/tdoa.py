@@ -29,10 +29,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy.linalg import solve_triangular
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
+
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
-
-SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 
 
 def pair_variance_scale(n_pairs: int, n_receivers: int) -> float:

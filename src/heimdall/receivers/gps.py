@@ -17,14 +17,15 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from heimdall.core.constants import NS_PER_S
+
 #: 1980-01-06T00:00:00 UTC, the GPS epoch, in seconds since the Unix epoch.
 GPS_EPOCH_UNIX_S = 315_964_800
 SECONDS_PER_WEEK = 604_800
 #: GPS - UTC in seconds, valid since 2017-01-01 (no leap second announced since).
 GPS_UTC_OFFSET_S = 18
 
-_NS_PER_S = 1_000_000_000
-_NS_PER_WEEK = SECONDS_PER_WEEK * _NS_PER_S
+_NS_PER_WEEK = SECONDS_PER_WEEK * NS_PER_S
 
 
 def gps_ns_from_utc_ns(utc_ns: int, gps_utc_offset_s: int = GPS_UTC_OFFSET_S) -> int:
@@ -33,7 +34,7 @@ def gps_ns_from_utc_ns(utc_ns: int, gps_utc_offset_s: int = GPS_UTC_OFFSET_S) ->
     >>> gps_ns_from_utc_ns(315_964_800 * 10**9, gps_utc_offset_s=0)
     0
     """
-    return utc_ns - GPS_EPOCH_UNIX_S * _NS_PER_S + gps_utc_offset_s * _NS_PER_S
+    return utc_ns - GPS_EPOCH_UNIX_S * NS_PER_S + gps_utc_offset_s * NS_PER_S
 
 
 def gps_week_from_utc_ns(utc_ns: int, gps_utc_offset_s: int = GPS_UTC_OFFSET_S) -> int:
@@ -71,7 +72,7 @@ def gps_time_of_week_to_utc_ns(
     >>> int(gps_time_of_week_to_utc_ns(252_818, 5, host)[0])
     1700000000000000005
     """
-    tow_ns = np.asarray(time_of_week_s, dtype=np.int64) * _NS_PER_S + np.asarray(
+    tow_ns = np.asarray(time_of_week_s, dtype=np.int64) * NS_PER_S + np.asarray(
         time_of_week_ns, dtype=np.int64
     )
     host_gps_ns = gps_ns_from_utc_ns(host_utc_ns, gps_utc_offset_s)
@@ -80,5 +81,5 @@ def gps_time_of_week_to_utc_ns(
     # Move each stamp by whole weeks to the instant nearest the host clock.
     offset_from_host_ns = gps_ns - host_gps_ns
     gps_ns = gps_ns - np.round(offset_from_host_ns / _NS_PER_WEEK).astype(np.int64) * _NS_PER_WEEK
-    utc_ns = gps_ns + GPS_EPOCH_UNIX_S * _NS_PER_S - gps_utc_offset_s * _NS_PER_S
+    utc_ns = gps_ns + GPS_EPOCH_UNIX_S * NS_PER_S - gps_utc_offset_s * NS_PER_S
     return np.atleast_1d(utc_ns).astype(np.int64)

@@ -24,16 +24,15 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import Geod
 
+from heimdall.core.constants import BOLTZMANN_DBM_PER_HZ, NS_PER_S, SPEED_OF_LIGHT_M_PER_S
 from heimdall.simulator.scenario import (
     PropagationModel,
     ReceiverSettings,
     Scenario,
     Transmitter,
 )
-from heimdall.simulator.waveforms import NS_PER_S, transmitted_baseband
+from heimdall.simulator.waveforms import transmitted_baseband
 
-SPEED_OF_LIGHT_M_S = 299_792_458.0
-BOLTZMANN_DBM_PER_HZ = -174.0  # kT at T = 290 K, in dBm/Hz
 SAMPLES_PER_BLOCK = 512
 # A receiver without GPS timestamps blocks with its free-running host clock:
 # a fixed offset per receiver drawn with this standard deviation.
@@ -53,7 +52,7 @@ def free_space_path_loss_db(distance_m: float, frequency_hz: float) -> float:
         >>> round(free_space_path_loss_db(1000.0, 145e6), 2)
         75.68
     """
-    return float(20.0 * np.log10(4.0 * np.pi * distance_m * frequency_hz / SPEED_OF_LIGHT_M_S))
+    return float(20.0 * np.log10(4.0 * np.pi * distance_m * frequency_hz / SPEED_OF_LIGHT_M_PER_S))
 
 
 def thermal_noise_dbm(bandwidth_hz: float, noise_figure_db: float) -> float:
@@ -129,7 +128,7 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
     return LinkBudget(
         receiver_id=receiver.id,
         distance_m=distance_m,
-        delay_s=distance_m / SPEED_OF_LIGHT_M_S,
+        delay_s=distance_m / SPEED_OF_LIGHT_M_PER_S,
         path_loss_db=float(loss_db),
         signal_power_dbm=float(transmitter.eirp_dbm - loss_db + receiver.antenna_gain_dbi),
         noise_power_dbm=float(thermal_noise_dbm(receiver.sample_rate_hz, receiver.noise_figure_db)),

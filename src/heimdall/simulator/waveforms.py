@@ -20,12 +20,12 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from heimdall.core.constants import NS_PER_S
 from heimdall.simulator.scenario import Modulation, Transmitter, WidebandSettings
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
 
-NS_PER_S = 1_000_000_000
 SYMBOLS_PER_CHUNK = 4096
 # Root-raised-cosine pulses are truncated to +-RRC_SPAN_SYMBOLS symbols.
 RRC_SPAN_SYMBOLS = 8

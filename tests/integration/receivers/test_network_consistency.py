@@ -15,13 +15,13 @@ import math
 
 import pytest
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.settings import get_settings
 from heimdall.dsp.tdoa import tdoa_lag
 from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
 from heimdall.simulator.network import running_network
 from heimdall.simulator.physics import (
-    SPEED_OF_LIGHT_M_S,
     link_budget,
     local_oscillator_hz,
     slant_range_m,
@@ -97,7 +97,9 @@ def test_arrival_time_differences_match_the_propagation_delays(
     for id_a, id_b in itertools.combinations(sorted(receivers), 2):
         rx_a, rx_b = receivers[id_a], receivers[id_b]
         baseline_m = slant_range_m(rx_a.require_position(), rx_b.require_position())
-        lag = tdoa_lag(captures[id_a], captures[id_b], max_lag_s=baseline_m / SPEED_OF_LIGHT_M_S)
+        lag = tdoa_lag(
+            captures[id_a], captures[id_b], max_lag_s=baseline_m / SPEED_OF_LIGHT_M_PER_S
+        )
 
         # Positive lag = b later: it must equal delay_b - delay_a, sign included.
         true_lag_s = link_budget(scenario, rx_b).delay_s - link_budget(scenario, rx_a).delay_s

@@ -9,10 +9,10 @@ import numpy as np
 import pyproj
 import yaml
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization import LocalizationResult, PowerObservation, Receiver, TdoaObservation
 from heimdall.localization.geodesy import LocalFrame
 from heimdall.localization.rss import path_loss_db
-from heimdall.localization.tdoa import SPEED_OF_LIGHT_M_PER_S
 
 GEOD = pyproj.Geod(ellps="WGS84")
 STATIONS_YAML = Path(__file__).parents[3] / "src/heimdall/data/stations-simulated.yaml"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.simulator.physics import (
     SAMPLES_PER_BLOCK,
-    SPEED_OF_LIGHT_M_S,
     link_budget,
     power_dbm,
     render_receiver_iq,
@@ -126,7 +126,7 @@ def test_delay_is_distance_over_c() -> None:
     scenario = load_scenario()
     for receiver in scenario.receivers:
         truth = render_receiver_iq(scenario, receiver, START_NS, 16).truth
-        assert truth.delay_s == pytest.approx(truth.distance_m / SPEED_OF_LIGHT_M_S, rel=1e-12)
+        assert truth.delay_s == pytest.approx(truth.distance_m / SPEED_OF_LIGHT_M_PER_S, rel=1e-12)
         assert 1e-5 < truth.delay_s < 1e-3  # tens of km in NW Italy
 
 

@@ -33,6 +33,7 @@ from websockets.exceptions import (
 )
 from websockets.frames import CloseCode
 
+from heimdall.core.constants import NS_PER_S
 from heimdall.receivers.capture import GPS_STATUS_NO_GPS, SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.errors import (
     ReceiverConnectionLost,
@@ -64,7 +65,6 @@ OTHER_FRAMES_PER_SECOND = 10.0
 SAMPLE_RATE_RANGE_HZ = (1_000.0, 200_000.0)
 
 _UINT32_MASK = 0xFFFFFFFF
-_NS_PER_S = 1_000_000_000
 
 # Part of the sound-channel path; the server only needs it to be unique per
 # connection. Milliseconds since the epoch at import, then +1 per connection.
@@ -552,7 +552,7 @@ def _capture(
         block_time_ns=times_ns,
         block_gps_status=recording.gps_status,
         rssi_dbm=recording.rssi_dbm,
-        start_time=datetime.fromtimestamp(int(times_ns[0]) / _NS_PER_S, tz=UTC),
+        start_time=datetime.fromtimestamp(int(times_ns[0]) / NS_PER_S, tz=UTC),
         driver=DRIVER_NAME,
         driver_version=f"heimdall-kiwisdr {DRIVER_VERSION}; server {server}",
         metadata=metadata,
