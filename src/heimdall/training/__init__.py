@@ -1,0 +1,1 @@
+"""Training: known sources, approved-session data access, calibration fits, model registry."""
