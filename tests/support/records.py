@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from heimdall.core.db import sync_engine
-from heimdall.models import Acquisition, KnownSource, Measurement
+from heimdall.localization.calibration import Calibration
+from heimdall.models import Acquisition, KnownSource, Measurement, Model
 
 RECEIVERS = ("coazze", "genova", "giaveno", "giovi", "milano", "montanaro", "torino")
 
@@ -95,3 +96,24 @@ def measurement(
         data_url=f"s3://nowhere/sessions/{task_id}/{receiver}.sigmf-data",
         meta_url=f"s3://nowhere/sessions/{task_id}/{receiver}.sigmf-meta",
     )
+
+
+def add_model(version: int, *, calibration: Calibration | None = None) -> uuid.UUID:
+    """An inactive calibration version in the registry, as a training job would leave it."""
+    calibration = calibration or Calibration(
+        version=f"calibration-v{version}", gain_offsets_db={"torino": 1.5}
+    )
+    model_id = uuid.uuid4()
+    with Session(sync_engine()) as session, session.begin():
+        session.add(
+            Model(
+                id=model_id,
+                name="calibration",
+                version=version,
+                kind="calibration",
+                parameters=calibration.model_dump(mode="json"),
+                metrics={},
+                created_at=datetime.now(UTC) + timedelta(milliseconds=version),
+            )
+        )
+    return model_id
