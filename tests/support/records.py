@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from heimdall.core.db import sync_engine
@@ -117,3 +118,13 @@ def add_model(version: int, *, calibration: Calibration | None = None) -> uuid.U
             )
         )
     return model_id
+
+
+def review_of(task_id: object) -> tuple[str, str | None, str | None]:
+    """(approval, reviewed_by, comment) as stored on the acquisition."""
+    with sync_engine().connect() as conn:
+        row = conn.execute(
+            text("SELECT approval, reviewed_by, review_note FROM acquisitions WHERE task_id = :t"),
+            {"t": task_id},
+        ).one()
+    return row.approval, row.reviewed_by, row.review_note
