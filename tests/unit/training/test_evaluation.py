@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -15,7 +16,7 @@ from heimdall.training.calibration_fit import (
 from tests.unit.training.model_sessions import draw_truth, model_sessions
 
 
-def metrics(version: str, errors: dict[str, dict[str, float | None]]) -> dict:
+def metrics(version: str, errors: Mapping[str, Mapping[str, float | None]]) -> dict:
     """An evaluation-shaped result from per-method, per-session errors (None: not located)."""
     task_ids = sorted({t for per_method in errors.values() for t in per_method})
     return {
