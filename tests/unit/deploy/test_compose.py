@@ -228,3 +228,16 @@ def test_the_dockerfile_builds_in_stages_and_runs_unprivileged() -> None:
         line for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] not in "#"
     ]
     assert ignored[:4] == ["*", "!pyproject.toml", "!README.md", "!src/"]
+
+
+def test_the_shell_scripts_in_the_file_parse(example: dict[str, Any]) -> None:
+    scripts = {
+        name: service["command"][-1]
+        for name, service in example["services"].items()
+        if "/bin/sh" in [*service.get("entrypoint", []), *service.get("command", [])[:1]]
+    }
+    assert set(scripts) == {"minio-init", "worker"}
+    for name, script in scripts.items():
+        # `config` keeps compose's $$ escapes; the container's shell sees single $.
+        checked = subprocess.run(["sh", "-n", "-c", script.replace("$$", "$")], capture_output=True)
+        assert checked.returncode == 0, (name, checked.stderr)
