@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the project needs beyond the machine image. Idempotent.
+#   postgresql-client  psql, for operators and scripts
+#   prometheus         promtool (rule unit tests, config check) and the server the
+#                      monitoring test runs against the live stack
+#   docker-compose     `docker-compose config` validates docker-compose.yml (no engine needed)
 set -euo pipefail
 needed=()
 command -v psql >/dev/null || needed+=(postgresql-client)
+command -v promtool >/dev/null && command -v prometheus >/dev/null || needed+=(prometheus)
+command -v docker-compose >/dev/null || needed+=(docker-compose)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${needed[*]} (run as root or install them)" >&2

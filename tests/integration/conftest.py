@@ -77,7 +77,7 @@ def remove_this_runs_queues() -> Iterator[None]:
     from heimdall.core.celery_app import ALL_QUEUES, celery_app
 
     run = get_settings().queue_prefix
-    prefixes = [run, f"{run}kill-", f"{run}cli-"]
+    prefixes = [run, f"{run}kill-", f"{run}cli-", f"{run}scale-", f"{run}sigkill-"]
     names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
     with celery_app.connection_for_write() as connection:
         channel = connection.channel()
@@ -171,13 +171,15 @@ def s3_proxy(object_store: ObjectStore, settings: Settings) -> Iterator[TcpProxy
     proxy.close()
 
 
-def start_worker(name: str, env: dict[str, str], metrics_dir: Path) -> ManagedProcess:
+def start_worker(
+    name: str, env: dict[str, str], metrics_dir: Path, *, concurrency: int = 2
+) -> ManagedProcess:
     from heimdall.cli.supervisor import worker_command
 
     metrics_dir.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         name,
-        worker_command(concurrency=2),
+        worker_command(concurrency=concurrency),
         env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
         log_dir=Path(STATE_DIR),
     )

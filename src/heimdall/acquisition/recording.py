@@ -115,6 +115,8 @@ async def record_all(
 ) -> list[ReceiverOutcome]:
     """Run every receiver; ``on_finished(outcome, finished_count)`` runs (in a thread) as each ends."""
     finished = 0
+    for target in targets:  # at zero before a first failure, so rate() sees that failure
+        metrics.websdr_failures_total.labels(websdr_id=target.id)
 
     async def one(target: StationTarget) -> ReceiverOutcome:
         nonlocal finished

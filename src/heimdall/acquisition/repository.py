@@ -63,6 +63,41 @@ async def recent_sessions(
     return [(acquisition, int(count)) for acquisition, count in rows.all()]
 
 
+async def in_progress_station_ids(session: AsyncSession) -> list[list[str]]:
+    """The stations of every acquisition being recorded now."""
+    rows = await session.scalars(
+        select(Acquisition.station_ids).where(Acquisition.status == AcquisitionState.PROGRESS.value)
+    )
+    return [list(ids) for ids in rows.all()]
+
+
+async def count_overdue(session: AsyncSession, *, grace_s: float) -> int:
+    """Acquisitions in PROGRESS for longer than their duration plus ``grace_s`` (database clock)."""
+    running_s = func.extract("epoch", func.now() - Acquisition.started_at)
+    count = await session.scalar(
+        select(func.count()).where(
+            Acquisition.status == AcquisitionState.PROGRESS.value,
+            running_s > Acquisition.duration_seconds + grace_s,
+        )
+    )
+    return int(count or 0)
+
+
+async def recent_finished(
+    session: AsyncSession, *, limit: int
+) -> Sequence[tuple[str, list[str], list[dict[str, str]]]]:
+    """(status, station ids, receiver errors) of the latest SUCCESS/FAILED acquisitions, newest first."""
+    rows = await session.execute(
+        select(Acquisition.status, Acquisition.station_ids, Acquisition.errors)
+        .where(
+            Acquisition.status.in_((AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value))
+        )
+        .order_by(Acquisition.created_at.desc())
+        .limit(limit)
+    )
+    return [(status, list(ids), list(errors)) for status, ids, errors in rows.all()]
+
+
 # --- sync (worker) -----------------------------------------------------------------
 def lock(session: Session, task_id: uuid.UUID) -> Acquisition | None:
     """The acquisition row, locked until the caller's transaction ends."""

@@ -24,7 +24,7 @@ from heimdall.acquisition.recording import (
     session_prefix,
 )
 from heimdall.core import metrics
-from heimdall.core.celery_app import ACQUISITION_QUEUE, celery_app, queue_depth
+from heimdall.core.celery_app import celery_app
 from heimdall.core.db import session_scope
 from heimdall.core.settings import get_settings
 from heimdall.core.storage import ObjectStore, ObjectStoreError
@@ -67,8 +67,6 @@ def run_acquisition(task_id: uuid.UUID) -> dict[str, Any]:
         duration_s = acquisition.duration_seconds
         description = acquisition.description
 
-    metrics.celery_queue_depth.set(queue_depth(ACQUISITION_QUEUE))
-    metrics.active_acquisitions.inc()
     started = time.monotonic()
     try:
         if redelivered:
@@ -93,7 +91,6 @@ def run_acquisition(task_id: uuid.UUID) -> dict[str, Any]:
     except ObjectStoreError as exc:
         return _fail(task_id, str(exc), store)
     finally:
-        metrics.active_acquisitions.dec()
         metrics.acquisition_seconds.observe(time.monotonic() - started)
     return _finish(task_id, outcomes, len(targets), store)
 

@@ -295,6 +295,7 @@ def sim(
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     run_network(
         scenario or settings.scenario_file,
+        host=settings.bind_host,  # 0.0.0.0 in a container, so the workers reach it
         control_port=control_port or settings.simulator_control_port,
         stations_file=settings.stations_file,
     )

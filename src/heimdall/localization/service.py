@@ -22,6 +22,7 @@ from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from heimdall.core import metrics
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
@@ -290,14 +291,23 @@ def compute(
         ).all()
     }
     calibration, model_id = active_calibration(session, settings)
-    # The lags are most of a localization's time: a power-only fix does not need them.
-    pairs = [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
-    result: LocalizationResult = localize(
-        list(receivers.values()),
-        power_observations(measurements),
-        pairs,
-        calibration,
-        method=method,  # type: ignore[arg-type]
+    try:
+        # The lags are most of a localization's time: a power-only fix does not need them.
+        pairs = (
+            [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
+        )
+        result: LocalizationResult = localize(
+            list(receivers.values()),
+            power_observations(measurements),
+            pairs,
+            calibration,
+            method=method,  # type: ignore[arg-type]
+        )
+    except Exception:
+        metrics.observe_localization(method, "error", time.perf_counter() - started)
+        raise
+    metrics.observe_localization(
+        result.method or method, result.status, time.perf_counter() - started
     )
     detail = {
         "calibration_version": result.calibration_version,
