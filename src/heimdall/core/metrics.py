@@ -235,10 +235,10 @@ def observe_localization(method: str, outcome: str, seconds: float) -> None:
 
 # --- training jobs (worker) -----------------------------------------------------------
 
-TRAINING_JOB_STATES = ("started", "succeeded", "failed")
+TRAINING_JOB_STATES = ("started", "succeeded", "failed", "cancelled")
 training_jobs_total = Counter(
     "training_jobs",
-    "Calibration training jobs: started, then succeeded or failed",
+    "Calibration training jobs: started, then succeeded, failed or cancelled",
     ["state"],
 )
 for _state in TRAINING_JOB_STATES:

@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from heimdall.core import metrics
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import session_scope
 from heimdall.core.settings import Settings, get_settings
@@ -57,6 +58,17 @@ def run_training_job(
         job.result = None
         request = JobRequest.model_validate(job.parameters)
 
+    metrics.training_jobs_total.labels(state="started").inc()
+    outcome = _train_and_register(job_id, request, settings, store)
+    ended = {"SUCCESS": "succeeded", "FAILED": "failed", "CANCELLED": "cancelled"}
+    if outcome["state"] in ended:
+        metrics.training_jobs_total.labels(state=ended[outcome["state"]]).inc()
+    return outcome
+
+
+def _train_and_register(
+    job_id: uuid.UUID, request: JobRequest, settings: Settings, store: ObjectStore
+) -> dict[str, Any]:
     hooks = training_job.JobHooks(
         progress=lambda percent: _progress(job_id, percent),
         cancelled=lambda: _is_cancelled(job_id),
