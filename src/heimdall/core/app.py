@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from heimdall import __version__
+from heimdall.core.docs import docs_router
 from heimdall.core.errors import install_error_handlers
 from heimdall.core.health import DependencyCheck, run_checks
 from heimdall.core.metrics import registry
@@ -26,10 +27,19 @@ def create_service_app(
     description: str = "",
     lifespan: Lifespan | None = None,
     before_scrape: Sequence[Callable[[], Awaitable[None]]] = (),
+    own_openapi: bool = True,
 ) -> FastAPI:
+    """``own_openapi=False`` leaves ``/openapi.json`` to a router of the caller's
+    (the gateway serves the merged document of every service there)."""
     prepare_computing_process()
     app = FastAPI(
-        title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
+        title=f"Heimdall {name}",
+        version=__version__,
+        description=description,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if own_openapi else None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service_name = name
     install_error_handlers(app)
@@ -60,6 +70,7 @@ def create_service_app(
             await refresh()
         return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(docs_router(f"Heimdall {name}"))
     for router in routers:
         app.include_router(router)
     return app
