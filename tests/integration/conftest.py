@@ -34,6 +34,7 @@ MUTABLE_TABLES = (
     "measurements",
     "localizations",
     "acquisitions",
+    "model_activations",
     "models",
     "training_sessions",
     "known_sources",

@@ -16,7 +16,6 @@ from heimdall.acquisition.schemas import (
     AcquisitionStatus,
     CancelResponse,
     MeasurementOut,
-    ReceiverErrorOut,
     SessionOut,
 )
 from heimdall.core import metrics
@@ -78,21 +77,7 @@ async def acquire(request: AcquireRequest, session: Session) -> AcquireAccepted:
 
 @router.get("/status/{task_id}", response_model=AcquisitionStatus)
 async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
-    a = await _load(session, task_id)
-    return AcquisitionStatus(
-        task_id=a.task_id,
-        state=a.state,
-        progress=a.progress,
-        errors=[ReceiverErrorOut(**e) for e in a.errors],
-        error_message=a.error_message,
-        result=a.result,
-        frequency_mhz=a.frequency_mhz,
-        duration_seconds=a.duration_seconds,
-        stations=a.station_ids,
-        created_at=a.created_at,
-        started_at=a.started_at,
-        finished_at=a.finished_at,
-    )
+    return AcquisitionStatus.of(await _load(session, task_id))
 
 
 @router.post(

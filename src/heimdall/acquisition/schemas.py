@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from heimdall.models import AcquisitionState, Approval
+from heimdall.models import Acquisition, AcquisitionState, Approval
 
 MAX_DURATION_S = 300.0
 
@@ -20,6 +20,9 @@ class AcquireRequest(BaseModel):
     description: str | None = Field(default=None, max_length=1000)
     stations: list[str] | None = Field(
         default=None, min_length=1, max_length=64, description="Station ids; default: all active"
+    )
+    known_source_id: uuid.UUID | None = Field(
+        default=None, description="The known transmitter recorded (ground truth for training)"
     )
 
     @field_validator("frequency_mhz", "duration_seconds")
@@ -61,9 +64,28 @@ class AcquisitionStatus(BaseModel):
     frequency_mhz: float
     duration_seconds: float
     stations: list[str]
+    known_source_id: uuid.UUID | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @classmethod
+    def of(cls, a: Acquisition) -> AcquisitionStatus:
+        return cls(
+            task_id=a.task_id,
+            state=a.state,
+            progress=a.progress,
+            errors=[ReceiverErrorOut(**e) for e in a.errors],
+            error_message=a.error_message,
+            result=a.result,
+            frequency_mhz=a.frequency_mhz,
+            duration_seconds=a.duration_seconds,
+            stations=a.station_ids,
+            known_source_id=a.known_source_id,
+            created_at=a.created_at,
+            started_at=a.started_at,
+            finished_at=a.finished_at,
+        )
 
 
 class CancelResponse(BaseModel):

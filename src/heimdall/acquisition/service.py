@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition.schemas import AcquireRequest
-from heimdall.models import Acquisition, AcquisitionState, WebSDRStation
+from heimdall.models import Acquisition, AcquisitionState, KnownSource, WebSDRStation
 from heimdall.stations import repository as stations_repository
 
 
@@ -39,6 +39,11 @@ async def select_stations(session: AsyncSession, request: AcquireRequest) -> lis
 
 async def create_acquisition(session: AsyncSession, request: AcquireRequest) -> Acquisition:
     stations = await select_stations(session, request)
+    if (
+        request.known_source_id is not None
+        and await session.get(KnownSource, request.known_source_id) is None
+    ):
+        raise AcquisitionRequestError(f"no known source with id {request.known_source_id}")
     acquisition = Acquisition(
         task_id=uuid.uuid4(),
         frequency_mhz=request.frequency_mhz,
@@ -48,6 +53,7 @@ async def create_acquisition(session: AsyncSession, request: AcquireRequest) -> 
         status=AcquisitionState.PENDING.value,
         progress=0.0,
         errors=[],
+        known_source_id=request.known_source_id,
     )
     session.add(acquisition)
     await session.flush()

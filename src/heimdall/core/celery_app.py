@@ -21,6 +21,7 @@ TASK_MODULES = [
     "heimdall.core.tasks",
     "heimdall.acquisition.tasks",
     "heimdall.localization.tasks",
+    "heimdall.training.tasks",
 ]
 OPS_QUEUE = "ops"
 ALL_QUEUES = (ACQUISITION_QUEUE, LOCALIZATION_QUEUE, TRAINING_QUEUE, OPS_QUEUE)

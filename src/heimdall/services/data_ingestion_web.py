@@ -10,6 +10,7 @@ from heimdall.core.health import POSTGRES
 from heimdall.core.settings import get_settings
 from heimdall.gateway.proxy import Forwarder, lifespan_with_client, upstream_table
 from heimdall.gateway.routes import api_router
+from heimdall.sessions.endpoints import router as sessions_router
 from heimdall.web.page import mount_static, page_router
 
 settings = get_settings()
@@ -22,6 +23,7 @@ _forwarded = {
 app = create_service_app(
     "data-ingestion-web",
     routers=[
+        sessions_router,
         page_router(settings),
         api_router(_forwarded, Forwarder(settings.gateway_max_body_bytes)),
     ],

@@ -76,3 +76,10 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Held-out metrics of the fit: each fold localized with a fit of the other folds."""
     raise NotImplementedError("calibration cross-validation: issue 10")
+
+
+def compare_calibrations(
+    candidate_metrics: dict[str, Any], active_metrics: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
+    """Whether the candidate's held-out metrics beat the active calibration's, and how."""
+    raise NotImplementedError("calibration comparison: issue 10")
