@@ -27,6 +27,7 @@ function writeGeoJSON(name, geojson) {
 fs.rmSync(out, { recursive: true, force: true });
 
 copy("leaflet/dist/leaflet-src.esm.js", "leaflet/leaflet-src.esm.js");
+copy("leaflet/dist/leaflet-src.esm.js.map", "leaflet/leaflet-src.esm.js.map");
 copy("leaflet/dist/leaflet.css", "leaflet/leaflet.css");
 copy("leaflet/dist/images", "leaflet/images");
 copy("leaflet/LICENSE", "leaflet/LICENSE");

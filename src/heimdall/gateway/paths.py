@@ -43,10 +43,10 @@ def _decode(segment: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ResolvedPath:
     """Decoded segments after dot resolution; ``floor`` is the shallowest depth a
-    ``..`` climbed back to (``len(segments)`` when there was none)."""
+    ``..`` climbed back to (None: the path had no ``..``)."""
 
     segments: tuple[str, ...]
-    floor: int
+    floor: int | None
 
     def under(self, prefix: str) -> str:
         """The encoded path, refused unless it stayed inside ``prefix`` all along.
@@ -63,7 +63,8 @@ class ResolvedPath:
         """
         prefix_segments = tuple(s for s in prefix.split("/") if s)
         depth = len(prefix_segments)
-        if self.segments[:depth] != prefix_segments or self.floor < depth:
+        climbed_out = self.floor is not None and self.floor < depth
+        if self.segments[:depth] != prefix_segments or climbed_out:
             raise PathRefused(f"path leaves {prefix}")
         return "/" + "/".join(quote(segment, safe=_SEGMENT_SAFE) for segment in self.segments)
 
@@ -90,4 +91,4 @@ def resolve(raw_path: str) -> ResolvedPath:
             continue
         else:
             resolved.append(decoded)
-    return ResolvedPath(tuple(resolved), len(resolved) if floor is None else floor)
+    return ResolvedPath(tuple(resolved), floor)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -28,17 +28,22 @@ SHORT_FORMS = (
 PAGE_FILES = ("/", "/config.json")
 
 
+def _endpoint(
+    forwarder: Forwarder, upstream: Upstream, prefix: str, target_prefix: str
+) -> Callable[[Request], Awaitable[Response]]:
+    # A closure, not default arguments: FastAPI would read those as request parameters.
+    async def forward(request: Request) -> Response:
+        return await forward_under(request, forwarder, upstream, prefix, target_prefix)
+
+    return forward
+
+
 def api_router(upstreams: Mapping[str, Upstream], forwarder: Forwarder) -> APIRouter:
     """``/api/v1/{area}`` and everything under it, for each area of ``upstreams``."""
     router = APIRouter(include_in_schema=False)
     for area, upstream in upstreams.items():
         prefix = f"/api/v1/{area}"
-
-        async def forward(
-            request: Request, upstream: Upstream = upstream, prefix: str = prefix
-        ) -> Response:
-            return await forward_under(request, forwarder, upstream, prefix, prefix)
-
+        forward = _endpoint(forwarder, upstream, prefix, prefix)
         router.add_api_route(prefix, forward, methods=METHODS)
         router.add_api_route(prefix + "/{rest:path}", forward, methods=METHODS)
     return router
@@ -47,10 +52,7 @@ def api_router(upstreams: Mapping[str, Upstream], forwarder: Forwarder) -> APIRo
 def short_form_router(acquisition: Upstream, forwarder: Forwarder) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     for route, prefix, methods in SHORT_FORMS:
-
-        async def forward(request: Request, prefix: str = prefix) -> Response:
-            return await forward_under(request, forwarder, acquisition, prefix, "/api/v1" + prefix)
-
+        forward = _endpoint(forwarder, acquisition, prefix, "/api/v1" + prefix)
         router.add_api_route(route, forward, methods=methods)
     return router
 
@@ -62,9 +64,7 @@ def page_router(ingestion: Upstream, forwarder: Forwarder) -> APIRouter:
     async def page_file(request: Request) -> Response:
         return await forwarder(request, ingestion, request.scope["path"])
 
-    async def static(request: Request) -> Response:
-        return await forward_under(request, forwarder, ingestion, "/static", "/static")
-
+    static = _endpoint(forwarder, ingestion, "/static", "/static")
     for path in PAGE_FILES:
         router.add_api_route(path, page_file, methods=["GET", "HEAD"])
     router.add_api_route("/static/{rest:path}", static, methods=["GET", "HEAD"])
@@ -80,7 +80,7 @@ def refusal_router() -> APIRouter:
             path = resolved_path(request)
         except PathRefused as exc:
             return JSONResponse(status_code=400, content={"detail": str(exc)})
-        if path.floor < len(path.segments):
+        if path.floor is not None:
             return JSONResponse(status_code=400, content={"detail": "'..' in the path"})
         return JSONResponse(status_code=404, content={"detail": "no service serves this path"})
 
