@@ -10,10 +10,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from heimdall.core.db import sync_engine
-from heimdall.models import Acquisition, KnownSource, Measurement
+from heimdall.localization.calibration import Calibration
+from heimdall.models import Acquisition, KnownSource, Measurement, Model
 
 RECEIVERS = ("coazze", "genova", "giaveno", "giovi", "milano", "montanaro", "torino")
 
@@ -95,3 +97,34 @@ def measurement(
         data_url=f"s3://nowhere/sessions/{task_id}/{receiver}.sigmf-data",
         meta_url=f"s3://nowhere/sessions/{task_id}/{receiver}.sigmf-meta",
     )
+
+
+def add_model(version: int, *, calibration: Calibration | None = None) -> uuid.UUID:
+    """An inactive calibration version in the registry, as a training job would leave it."""
+    calibration = calibration or Calibration(
+        version=f"calibration-v{version}", gain_offsets_db={"torino": 1.5}
+    )
+    model_id = uuid.uuid4()
+    with Session(sync_engine()) as session, session.begin():
+        session.add(
+            Model(
+                id=model_id,
+                name="calibration",
+                version=version,
+                kind="calibration",
+                parameters=calibration.model_dump(mode="json"),
+                metrics={},
+                created_at=datetime.now(UTC) + timedelta(milliseconds=version),
+            )
+        )
+    return model_id
+
+
+def review_of(task_id: object) -> tuple[str, str | None, str | None]:
+    """(approval, reviewed_by, comment) as stored on the acquisition."""
+    with sync_engine().connect() as conn:
+        row = conn.execute(
+            text("SELECT approval, reviewed_by, review_note FROM acquisitions WHERE task_id = :t"),
+            {"t": task_id},
+        ).one()
+    return row.approval, row.reviewed_by, row.review_note

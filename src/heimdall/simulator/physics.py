@@ -9,9 +9,11 @@ Model (see docs/simulator.md for the derivation):
 
 * received power  P_rx = EIRP - PL(d) + G_rx                       [dBm]
 * noise power     N    = -174 + 10 log10(fs) + NF                  [dBm]
-* received IQ     x(t) = A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t)
-  with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N).
+* received IQ     x(t) = g (A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t))
+  with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N),
+  g^2 = the receiver's hidden chain gain error (``gain_offset_db``).
 * digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm
+* block stamps    reported = true + timing_bias_ns + GPS jitter
 """
 
 from __future__ import annotations
@@ -80,18 +82,54 @@ def stable_id_hash(receiver_id: str) -> int:
     return zlib.crc32(receiver_id.encode("utf-8"))
 
 
+#: Transmitter positions are quantised to this many degrees (~1 m) and metres before
+#: seeding a link's shadowing, so a position that went through JSON keeps its shadow.
+SHADOWING_POSITION_DEGREES = 1e-5
+SHADOWING_POSITION_M = 1.0
+
+
 @lru_cache(maxsize=4096)
-def shadowing_db(seed: int, receiver_id: str, sigma_db: float) -> float:
-    """Log-normal shadowing of one receiver: fixed for a (seed, receiver) pair."""
+def shadowing_db(
+    seed: int,
+    receiver_id: str,
+    transmitter_lat_lon_alt: tuple[float, float, float],
+    sigma_db: float,
+) -> float:
+    """Log-normal shadowing of one link: fixed for a (seed, receiver, transmitter position).
+
+    Shadowing belongs to the path, not to the receiver: a transmitter that moves sees
+    other terrain, so a calibration cannot mistake it for the receiver's gain. Today the
+    links are independent draws (white in the transmitter position); a spatially
+    correlated field (issue 15: nearby transmitters share their shadows over a
+    decorrelation distance) replaces this function's draw and nothing else.
+
+    Example:
+        >>> here = shadowing_db(1, "torino", (45.0, 8.0, 300.0), 4.0)
+        >>> here == shadowing_db(1, "torino", (45.0, 8.0, 300.0), 4.0)
+        True
+        >>> here == shadowing_db(1, "torino", (45.1, 8.0, 300.0), 4.0)  # moved 11 km
+        False
+    """
     if sigma_db == 0.0:
         return 0.0
-    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id)])
+    latitude, longitude, altitude_m = transmitter_lat_lon_alt
+    position = [
+        round(latitude / SHADOWING_POSITION_DEGREES) % 2**32,
+        round(longitude / SHADOWING_POSITION_DEGREES) % 2**32,
+        round(altitude_m / SHADOWING_POSITION_M) % 2**32,
+    ]
+    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id), *position])
     return float(rng.normal(0.0, sigma_db))
 
 
 @dataclass(frozen=True, slots=True)
 class LinkBudget:
-    """Distance, delay and power levels of the transmitter at one receiver."""
+    """Distance, delay and power levels of the transmitter at one receiver.
+
+    ``signal_power_dbm`` and ``noise_power_dbm`` are at the receiver's input (antenna
+    gain included); the receiver's hidden ``gain_offset_db`` scales both after that, so
+    what its readings say is ``measured_signal_power_dbm``.
+    """
 
     receiver_id: str
     distance_m: float
@@ -99,10 +137,20 @@ class LinkBudget:
     path_loss_db: float
     signal_power_dbm: float
     noise_power_dbm: float
+    shadowing_db: float = 0.0
+    gain_offset_db: float = 0.0
 
     @property
     def snr_db(self) -> float:
         return self.signal_power_dbm - self.noise_power_dbm
+
+    @property
+    def measured_signal_power_dbm(self) -> float:
+        return self.signal_power_dbm + self.gain_offset_db
+
+    @property
+    def measured_noise_power_dbm(self) -> float:
+        return self.noise_power_dbm + self.gain_offset_db
 
 
 def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
@@ -116,14 +164,21 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
         ),
         1.0,  # keep the loss finite for a transmitter placed on the antenna
     )
+    shadow_db = 0.0
     if propagation.model is PropagationModel.free_space:
         loss_db = free_space_path_loss_db(distance_m, transmitter.frequency_hz)
     else:
         reference_m = propagation.reference_distance_m
+        shadow_db = shadowing_db(
+            scenario.seed,
+            receiver.id,
+            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+            propagation.shadowing_sigma_db,
+        )
         loss_db = (
             free_space_path_loss_db(reference_m, transmitter.frequency_hz)
             + 10.0 * propagation.path_loss_exponent * np.log10(distance_m / reference_m)
-            + shadowing_db(scenario.seed, receiver.id, propagation.shadowing_sigma_db)
+            + shadow_db
         )
     return LinkBudget(
         receiver_id=receiver.id,
@@ -132,6 +187,8 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
         path_loss_db=float(loss_db),
         signal_power_dbm=float(transmitter.eirp_dbm - loss_db + receiver.antenna_gain_dbi),
         noise_power_dbm=float(thermal_noise_dbm(receiver.sample_rate_hz, receiver.noise_figure_db)),
+        shadowing_db=float(shadow_db),
+        gain_offset_db=receiver.gain_offset_db,
     )
 
 
@@ -169,7 +226,8 @@ def block_times_ns(
 def reported_block_times_ns(
     scenario: Scenario, receiver: ReceiverSettings, true_block_time_ns: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """What the receiver stamps on each block: truth + GPS jitter (+ clock offset without GPS).
+    """What the receiver stamps on each block: truth + its fixed timing bias + GPS jitter
+    (+ the free-running clock's offset without GPS).
 
     The jitter of a block depends only on (seed, receiver, block time), so it is
     reproducible whichever window is rendered.
@@ -182,7 +240,9 @@ def reported_block_times_ns(
         ],
         dtype=np.float64,
     )
-    reported = true_block_time_ns + np.round(jitter * receiver.gps_jitter_ns).astype(np.int64)
+    reported = true_block_time_ns + np.round(
+        jitter * receiver.gps_jitter_ns + receiver.timing_bias_ns
+    ).astype(np.int64)
     if not receiver.has_gps:
         reported += round(_clock_offset_ns(scenario.seed, receiver.id))
     return reported
@@ -199,6 +259,7 @@ class ReceiverTruth:
     signal_power_dbm: float  # at the receiver input, while the transmitter is keyed
     noise_power_dbm: float  # in the receiver bandwidth (= sample rate)
     snr_db: float
+    gain_offset_db: float  # the chain's hidden gain error: samples are scaled by it
     frequency_offset_hz: float  # where the carrier lands in the baseband
     in_passband: bool
     sample_rate_hz: float
@@ -250,7 +311,7 @@ def render_receiver_iq(
     sample_offset_s = np.arange(n_samples, dtype=np.float64) / sample_rate_hz
     samples = np.zeros(n_samples, dtype=np.complex128)
     if include_signal and in_passband:
-        amplitude = 10.0 ** ((budget.signal_power_dbm - scenario.full_scale_dbm) / 20.0)
+        amplitude = 10.0 ** ((budget.measured_signal_power_dbm - scenario.full_scale_dbm) / 20.0)
         envelope = transmitted_baseband(
             transmitter, scenario.seed, start_time_ns, sample_offset_s - budget.delay_s
         )
@@ -259,7 +320,9 @@ def render_receiver_iq(
         )
         samples += amplitude * envelope * np.exp(2j * np.pi * cycles)
     if include_noise:
-        noise_power_fs = 10.0 ** ((budget.noise_power_dbm - scenario.full_scale_dbm) / 10.0)
+        noise_power_fs = 10.0 ** (
+            (budget.measured_noise_power_dbm - scenario.full_scale_dbm) / 10.0
+        )
         rng = np.random.default_rng(
             [scenario.seed, SEED_TAG_NOISE, stable_id_hash(receiver.id), start_time_ns]
         )
@@ -276,6 +339,7 @@ def render_receiver_iq(
         signal_power_dbm=budget.signal_power_dbm,
         noise_power_dbm=budget.noise_power_dbm,
         snr_db=budget.snr_db,
+        gain_offset_db=budget.gain_offset_db,
         frequency_offset_hz=offset_hz,
         in_passband=in_passband,
         sample_rate_hz=sample_rate_hz,

@@ -70,6 +70,12 @@ class ReceiverSettings(_Model):
     port: Annotated[int | None, Field(ge=0, le=65535)] = None
     name: str | None = None
     rx_chans: Annotated[int, Field(ge=1, le=16)] = 4
+    # Hidden imperfections that only calibration can remove (docs/simulator.md): a gain
+    # error of the receiver chain after its noise-setting front end (scales signal and
+    # noise alike: SNR unchanged, every power reading off by it), and a fixed bias of the
+    # GPS block stamps (positive = stamps late), constant over every capture.
+    gain_offset_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
+    timing_bias_ns: Annotated[float, Field(ge=-1e6, le=1e6)] = 0.0
 
     def require_position(self) -> tuple[float, float, float]:
         if self.latitude is None or self.longitude is None or self.altitude_m is None:
@@ -84,7 +90,8 @@ class PropagationModel(StrEnum):
 
 class Propagation(_Model):
     model: PropagationModel = PropagationModel.free_space
-    # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per receiver.
+    # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per link
+    # (receiver and transmitter position; physics.shadowing_db).
     path_loss_exponent: Annotated[float, Field(gt=0)] = 2.0
     reference_distance_m: Annotated[float, Field(gt=0)] = 100.0
     shadowing_sigma_db: Annotated[float, Field(ge=0)] = 0.0

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 from sqlalchemy import Select, and_, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.types import BigInteger, Text
@@ -99,6 +100,26 @@ def _approved(
     return query.select_from(joined).where(and_(*conditions))
 
 
+def _fetch(session: Session, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` through the session's connection (its transaction).
+
+    On a synchronous psycopg connection the rows travel in PostgreSQL's binary format
+    and skip SQLAlchemy's per-row processing: about twice as fast for 100,000 rows
+    (benchmarks/bench_data_loader.py). The statement is still compiled by SQLAlchemy
+    and its parameters bound by the driver.
+    """
+    connection = session.connection()
+    raw = connection.connection.dbapi_connection
+    if not isinstance(raw, psycopg.Connection):  # the async API's adapted connection
+        return [tuple(row) for row in session.execute(query)]
+    compiled = query.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    with raw.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+
+
 def _ordered(query: Select[Any]) -> Select[Any]:
     # Stable order (sessions in time, receivers by id) so pages do not overlap.
     return query.order_by(_m.timestamp, _m.task_id, _m.websdr_id)
@@ -133,7 +154,7 @@ class RFDataLoader:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        return [MeasurementRow(*row) for row in self.session.execute(query)]
+        return [MeasurementRow(*row) for row in _fetch(self.session, query)]
 
     def count(self, selection: Selection = Selection(), *, known_sources_only: bool = False) -> int:
         query = _approved(
@@ -160,7 +181,7 @@ class RFDataLoader:
         query = _ordered(
             _approved(query, Selection(), task_ids=[task_id], known_sources_only=False)
         )
-        return [MeasurementRow(*row) for row in self.session.execute(query)]
+        return [MeasurementRow(*row) for row in _fetch(self.session, query)]
 
     def batch(
         self,
@@ -174,7 +195,7 @@ class RFDataLoader:
         query = _ordered(
             _approved(query, selection, task_ids=task_ids, known_sources_only=known_sources_only)
         )
-        rows = self.session.execute(query).all()
+        rows = _fetch(self.session, query)
         columns = list(zip(*rows, strict=True)) if rows else [()] * len(_BATCH_COLUMNS)
         batch: dict[str, np.ndarray] = {}
         for (name, _, dtype), values in zip(_BATCH_COLUMNS, columns, strict=True):

@@ -30,7 +30,7 @@ from heimdall.training.schemas import (
     ModelOut,
     ModelPage,
     RollbackOut,
-    Selection,
+    SelectionQuery,
 )
 
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
@@ -132,7 +132,7 @@ async def delete_known_source(source_id: uuid.UUID, session: Session) -> Respons
 @router.get("/data/measurements", response_model=MeasurementPage)
 async def measurements(
     session: Session,
-    selection: Annotated[Selection, Query()],
+    selection: Annotated[SelectionQuery, Query()],
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     offset: Offset = 0,
 ) -> MeasurementPage:

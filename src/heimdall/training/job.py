@@ -220,5 +220,5 @@ def train(
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The fit report without its per-observation residuals (those stay in the artifact)."""
-    return {key: value for key, value in report.items() if key != "residuals"}
+    """The fit report without its per-session details (those stay in the artifact)."""
+    return {key: value for key, value in report.items() if key != "sessions"}

@@ -143,14 +143,25 @@ class Selection(BaseModel):
         return self
 
     def describe(self) -> str:
-        band = (
-            f"{self.frequency_min_mhz if self.frequency_min_mhz is not None else 0:g}-"
-            f"{self.frequency_max_mhz if self.frequency_max_mhz is not None else 'inf'} MHz"
-        )
-        window = f"{self.start.isoformat() if self.start else '-inf'} .. " + (
-            self.end.isoformat() if self.end else "now"
-        )
-        return f"band {band}, window {window}"
+        """In words, for messages: "144-146 MHz, any time"."""
+        low, high = self.frequency_min_mhz, self.frequency_max_mhz
+        if low is None and high is None:
+            band = "any frequency"
+        elif high is None:
+            band = f">= {low:g} MHz"
+        elif low is None:
+            band = f"<= {high:g} MHz"
+        else:
+            band = f"{low:g}-{high:g} MHz"
+        times = [f"from {self.start.isoformat()}"] if self.start else []
+        times += [f"before {self.end.isoformat()}"] if self.end else []
+        return f"{band}, {' '.join(times) or 'any time'}"
+
+
+class SelectionQuery(Selection):
+    """A selection read from query parameters (beside others such as limit and offset)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class JobRequest(Selection):

@@ -200,6 +200,8 @@ def _register(
             "comparison": candidate.comparison,
             "sessions_used": candidate.training_data["sessions"],
             "sessions_without_tdoa": candidate.training_data["sessions_without_tdoa"],
+            # Receivers the fit left at the prior's values, and why.
+            "kept_at_prior": metrics["fit_report"].get("kept_at_prior", []),
             "fit_report": metrics["fit_report"],
         }
     return _outcome(job_id, JobState.SUCCESS.value, model_id=str(model.id), activated=activate)

@@ -10,13 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
-from heimdall.core.db import sync_engine
 from heimdall.simulator.network import RunningNetwork
 from tests.integration.acquisition.test_acquisition_e2e import acquire, set_fault, wait_finished
 from tests.support.asgi import service_client
-from tests.support.records import add_acquisition, add_known_source
+from tests.support.records import add_acquisition, add_known_source, review_of
 from tests.support.tokens import tokens_required
 
 UNKNOWN = "00000000-0000-0000-0000-00000000beef"
@@ -38,15 +36,6 @@ async def wait_for(
             return body
         await asyncio.sleep(0.2)
     raise AssertionError(f"{url} not ready within {timeout_s} s: {body}")
-
-
-def stored_review(task_id: str) -> tuple[str, str | None, str | None]:
-    with sync_engine().connect() as conn:
-        row = conn.execute(
-            text("SELECT approval, reviewed_by, review_note FROM acquisitions WHERE task_id = :t"),
-            {"t": task_id},
-        ).one()
-    return row.approval, row.reviewed_by, row.review_note
 
 
 async def test_a_recorded_session_is_listed_shown_and_reviewed(
@@ -99,13 +88,13 @@ async def test_a_recorded_session_is_listed_shown_and_reviewed(
     assert (body["task_id"], body["approval"]) == (task_id, "approved")
     assert (body["reviewed_by"], body["review_comment"]) == ("ada", "clean capture")
     assert body["reviewed_at"] is not None
-    assert stored_review(task_id) == ("approved", "ada", "clean capture")
+    assert review_of(task_id) == ("approved", "ada", "clean capture")
 
     # Re-deciding is allowed: the latest decision is the one stored. No body is fine.
     rejected = await review.post(f"/api/v1/sessions/reject/{task_id}")
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["approval"] == "rejected"
-    assert stored_review(task_id) == ("rejected", None, None)
+    assert review_of(task_id) == ("rejected", None, None)
     listed = (await review.get("/api/v1/sessions/recent", params={"approval": "rejected"})).json()
     assert [i["task_id"] for i in listed["items"]] == [task_id]
 
@@ -131,7 +120,7 @@ async def test_only_finished_sessions_can_be_decided(
         for decision in ("approve", "reject"):
             response = await review.post(f"/api/v1/sessions/{decision}/{task_id}")
             assert response.status_code == 409, (decision, response.text)
-        assert stored_review(task_id) == ("pending", None, None)
+        assert review_of(task_id) == ("pending", None, None)
     assert (await review.post(f"/api/v1/sessions/approve/{cancelled}")).status_code == 409
     assert (await review.post(f"/api/v1/sessions/reject/{cancelled}")).status_code == 200
 
@@ -150,7 +139,7 @@ async def test_unknown_sessions_and_bad_bodies(review: httpx.AsyncClient) -> Non
     for body in ({"comment": "x" * 2001}, {"reviewer": "x" * 101}, {"verdict": "good"}):
         response = await review.post(f"/api/v1/sessions/approve/{task_id}", json=body)
         assert response.status_code == 422, body
-    assert stored_review(task_id) == ("pending", None, None)
+    assert review_of(task_id) == ("pending", None, None)
     assert (await review.get("/api/v1/sessions/not-a-uuid")).status_code == 422
 
 
@@ -226,9 +215,9 @@ async def test_decisions_need_a_token_when_tokens_are_set(review: httpx.AsyncCli
             f"/api/v1/sessions/{task_id}/known-source", json={"known_source_id": None}
         )
         assert link.status_code == 401
-        assert stored_review(task_id) == ("pending", None, None)
+        assert review_of(task_id) == ("pending", None, None)
         # Reading needs none; a valid token lets a decision through.
         assert (await review.get("/api/v1/sessions/recent")).status_code == 200
         ok = await review.post(f"/api/v1/sessions/approve/{task_id}", headers=auth)
         assert ok.status_code == 200, ok.text
-    assert stored_review(task_id)[0] == "approved"
+    assert review_of(task_id)[0] == "approved"
