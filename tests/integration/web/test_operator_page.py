@@ -16,12 +16,11 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import insert, text
 
 from heimdall.core.db import sync_engine
-from heimdall.models import Acquisition, Model
+from heimdall.models import Acquisition
 from heimdall.simulator.network import RunningNetwork
-from tests.integration.sessions.test_review_api import stored_review
 from tests.support.browser import Watched, chromium, watched_page
 from tests.support.processes import ManagedProcess
-from tests.support.records import RECEIVERS, add_known_source
+from tests.support.records import RECEIVERS, add_known_source, add_model, review_of
 from tests.support.stack import ServiceStack, start_stack
 
 DESKTOP = (1280, 800)
@@ -110,7 +109,7 @@ def test_operator_records_locates_and_approves_a_session(
     page.locator("#review-comment").fill("clear carrier on all seven receivers")
     page.locator("#approve").click()
     expect(page.locator("#review-state")).to_contain_text("approved")
-    assert stored_review(task_id) == (
+    assert review_of(task_id) == (
         "approved",
         "playwright",
         "clear carrier on all seven receivers",
@@ -237,29 +236,8 @@ def test_receivers_show_recording_and_failed_states(stack: ServiceStack, desktop
 
 
 def test_known_sources_and_models_pages(stack: ServiceStack, desktop: Watched) -> None:
-    with sync_engine().begin() as conn:
-        old, new = uuid.uuid4(), uuid.uuid4()
-        conn.execute(
-            insert(Model),
-            [
-                {
-                    "id": old,
-                    "name": "calibration",
-                    "version": 1,
-                    "parameters": {},
-                    "is_active": True,
-                    "metrics": {"rmse_m": 850.0},
-                },
-                {
-                    "id": new,
-                    "name": "calibration",
-                    "version": 2,
-                    "parameters": {},
-                    "is_active": False,
-                    "metrics": {"rmse_m": 620.0},
-                },
-            ],
-        )
+    add_model(1)
+    new = add_model(2)
     page = desktop.page
     open_page(page, stack.urls["api-gateway"] + "/#/sources")
     form = page.locator("#source-form")
