@@ -6,13 +6,16 @@ import { poll } from "../poll.js";
 
 const RUNNING = new Set(["PENDING", "RUNNING", "PROGRESS"]);
 
+// A training job's held-out evaluation: median position error per method.
 function metricsText(metrics) {
-  if (!metrics) return "–";
-  return Object.entries(metrics)
-    .filter(([, v]) => typeof v === "number")
-    .slice(0, 3)
-    .map(([k, v]) => `${k} ${v.toFixed(Math.abs(v) >= 100 ? 0 : 2)}`)
-    .join(", ") || "–";
+  const methods = metrics && metrics.held_out && metrics.held_out.methods;
+  if (!methods) return "–";
+  const errors = Object.entries(methods)
+    .filter(([, m]) => m && m.median_error_m != null)
+    .map(([name, m]) => `${name} ${fmt.metres(m.median_error_m)}`);
+  if (!errors.length) return "–";
+  const verdict = metrics.beats_baseline ? " (beats baseline)" : "";
+  return `median error: ${errors.join(", ")}${verdict}`;
 }
 
 function modelRows(models, act) {
@@ -22,7 +25,7 @@ function modelRows(models, act) {
     h("td", {}, `${m.name} v${m.version}`),
     h("td", {}, m.is_active ? badge("active") : ""),
     h("td", {}, fmt.time(m.created_at)),
-    h("td", {}, metricsText(m.metrics)),
+    h("td", { class: "wrap" }, metricsText(m.metrics)),
     h("td", {}, m.is_active ? "" : h("button", { class: "secondary", onclick: () => act(`/api/v1/training/models/${m.id}/activate`, `${m.name} v${m.version} active`) }, "Activate")),
   ));
 }
@@ -75,7 +78,7 @@ export function modelsView({ panel, mapView, report }) {
   replace(
     panel,
     h("div", { class: "card" }, h("h2", {}, "Models"),
-      table("models-table", ["model", "", "created", "held-out metrics", ""], models),
+      table("models-table", ["model", "", "created", "held-out evaluation", ""], models),
       h("div", { class: "actions" },
         h("button", { class: "secondary", id: "rollback",
           onclick: () => act("/api/v1/training/models/rollback", "Rolled back") }, "Roll back to the previous version"))),
