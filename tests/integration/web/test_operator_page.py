@@ -26,11 +26,13 @@ from tests.support.stack import ServiceStack, start_stack
 DESKTOP = (1280, 800)
 PHONE = (390, 844)
 RECORDING_TIMEOUT_MS = 90_000
+# Mutating endpoints require it, as in production: the operator pastes it in the page.
+TOKEN = "operator-page-token"
 
 
 @pytest.fixture(scope="module")
 def stack(acquisition_worker: ManagedProcess) -> Iterator[ServiceStack]:
-    services = start_stack()
+    services = start_stack({"HEIMDALL_API_TOKENS": TOKEN})
     yield services
     services.stop()
 
@@ -60,6 +62,13 @@ def open_page(page: Page, url: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=30_000)
 
 
+def enter_token(page: Page) -> None:
+    page.locator(".token summary").click()
+    page.locator("#token").fill(TOKEN)
+    page.locator("#token-form button").click()
+    expect(page.locator("#toast")).to_contain_text("Token kept")
+
+
 def test_operator_records_locates_and_approves_a_session(
     stack: ServiceStack, simulator: RunningNetwork, desktop: Watched, browser: Browser
 ) -> None:
@@ -67,6 +76,7 @@ def test_operator_records_locates_and_approves_a_session(
     truth = simulator.state.scenario.transmitter
     add_known_source("monferrato beacon", latitude=truth.latitude, longitude=truth.longitude)
     open_page(page, stack.urls["api-gateway"] + "/")
+    enter_token(page)
 
     # The receivers on the map and in the table, all idle.
     expect(page.locator("path.heimdall-receiver")).to_have_count(len(RECEIVERS))
@@ -124,6 +134,10 @@ def test_operator_records_locates_and_approves_a_session(
         phone.page.locator("#review").scroll_into_view_if_needed()
         expect(phone.page.locator("#approve")).to_be_in_viewport()
         phone.screenshot("session-review-390x844")
+        phone.page.locator("a[data-nav=acquire]").click()
+        expect(phone.page.locator("#receivers-table tbody tr")).to_have_count(len(RECEIVERS))
+        phone.page.evaluate("window.scrollTo(0, 0)")
+        phone.screenshot("acquire-390x844")
         phone.assert_clean()
 
 
@@ -240,6 +254,7 @@ def test_known_sources_and_models_pages(stack: ServiceStack, desktop: Watched) -
     new = add_model(2)
     page = desktop.page
     open_page(page, stack.urls["api-gateway"] + "/#/sources")
+    enter_token(page)
     form = page.locator("#source-form")
     form.locator("input[name=name]").fill("superga repeater")
     form.locator("input[name=frequency_mhz]").fill("145.6")

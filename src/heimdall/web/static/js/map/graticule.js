@@ -19,8 +19,10 @@ function decimals(spacing) {
 }
 
 // The text is made here from numbers, never from data: safe as the icon's HTML.
-function tag(latlng, text) {
-  const icon = L.divIcon({ className: "graticule-label", html: text, iconSize: null });
+// Latitude labels sit at the right edge, ending at their point (clear of the zoom buttons).
+function tag(latlng, text, alignEnd = false) {
+  const html = alignEnd ? `<span class="end">${text}</span>` : text;
+  const icon = L.divIcon({ className: "graticule-label", html, iconSize: null });
   return L.marker(latlng, { icon, interactive: false, keyboard: false });
 }
 
@@ -43,10 +45,10 @@ export function graticule(map, renderer) {
       const wrapped = ((((lon + 180) % 360) + 360) % 360) - 180;
       layer.addLayer(tag([north - labelInset, lon], label(wrapped, "E", "W", digits)));
     }
-    const labelLon = west + (east - west) * 0.01;
+    const labelLon = east - (east - west) * 0.01;
     for (let lat = Math.ceil(south / spacing) * spacing; lat <= north; lat += spacing) {
       layer.addLayer(L.polyline([[lat, west], [lat, east]], style));
-      layer.addLayer(tag([lat, labelLon], label(lat, "N", "S", digits)));
+      layer.addLayer(tag([lat, labelLon], label(lat, "N", "S", digits), true));
     }
   }
 

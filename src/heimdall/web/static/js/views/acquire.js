@@ -95,6 +95,7 @@ function acquisitionForm(navigate, report) {
 
 export function acquireView({ panel, mapView, report }) {
   mapView.estimate.clear();
+  mapView.fitReceivers();
   const receivers = receiversCard();
   replace(panel, acquisitionForm((hash) => (location.hash = hash), report), receivers.card);
   return receivers.unsubscribe;

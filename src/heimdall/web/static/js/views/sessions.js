@@ -96,6 +96,7 @@ function pager(page, onPage) {
 
 export function sessionsView({ panel, mapView, params, report }) {
   mapView.estimate.clear();
+  mapView.fitReceivers();
   const filters = Object.fromEntries(params.entries());
   let offset = Number(filters.offset || 0);
   delete filters.offset;
