@@ -16,7 +16,6 @@ from urllib.parse import quote
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
 
 from heimdall.core.settings import Settings
 from heimdall.gateway.paths import PathRefused, ResolvedPath, resolve
@@ -109,6 +108,16 @@ async def _limited_body(request: Request, limit_bytes: int) -> AsyncIterator[byt
             yield chunk
 
 
+async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they come; its connection goes back to the pool even when
+    the client goes away mid-stream."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()
+
+
 def _has_body(request: Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
@@ -146,11 +155,7 @@ class Forwarder:
             if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
                 return _error(413, str(BodyTooLarge(self.max_body_bytes)))
             return _error(503, f"{upstream.name} service unavailable: {type(exc).__name__}")
-        response = StreamingResponse(
-            answer.aiter_raw(),
-            status_code=answer.status_code,
-            background=BackgroundTask(answer.aclose),
-        )
+        response = StreamingResponse(_relay(answer), status_code=answer.status_code)
         response.raw_headers = [
             (k.encode("latin-1"), self._location(k, v, upstream).encode("latin-1"))
             for k, v in _without_hop_by_hop(answer.headers.multi_items())
