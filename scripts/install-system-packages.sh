@@ -9,6 +9,10 @@ needed=()
 command -v psql >/dev/null || needed+=(postgresql-client)
 command -v promtool >/dev/null && command -v prometheus >/dev/null || needed+=(prometheus)
 command -v docker-compose >/dev/null || needed+=(docker-compose)
+# The operator page's front-end build (make web).
+command -v npm >/dev/null || needed+=(nodejs npm)
+# The browser the page's tests drive through Playwright (never a downloaded build).
+[ -x /usr/bin/chromium ] || needed+=(chromium fonts-dejavu-core)
 if [ ${#needed[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${needed[*]} (run as root or install them)" >&2

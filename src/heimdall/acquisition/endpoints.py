@@ -17,11 +17,13 @@ from heimdall.acquisition.schemas import (
     CancelResponse,
     MeasurementOut,
     SessionOut,
+    SpectrumOut,
 )
 from heimdall.core import metrics
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
+from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.models import Acquisition, AcquisitionState, Approval
 
 router = APIRouter(prefix="/api/v1/acquisition", tags=["acquisition"])
@@ -130,3 +132,29 @@ async def sessions(
         )
         for a, count in rows
     ]
+
+
+@router.get("/spectrum/{task_id}/{station_id}", response_model=SpectrumOut)
+async def spectrum(
+    task_id: uuid.UUID,
+    station_id: str,
+    session: Session,
+    bins: Annotated[int, Query(ge=16, le=4096, description="FFT length (bins)")] = 512,
+) -> SpectrumOut:
+    """A receiver's power spectrum in this acquisition, computed from its stored IQ."""
+    await _load(session, task_id)
+    measurement = await repository.measurement_of(session, task_id, station_id)
+    if measurement is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no recording of {station_id} in acquisition {task_id}"
+        )
+    try:
+        return await asyncio.to_thread(service.spectrum_of, ObjectStore(), measurement, bins)
+    except ObjectStoreUnavailable as exc:
+        raise DependencyUnavailable(str(exc)) from exc
+    except ObjectStoreError as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"the recording of {station_id} is missing: {exc}"
+        ) from exc
+    except ValueError as exc:  # fewer samples than one FFT
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

@@ -18,12 +18,12 @@ from typing import Any
 
 from heimdall.core import metrics
 from heimdall.core.settings import Settings
-from heimdall.core.storage import ObjectStore
+from heimdall.core.storage import ObjectStore, parse_s3_url
 from heimdall.dsp.measurement import Measurement, measure
 from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.errors import ReceiverError
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
-from heimdall.receivers.sigmf_io import encode_ci16_le, sigmf_metadata
+from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
 
 CANCEL_POLL_S = 0.25
 
@@ -99,6 +99,14 @@ def store_recording(
         bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode(), content_type="application/json"
     )
     return data_ref.url, meta_ref.url
+
+
+def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> IQCapture:
+    """Read back a SigMF pair written by :func:`store_recording`."""
+    data_ref = parse_s3_url(data_url)
+    meta_ref = parse_s3_url(meta_url or data_url.replace("-data", "-meta"))
+    metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
+    return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
 
 
 async def record_all(

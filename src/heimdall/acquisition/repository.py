@@ -40,6 +40,17 @@ async def measurements_of(session: AsyncSession, task_id: uuid.UUID) -> Sequence
     return result.all()
 
 
+async def measurement_of(
+    session: AsyncSession, task_id: uuid.UUID, station_id: str
+) -> Measurement | None:
+    result = await session.scalars(
+        select(Measurement).where(
+            Measurement.task_id == task_id, Measurement.websdr_id == station_id
+        )
+    )
+    return result.first()
+
+
 async def recent_sessions(
     session: AsyncSession,
     *,

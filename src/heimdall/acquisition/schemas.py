@@ -124,3 +124,16 @@ class SessionOut(BaseModel):
     timestamp: datetime
     approval: Approval
     description: str | None
+
+
+class SpectrumOut(BaseModel):
+    """One receiver's Welch power spectral density over its whole recording."""
+
+    task_id: uuid.UUID
+    station_id: str
+    center_frequency_hz: float
+    sample_rate_hz: float
+    bin_width_hz: float
+    segment_count: int
+    frequency_offset_hz: list[float] = Field(description="bin centres from the tuned frequency")
+    psd_dbfs_per_hz: list[float] = Field(description="10 log10 of the PSD in FS^2/Hz")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heimdall.acquisition.schemas import AcquireRequest
-from heimdall.models import Acquisition, AcquisitionState, KnownSource, WebSDRStation
+from heimdall.acquisition.recording import load_recording
+from heimdall.acquisition.schemas import AcquireRequest, SpectrumOut
+from heimdall.core.storage import ObjectStore
+from heimdall.dsp.spectrum import welch_psd
+from heimdall.models import Acquisition, AcquisitionState, KnownSource, Measurement, WebSDRStation
 from heimdall.stations import repository as stations_repository
 
 
@@ -58,3 +62,26 @@ async def create_acquisition(session: AsyncSession, request: AcquireRequest) -> 
     session.add(acquisition)
     await session.flush()
     return acquisition
+
+
+def spectrum_of(store: ObjectStore, measurement: Measurement, segment_length: int) -> SpectrumOut:
+    """The PSD of a stored recording (blocking: object storage and an FFT)."""
+    capture = load_recording(store, measurement.data_url, measurement.meta_url)
+    psd = welch_psd(
+        capture.samples,
+        capture.sample_rate_hz,
+        center_frequency_hz=capture.center_frequency_hz,
+        segment_length=segment_length,
+    )
+    # An all-zero bin (a silent receiver) has no logarithm; floor it far below any noise.
+    psd_db = 10.0 * np.log10(np.maximum(psd.psd_fs2_per_hz.astype(np.float64), 1e-30))
+    return SpectrumOut(
+        task_id=measurement.task_id,
+        station_id=measurement.websdr_id,
+        center_frequency_hz=capture.center_frequency_hz,
+        sample_rate_hz=psd.sample_rate_hz,
+        bin_width_hz=psd.bin_width_hz,
+        segment_count=psd.segment_count,
+        frequency_offset_hz=np.round(psd.frequency_offset_hz.astype(np.float64), 3).tolist(),
+        psd_dbfs_per_hz=np.round(psd_db, 2).tolist(),
+    )

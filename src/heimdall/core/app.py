@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from heimdall import __version__
 from heimdall.core import metrics
+from heimdall.core.docs import docs_router
 from heimdall.core.errors import install_error_handlers
 from heimdall.core.health import DependencyCheck, run_checks
 from heimdall.core.process import prepare_computing_process
@@ -68,11 +69,20 @@ def create_service_app(
     description: str = "",
     lifespan: Lifespan | None = None,
     scrape_time: Sequence[metrics.ScrapeTimeGauges] = (),
+    own_openapi: bool = True,
 ) -> FastAPI:
-    """``scrape_time``: gauges this service computes when Prometheus scrapes it."""
+    """``scrape_time``: gauges this service computes when Prometheus scrapes it.
+    ``own_openapi=False`` leaves ``/openapi.json`` to a router of the caller's
+    (the gateway serves the merged document of every service there)."""
     prepare_computing_process()
     app = FastAPI(
-        title=f"Heimdall {name}", version=__version__, description=description, lifespan=lifespan
+        title=f"Heimdall {name}",
+        version=__version__,
+        description=description,
+        lifespan=lifespan,
+        openapi_url="/openapi.json" if own_openapi else None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service_name = name
     install_error_handlers(app)
@@ -105,6 +115,7 @@ def create_service_app(
             await gauges.refresh()
         return Response(generate_latest(exposed), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(docs_router(f"Heimdall {name}"))
     for router in routers:
         app.include_router(router)
     return app

@@ -22,10 +22,11 @@ from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from heimdall.acquisition.recording import load_recording
 from heimdall.core import metrics
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.settings import Settings
-from heimdall.core.storage import ObjectStore, parse_s3_url
+from heimdall.core.storage import ObjectStore
 from heimdall.dsp.tdoa import (
     MIN_TDOA_QUALITY_DB,
     PreparedCapture,
@@ -44,7 +45,6 @@ from heimdall.localization.estimate import (
 )
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
-from heimdall.receivers.sigmf_io import capture_from_sigmf
 
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
@@ -152,13 +152,6 @@ def rms_bandwidth_fallback_hz(occupied_bandwidth_hz: float) -> float:
     return occupied_bandwidth_hz / math.sqrt(12)
 
 
-def _load_capture(store: ObjectStore, measurement: Measurement) -> IQCapture:
-    data_ref = parse_s3_url(measurement.data_url)
-    meta_ref = parse_s3_url(measurement.meta_url or measurement.data_url.replace("-data", "-meta"))
-    metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
-    return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
-
-
 @dataclass(frozen=True, slots=True)
 class TimedRecording:
     """One GPS-timed receiver's recording with what its measurement said of it."""
@@ -227,7 +220,7 @@ def tdoa_observations(
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
-            capture=_load_capture(store, m),
+            capture=load_recording(store, m.data_url, m.meta_url),
             snr_db=m.snr,
             occupied_bandwidth_hz=m.occupied_bandwidth_hz or 1.0,
         )
