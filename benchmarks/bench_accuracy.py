@@ -357,9 +357,13 @@ def calibrations_for(
     }, fit.report
 
 
-def run(count: int, seed: int, known_count: int) -> Run:
+def run(count: int, seed: int, known_count: int, shadowing_db: float | None = None) -> Run:
     rng = np.random.default_rng(seed)
-    network = hidden_network(load_scenario(), rng)
+    base = load_scenario()
+    if shadowing_db is not None:
+        propagation = base.propagation.model_copy(update={"shadowing_sigma_db": shadowing_db})
+        base = base.model_copy(update={"propagation": propagation})
+    network = hidden_network(base, rng)
     receivers = receivers_of(network)
     localize(receivers, [], [])  # warm the frame cache
     prepare_computing_process()  # as a service or worker does once it has started
@@ -530,8 +534,10 @@ def fit_summary(result: Run) -> list[str]:
 
 def report(result: Run, count: int) -> str:
     outcomes = result.outcomes
+    shadowing_db = result.network.propagation.shadowing_sigma_db
     lines = [
-        f"{count} scenarios, 7 receivers (NW Italy) with hidden gains (+-{GAIN_OFFSET_DB:g} dB), "
+        f"{count} scenarios, {shadowing_db:g} dB shadowing per link, "
+        f"7 receivers (NW Italy) with hidden gains (+-{GAIN_OFFSET_DB:g} dB), "
         f"clock biases (+-{TIMING_BIAS_NS:g} ns) and GPS jitter "
         f"({GPS_JITTER_RANGE_NS[0]:g}-{GPS_JITTER_RANGE_NS[1]:g} ns per block); 5 s captures, "
         f"{TDOA_WINDOW_S:g} s TDOA window; simulator IQ -> KiwiSDR frames -> dsp.measure -> "
@@ -594,9 +600,17 @@ def main() -> None:
     parser.add_argument("--scenarios", type=int, default=640)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--known-sessions", type=int, default=40)
+    parser.add_argument(
+        "--shadowing-db",
+        type=float,
+        default=None,
+        help="log-normal shadowing sigma per link (default: the scenario's, 4 dB)",
+    )
     arguments = parser.parse_args()
     started_s = time.perf_counter()
-    result = run(arguments.scenarios, arguments.seed, arguments.known_sessions)
+    result = run(
+        arguments.scenarios, arguments.seed, arguments.known_sessions, arguments.shadowing_db
+    )
     print(report(result, arguments.scenarios))
     print(f"\n(run time {time.perf_counter() - started_s:.0f} s)")
 
