@@ -48,8 +48,8 @@ from heimdall.training.fit_data import (
     stable_fold,
 )
 from heimdall.training.fit_report import PowerPart, TimingPart, build_report
-from heimdall.training.power_fit import PowerData, fit_power
-from heimdall.training.timing_fit import TimingData, fit_timing
+from heimdall.training.power_fit import PowerData, PowerFit, fit_power
+from heimdall.training.timing_fit import TimingData, TimingFit, fit_timing
 
 __all__ = [
     "CalibrationFit",
@@ -290,6 +290,26 @@ def _sessions_per_receiver(rows: list[tuple[int, str]]) -> dict[str, int]:
     return {r: len(v) for r, v in sessions.items()}
 
 
+def predictive_shadowing_sigma_db(fit: PowerFit) -> float:
+    """The sigma ``localize`` should use: shadowing plus the fitted gains' own error.
+
+    A reading corrected with a fitted gain is off by the shadowing and by that gain's
+    estimation error; one network sigma carries the mean of the latter.
+    """
+    return float(np.sqrt(fit.shadowing_sigma_db**2 + np.mean(np.square(fit.gain_se_db))))
+
+
+def predictive_timing_sigmas_ns(fit: TimingFit) -> np.ndarray:
+    """Per receiver: its timing sigma combined with its fitted bias's standard error.
+
+    After the fitted clock offset is subtracted, a capture's timestamp is off by the
+    receiver's timing error and by the offset's own error, which is the same in every
+    capture and so not averaged away by more pairs. Without it the ellipses of fixes
+    made with a 40-session fit covered the truth 2-3 % less often than the oracle's.
+    """
+    return np.sqrt(np.square(fit.sigmas_ns) + np.square(fit.bias_se_ns))
+
+
 def _calibration(
     version: str, prior: Calibration, power: PowerPart, timing: TimingPart
 ) -> Calibration:
@@ -302,13 +322,15 @@ def _calibration(
         ids = power.data.receiver_ids
         gains.update({r: float(g) for r, g in zip(ids, power.fit.gains_db, strict=True)})
         update["path_loss_exponent"] = power.fit.path_loss_exponent
-        update["shadowing_sigma_db"] = power.fit.shadowing_sigma_db
+        update["shadowing_sigma_db"] = predictive_shadowing_sigma_db(power.fit)
         if power.fit.reference_loss_db is not None:
             update["reference_loss_db"] = power.fit.reference_loss_db
     if timing.fit is not None and timing.data is not None:
         ids = timing.data.receiver_ids
         clock_offsets.update({r: float(b) for r, b in zip(ids, timing.fit.biases_ns, strict=True)})
-        timing_sigmas.update({r: float(s) for r, s in zip(ids, timing.fit.sigmas_ns, strict=True)})
+        timing_sigmas.update(
+            {r: float(s) for r, s in zip(ids, predictive_timing_sigmas_ns(timing.fit), strict=True)}
+        )
     update |= {
         "gain_offsets_db": gains,
         "clock_offsets_ns": clock_offsets,

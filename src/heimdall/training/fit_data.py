@@ -121,17 +121,23 @@ def site_keys(sessions: Sequence[KnownSourceSession], same_site_m: float) -> lis
     first task id it received.
     """
     order = sorted(range(len(sessions)), key=lambda k: sessions[k].task_id)
-    positions = [source_ecef_m(s) for s in sessions]
-    sites: list[tuple[str, FloatArray]] = []
+    positions = ecef_m(
+        [s.source_latitude for s in sessions],
+        [s.source_longitude for s in sessions],
+        [s.source_altitude_m for s in sessions],
+    )
+    anchors = np.empty((0, 3))
+    anchor_keys: list[str] = []
     keys = [""] * len(sessions)
     for index in order:
-        for key, anchor in sites:
-            if float(np.linalg.norm(positions[index] - anchor)) < same_site_m:
-                keys[index] = key
-                break
+        distances = np.linalg.norm(anchors - positions[index], axis=1)
+        near = np.flatnonzero(distances < same_site_m)
+        if near.size:
+            keys[index] = anchor_keys[int(near[0])]
         else:
             keys[index] = sessions[index].task_id
-            sites.append((keys[index], positions[index]))
+            anchor_keys.append(keys[index])
+            anchors = np.vstack([anchors, positions[index]])
     return keys
 
 

@@ -5,7 +5,9 @@ Shape (every number a plain float, rounded):
 * ``gauge``: how the common constant of gains and biases was fixed;
 * ``parameters``: path-loss exponent, reference loss, shadowing sigma, each
   ``{"value", "se", "ci"}`` (or the prior's value with ``"source": "prior"`` and why);
-* ``receivers``: per receiver id: gain, clock offset and timing sigma with intervals,
+* ``receivers``: per receiver id: gain, clock offset and timing sigma with intervals
+  (and ``timing_sigma_used_ns``, what the calibration stores: the sigma combined with
+  the fitted offset's standard error; likewise ``shadowing_sigma_used_db``),
   ``power_sessions`` / ``timing_sessions`` (sessions that contributed), status
   ``"fitted"`` or ``"prior"`` per part with the reason, residual summaries;
 * ``kept_at_prior``: the receivers (and parts) that kept the prior's values, and why;
@@ -59,6 +61,7 @@ def _r(value: float, digits: int = 4) -> float:
 def _receiver_report(
     receiver_id: str,
     prior: Calibration,
+    calibration: Calibration,
     options: FitOptions,
     power: PowerPart,
     timing: TimingPart,
@@ -100,6 +103,7 @@ def _receiver_report(
             sigma["floor_ns"] = options.min_timing_sigma_ns
             sigma["note"] = "at the floor: the data show no timing error above it"
         entry["timing_sigma_ns"] = sigma | {"source": "fit"}
+        entry["timing_sigma_used_ns"] = _r(calibration.timing_sigmas_ns[receiver_id], 3)
     else:
         reason = timing.problem or (
             f"informative TDOA pairs in {entry['timing_sessions']} session(s), fewer than "
@@ -118,7 +122,9 @@ def _receiver_report(
     return entry
 
 
-def _global_parameters(prior: Calibration, options: FitOptions, power: PowerPart) -> dict[str, Any]:
+def _global_parameters(
+    prior: Calibration, calibration: Calibration, options: FitOptions, power: PowerPart
+) -> dict[str, Any]:
     fit = power.fit
     if fit is None:
         reason = power.problem
@@ -139,6 +145,8 @@ def _global_parameters(prior: Calibration, options: FitOptions, power: PowerPart
             fit.shadowing_sigma_db, fit.shadowing_log_se, options.confidence, log_scale=True
         )
         | {"source": "fit", "dof": _r(fit.dof, 1)},
+        # What localize gets: the shadowing and the fitted gains' own error combined.
+        "shadowing_sigma_used_db": _r(calibration.shadowing_sigma_db, 4),
         "reference_distance_m": prior.reference_distance_m,
     }
     if fit.reference_loss_db is not None and fit.reference_loss_se_db is not None:
@@ -215,7 +223,9 @@ def build_report(
     receiver_ids = sorted(
         {r.id for s in sessions for r in s.receivers} | set(power.sessions) | set(timing.sessions)
     )
-    receivers = {r: _receiver_report(r, prior, options, power, timing) for r in receiver_ids}
+    receivers = {
+        r: _receiver_report(r, prior, calibration, options, power, timing) for r in receiver_ids
+    }
     kept = []
     for receiver_id, entry in receivers.items():
         parts = [
@@ -251,7 +261,7 @@ def build_report(
             "power": int(np.unique(power.data.session).size) if power.fit and power.data else 0,
             "timing": int(np.unique(timing.data.session).size) if timing.fit and timing.data else 0,
         },
-        "parameters": _global_parameters(prior, options, power),
+        "parameters": _global_parameters(prior, calibration, options, power),
         "default_timing_sigma_ns": {
             "value": prior.default_timing_sigma_ns,
             "source": "prior",

@@ -118,6 +118,12 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
     dof = rows - n_parameters
     if dof < 1:
         raise ValueError(f"{rows} power readings cannot fit {n_parameters} parameters")
+    centred_design = _centre(design, np.ones(rows), data.session, free_rows, sessions)
+    if np.linalg.matrix_rank(centred_design) < design.shape[1]:
+        raise ValueError(
+            "the sessions cannot separate the path-loss exponent from the gains "
+            "(too few distinct source-receiver distances)"
+        )
     measurement_var = np.square(data.measurement_sigma_db)
     sigma = start_sigma_db
     observation_w = np.ones(rows)

@@ -210,13 +210,16 @@ def cluster_covariance(
 ) -> FloatArray:
     """Sandwich covariance with per-row ``scores`` (n, k) summed within clusters (CR1).
 
+    Zero with fewer than two clusters: callers take the larger of this and the
+    model-based covariance, so the model-based one then stands alone.
+
     ``bread`` is the inverse information. Rows in one cluster (sessions of one site)
     may be correlated in any way; clusters are taken as independent.
     """
     labels = np.unique(clusters)
     groups = len(labels)
     if groups < 2:
-        return np.full_like(bread, np.inf)
+        return np.zeros_like(bread)  # one cluster: nothing to compare, the model-based rules
     summed = np.zeros((groups, scores.shape[1]))
     np.add.at(summed, np.searchsorted(labels, clusters), scores)
     rows = len(scores)

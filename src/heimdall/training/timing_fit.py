@@ -277,7 +277,8 @@ def fit_timing(data: TimingData, *, start_sigma_ns: float, min_sigma_ns: float) 
     scores = session_w[:, np.newaxis] * np.einsum(
         "spa,spq,sq->sa", gauge_incidence, evaluation.inverse, evaluation.errors
     )
-    clustered = cluster_covariance(bread, scores, data.site, basis.shape[1])
+    timed = active.any(axis=1)
+    clustered = cluster_covariance(bread, scores[timed], data.site[timed], basis.shape[1])
     bias_var = np.maximum(
         np.einsum("ia,ab,ib->i", basis, bread, basis),
         np.einsum("ia,ab,ib->i", basis, clustered, basis),

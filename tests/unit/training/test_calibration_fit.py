@@ -233,3 +233,22 @@ def test_uninformative_pairs_and_unknown_receivers_are_ignored() -> None:
         fit_calibration(noisy, version="t", prior=Calibration()).calibration
         == fit_calibration(sessions, version="t", prior=Calibration()).calibration
     )
+
+
+def test_a_geometry_that_cannot_separate_the_exponent_keeps_the_prior_power_model() -> None:
+    rng = np.random.default_rng(71)
+    truth = draw_truth(rng)
+    # Every session at the same place with unknown EIRP: each receiver's distance never
+    # changes, so its gain and the exponent's share of its loss are one unknown.
+    place = (45.0, 8.0)
+    sessions = [
+        model_session(truth, rng, f"p{k:02d}", position=place, eirp_known=False) for k in range(8)
+    ]
+    fit = fit_calibration(sessions, version="t", prior=Calibration())
+    assert fit.calibration.path_loss_exponent == Calibration().path_loss_exponent
+    assert fit.calibration.gain_offsets_db == {}
+    reason = fit.report["parameters"]["path_loss_exponent"]["reason"]
+    assert "cannot separate" in reason
+    # Timing has no such problem: the biases are fitted.
+    assert set(fit.calibration.clock_offsets_ns) == set(truth.clock_biases_ns)
+    assert all(e["clock_offset_ns"]["ci"] is not None for e in fit.report["receivers"].values())
