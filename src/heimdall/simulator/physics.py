@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from pyproj import Geod
+from pyproj import Transformer
 
 from heimdall.core.constants import BOLTZMANN_DBM_PER_HZ, NS_PER_S, SPEED_OF_LIGHT_M_PER_S
 from heimdall.simulator.scenario import (
@@ -44,7 +44,8 @@ SEED_TAG_NOISE = 0x4E4F49
 SEED_TAG_SHADOW = 0x534844
 SEED_TAG_GPS = 0x475053
 
-_GEOD = Geod(ellps="WGS84")
+# Geodetic (lon, lat, ellipsoidal height) to Earth-centred Cartesian, both WGS84.
+_TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
 
 
 def free_space_path_loss_db(distance_m: float, frequency_hz: float) -> float:
@@ -70,11 +71,19 @@ def thermal_noise_dbm(bandwidth_hz: float, noise_figure_db: float) -> float:
 def slant_range_m(
     from_lat_lon_alt: tuple[float, float, float], to_lat_lon_alt: tuple[float, float, float]
 ) -> float:
-    """3-D distance: WGS84 geodesic along the ground combined with the height difference."""
-    lat1, lon1, alt1 = from_lat_lon_alt
-    lat2, lon2, alt2 = to_lat_lon_alt
-    _, _, ground_m = _GEOD.inv(lon1, lat1, lon2, lat2)
-    return float(np.hypot(ground_m, alt2 - alt1))
+    """Line-of-sight distance: the straight line between the two points (WGS84, ECEF).
+
+    A VHF/UHF wave travels the chord, not the ground arc with the height difference on
+    top; over 150 km the two differ by ~20 ns of travel time, which calibration would
+    otherwise learn as clock offsets.
+
+    Example:
+        >>> round(slant_range_m((45.0, 7.0, 0.0), (45.0, 7.0, 1000.0)), 6)
+        1000.0
+    """
+    x1, y1, z1 = _TO_ECEF.transform(from_lat_lon_alt[1], from_lat_lon_alt[0], from_lat_lon_alt[2])
+    x2, y2, z2 = _TO_ECEF.transform(to_lat_lon_alt[1], to_lat_lon_alt[0], to_lat_lon_alt[2])
+    return float(np.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2 + (z2 - z1) ** 2))
 
 
 def stable_id_hash(receiver_id: str) -> int:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyproj import Geod
 from scipy import signal
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
@@ -168,11 +169,30 @@ def test_the_imperfections_are_scenario_yaml_fields(tmp_path: Path) -> None:
     assert scenario.receiver("milano").timing_bias_ns == 0.0
 
 
-def test_slant_range_combines_geodesic_and_height() -> None:
-    ground = slant_range_m((45.0, 8.0, 0.0), (45.1, 8.0, 0.0))
-    assert ground == pytest.approx(11_116.0, rel=1e-3)  # 0.1 degree of latitude at 45 N
-    slanted = slant_range_m((45.0, 8.0, 0.0), (45.1, 8.0, 3000.0))
-    assert slanted == pytest.approx(np.hypot(ground, 3000.0), rel=1e-9)
+def _ecef_m(lat_deg: float, lon_deg: float, height_m: float) -> np.ndarray:
+    """WGS84 geodetic to Earth-centred Cartesian by the closed-form formula."""
+    a, f = 6_378_137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    n = a / np.sqrt(1 - e2 * np.sin(lat) ** 2)
+    return np.array(
+        [
+            (n + height_m) * np.cos(lat) * np.cos(lon),
+            (n + height_m) * np.cos(lat) * np.sin(lon),
+            (n * (1 - e2) + height_m) * np.sin(lat),
+        ]
+    )
+
+
+def test_slant_range_is_the_straight_line_between_the_points() -> None:
+    assert slant_range_m((45.0, 8.0, 0.0), (45.0, 8.0, 3000.0)) == pytest.approx(3000.0)
+    a, b = (45.0, 7.5, 300.0), (45.9, 9.2, 1200.0)  # ~160 km apart
+    chord_m = float(np.linalg.norm(_ecef_m(*a) - _ecef_m(*b)))
+    assert slant_range_m(a, b) == pytest.approx(chord_m, abs=1e-3)
+    # On the ground, shorter than the arc by about d^3 / (24 R^2) (3.5 m at 166 km).
+    _, _, arc_m = Geod(ellps="WGS84").inv(a[1], a[0], b[1], b[0])
+    sag_m = arc_m - slant_range_m((a[0], a[1], 0.0), (b[0], b[1], 0.0))
+    assert sag_m == pytest.approx(arc_m**3 / (24 * 6_371_000.0**2), rel=0.05)
 
 
 def test_noise_power_is_ktb_plus_noise_figure() -> None:
