@@ -33,6 +33,7 @@ from heimdall.simulator.faults import (
     garbage_frame,
     malformed_frame,
 )
+from heimdall.simulator.openwebrx_render import OpenWebRXOptions
 from heimdall.simulator.physics import (
     SAMPLES_PER_BLOCK,
     power_dbm,
@@ -72,6 +73,8 @@ class ServerOptions:
     # Send the sound set-up messages at a random place among the auth replies.
     shuffle_messages: bool = True
     version_minor: int = VERSION_MINOR
+    # Stream formats of the receivers served with the OpenWebRX protocol.
+    openwebrx: OpenWebRXOptions = field(default_factory=OpenWebRXOptions)
 
 
 @dataclass
@@ -82,6 +85,8 @@ class SimulationState:
     options: ServerOptions = field(default_factory=ServerOptions)
     faults: dict[str, Fault] = field(default_factory=dict)
     active_channels: dict[str, int] = field(default_factory=dict)
+    # OpenWebRX receivers: the index of the profile their SDR is on (shared by listeners).
+    active_profiles: dict[str, int] = field(default_factory=dict)
     # Set when the network shuts down: releases handshakes held by 'not_answering'.
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -402,7 +407,7 @@ class KiwiReceiverServer:
         return encode_snd_frame(
             sequence=block + 1,
             samples=rendered.samples,
-            rssi_dbm=power_dbm(rendered.samples, scenario.full_scale_dbm),
+            rssi_dbm=power_dbm(rendered.samples, scenario.full_scale_dbm_of(receiver)),
             reported_time_ns=int(rendered.truth.reported_block_time_ns[0]),
             gps_status=gps_status,
             little_endian=client.little_endian,
