@@ -45,6 +45,7 @@ def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut
         calibration_version=detail.get("calibration_version"),
         created_at=localization.created_at,
         surface_geojson=localization.surface_geojson if with_surface else None,
+        inputs=detail.get("inputs"),
     )
 
 

@@ -31,3 +31,7 @@ class LocalizationOut(BaseModel):
     calibration_version: str | None
     created_at: datetime
     surface_geojson: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="receivers that fed the power part and the TDOA part, and those left out",
+    )

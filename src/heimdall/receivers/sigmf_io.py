@@ -45,11 +45,11 @@ def decode_ci16_le(data: bytes) -> npt.NDArray[np.complex64]:
     return (values[0::2] + 1j * values[1::2]).astype(np.complex64)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
+        return {k: jsonable(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -81,7 +81,7 @@ def sigmf_metadata(
     if description:
         global_info[SigMFFile.DESCRIPTION_KEY] = description
     if measurement is not None:
-        global_info["heimdall:measurement"] = _jsonable(measurement)
+        global_info["heimdall:measurement"] = jsonable(measurement)
     sigmf_file = SigMFFile(global_info=global_info, skip_checksum=True)
     sigmf_file.add_capture(
         0,
