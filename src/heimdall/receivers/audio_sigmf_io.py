@@ -42,7 +42,7 @@ def encode_ri16_le(samples: npt.NDArray[np.float32]) -> bytes:
     """Real float32 audio (full scale 1.0) -> little-endian int16, clipped.
 
     >>> encode_ri16_le(np.array([1.0, -1.0, 0.5], dtype=np.float32)).hex()
-    'ff7f0180ff3f'
+    'ff7f01800040'
     """
     return np.clip(np.rint(samples * _INT16_SCALE), -32768, 32767).astype("<i2").tobytes()
 
