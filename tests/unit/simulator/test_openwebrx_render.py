@@ -29,7 +29,11 @@ def test_docstring_examples() -> None:
 def test_spectrum_noise_floor_and_line_follow_the_receiver_full_scale() -> None:
     scenario = load_scenario(PACKAGE_DATA / "scenario-openwebrx.yaml")
     scenario = scenario.model_copy(
-        update={"transmitter": scenario.transmitter.model_copy(update={"modulation": Modulation.carrier})}
+        update={
+            "transmitter": scenario.transmitter.model_copy(
+                update={"modulation": Modulation.carrier}
+            )
+        }
     )
     receiver = scenario.receiver("giovi")
     frames = np.array(
