@@ -37,6 +37,7 @@ from heimdall.core.constants import NS_PER_S
 from heimdall.receivers.capture import AudioCapture
 from heimdall.receivers.errors import (
     ReceiverBusy,
+    ReceiverDown,
     ReceiverError,
     ReceiverOutOfRange,
     ReceiverProtocolError,
@@ -53,6 +54,9 @@ DRIVER_VERSION = "1.0"
 #: Largest websocket message accepted: an uncompressed FFT frame of 65536 bins is
 #: 256 KiB; ``config``/``features``/bookmark messages are a few to some tens of kB.
 MAX_FRAME_BYTES = 320 * 1024
+#: Largest audio message accepted: OpenWebRX sends a few kB at a time; a bigger one
+#: is not audio, and decoding it would only cost time.
+MAX_AUDIO_FRAME_BYTES = 64 * 1024
 #: Largest ``/status.json`` read.
 MAX_STATUS_BYTES = 256 * 1024
 OUTPUT_RATE_HZ = 12_000
@@ -321,6 +325,10 @@ class _AudioRecording:
         assert self.config is not None
         if self.audio_received == len(self.audio):
             return
+        if len(payload) > MAX_AUDIO_FRAME_BYTES:
+            raise self.protocol_error(
+                f"sent an audio frame of {len(payload)} bytes (at most {MAX_AUDIO_FRAME_BYTES})"
+            )
         try:
             samples, self.adpcm_state = protocol.decode_audio_frame(
                 payload, self.config.audio_compression, self.adpcm_state
@@ -370,6 +378,10 @@ async def fetch_status(
             httpx.AsyncClient(timeout=timeout_s, trust_env=False) as client,
             client.stream("GET", url) as response,
         ):
+            if response.status_code == 503:
+                raise ReceiverDown(
+                    station.station_id, f"{url} answers 503: the receiver is down or in maintenance"
+                )
             if response.status_code != 200:
                 return None
             body = bytearray()
