@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from heimdall.dsp.audio_measurement import measure_audio
+from heimdall.dsp.measurement import measure
 from heimdall.receivers.errors import (
     ReceiverBusy,
     ReceiverConnectionLost,
@@ -24,6 +25,8 @@ from heimdall.receivers.errors import (
     ReceiverRetuned,
     ReceiverTimeout,
 )
+from heimdall.receivers.kiwisdr import StationEndpoint as KiwiEndpoint
+from heimdall.receivers.kiwisdr import record_iq
 from heimdall.receivers.openwebrx import StationEndpoint, record_audio
 from heimdall.simulator.faults import Fault, FaultKind
 from heimdall.simulator.network import running_network
@@ -175,3 +178,35 @@ async def test_every_malformed_variant_is_a_protocol_error(every_n: int) -> None
                 duration_s=1.0,
                 **TIMEOUTS,
             )
+
+
+async def test_a_mixed_registry_serves_each_receiver_in_its_protocol() -> None:
+    scenario = load_scenario(
+        PACKAGE_DATA / "scenario-openwebrx.yaml",
+        stations_file=PACKAGE_DATA / "stations-simulated-mixed.yaml",
+    )
+    protocols = {r.id: r.protocol for r in scenario.receivers}
+    assert {r for r, p in protocols.items() if p == "openwebrx"} == {
+        "montanaro",
+        "coazze",
+        "genova",
+    }
+    async with running_network(scenario, ephemeral=True) as network:
+        assert network.url("giaveno").startswith("ws://")
+        audio, iq = await asyncio.gather(
+            record_audio(
+                StationEndpoint("coazze", network.url("coazze")),
+                frequency_hz=145.5e6,
+                duration_s=0.5,
+                **TIMEOUTS,
+            ),
+            record_iq(
+                KiwiEndpoint("giaveno", network.url("giaveno")),
+                frequency_hz=145.5e6,
+                duration_s=0.5,
+                **TIMEOUTS,
+            ),
+        )
+    assert audio.driver == "openwebrx" and iq.driver == "kiwisdr" and iq.has_gps_time
+    # One world: both hear the transmitter, each at its own receiver's level.
+    assert measure_audio(audio).snr_db > 20 and measure(iq).snr_db > 20
