@@ -57,6 +57,7 @@ from heimdall.simulator.openwebrx_render import (
     spectrum_frame_db,
 )
 from heimdall.simulator.scenario import PACKAGE_DATA, Scenario, load_scenario
+from heimdall.simulator.truth import truth_calibration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import (
@@ -133,19 +134,6 @@ def record(scenario: Scenario, receiver_id: str, start_ns: int) -> AudioCapture:
     )
 
 
-def oracle_calibration(scenario: Scenario) -> Calibration:
-    """The simulator's truth as a calibration: what a perfect fit would converge to."""
-    propagation = scenario.propagation
-    return Calibration(
-        version="oracle-simulator-truth",
-        path_loss_exponent=propagation.path_loss_exponent,
-        reference_distance_m=propagation.reference_distance_m,
-        shadowing_sigma_db=propagation.shadowing_sigma_db,
-        gain_offsets_db={r.id: r.antenna_gain_dbi for r in scenario.receivers},
-        full_scale_dbm={r.id: scenario.full_scale_dbm_of(r) for r in scenario.receivers},
-    )
-
-
 @dataclass
 class Outcome:
     label: str
@@ -159,7 +147,7 @@ def run(count: int, seed: int) -> list[Outcome]:
     rng = np.random.default_rng(seed)
     base = load_scenario(PACKAGE_DATA / "scenario-openwebrx.yaml")
     receivers = receivers_of(base)
-    calibrations = {"default": Calibration(), "oracle": oracle_calibration(base)}
+    calibrations = {"default": Calibration(), "oracle": truth_calibration(base)}
     prepare_computing_process()
     outcomes = []
     for case in make_scenarios(base, count, rng):

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sigmf import SigMFFile
 
-from heimdall import __version__
 from heimdall.receivers.capture import AudioCapture
-from heimdall.receivers.sigmf_io import EXTENSION, jsonable
+from heimdall.receivers.sigmf_io import global_info, jsonable, sigmf_datetime
 
 DATATYPE = "ri16_le"
 SIDECAR_SUFFIX = ".heimdall-spectra.npz"
@@ -92,18 +91,16 @@ def audio_sigmf_metadata(
     ``core:frequency`` is the RF frequency at 0 Hz of the audio (the dial); the
     frequency measured is ``heimdall:measured_frequency_hz``.
     """
-    global_info: dict[str, Any] = {
-        SigMFFile.DATATYPE_KEY: DATATYPE,
-        SigMFFile.SAMPLE_RATE_KEY: float(capture.sample_rate_hz),
-        SigMFFile.VERSION_KEY: "1.2.0",
-        SigMFFile.RECORDER_KEY: f"heimdall {__version__} / {capture.driver} {capture.driver_version}",
-        SigMFFile.NUM_CHANNELS_KEY: 1,
-        SigMFFile.GEOLOCATION_KEY: {
-            "type": "Point",
-            "coordinates": [float(longitude), float(latitude), float(altitude_m)],
-        },
-        SigMFFile.EXTENSIONS_KEY: [EXTENSION],
-        "heimdall:station_id": capture.station_id,
+    info = global_info(
+        capture,
+        datatype=DATATYPE,
+        latitude=latitude,
+        longitude=longitude,
+        altitude_m=altitude_m,
+        measurement=measurement,
+        description=description,
+    )
+    info |= {
         "heimdall:capture_kind": "audio",
         "heimdall:measured_frequency_hz": float(capture.center_frequency_hz),
         "heimdall:demodulator": capture.demodulator,
@@ -120,18 +117,12 @@ def audio_sigmf_metadata(
         },
         "heimdall:receiver": jsonable(dict(capture.metadata)),
     }
-    if description:
-        global_info[SigMFFile.DESCRIPTION_KEY] = description
-    if measurement is not None:
-        global_info["heimdall:measurement"] = jsonable(measurement)
-    sigmf_file = SigMFFile(global_info=global_info, skip_checksum=True)
+    sigmf_file = SigMFFile(global_info=info, skip_checksum=True)
     sigmf_file.add_capture(
         0,
         metadata={
             SigMFFile.FREQUENCY_KEY: float(capture.dial_frequency_hz),
-            SigMFFile.DATETIME_KEY: capture.start_time.astimezone(UTC)
-            .isoformat(timespec="microseconds")
-            .replace("+00:00", "Z"),
+            SigMFFile.DATETIME_KEY: sigmf_datetime(capture.start_time),
         },
     )
     sigmf_file.validate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -115,3 +116,27 @@ def closed_error(
     return ReceiverConnectionLost(
         station_id, f"connection closed by the receiver {progress} ({exc})"
     )
+
+
+async def explain_close(
+    connection: ClientConnection,
+    handle: Callable[[str | bytes], object],
+    closed: Callable[[], ReceiverError],
+) -> ReceiverError:
+    """The error for a closed connection, preferring a refusal the server sent before closing.
+
+    A receiver that refuses (``too_busy``, ``backoff``, ``down``) may close right
+    after its message, so the close can surface on our next send while the
+    message still waits, unread, in the library's queue. Messages left there go
+    through ``handle`` (the queue is bounded and nothing more arrives); the first
+    error it raises wins, else ``closed()`` says why the connection ended.
+    """
+    while True:
+        try:
+            message = await connection.recv()
+        except ConnectionClosed:
+            return closed()
+        try:
+            handle(message)
+        except ReceiverError as error:
+            return error

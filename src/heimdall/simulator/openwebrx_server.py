@@ -26,7 +26,6 @@ from heimdall.simulator.faults import (
     MALFORMED_ROTATION,
     Fault,
     FaultKind,
-    garbage_frame,
     malformed_openwebrx_message,
 )
 from heimdall.simulator.openwebrx_render import (
@@ -38,8 +37,7 @@ from heimdall.simulator.openwebrx_render import (
     render_channel,
     spectrum_frame_db,
 )
-from heimdall.simulator.scenario import ReceiverSettings
-from heimdall.simulator.server import SimulationState
+from heimdall.simulator.server import ReceiverServerBase
 
 WEBSOCKET_PATH = "/ws/"
 STATUS_PATH = "/status.json"
@@ -70,20 +68,8 @@ class _Listener:
     audio_started_s: float | None = None  # faults count their after_s from here
 
 
-class OpenWebRXReceiverServer:
-    """The protocol for one simulated receiver; ``handle`` serves one connection."""
-
-    def __init__(self, state: SimulationState, receiver_id: str) -> None:
-        self.state = state
-        self.receiver_id = receiver_id
-
-    @property
-    def fault(self) -> Fault | None:
-        return self.state.faults.get(self.receiver_id)
-
-    @property
-    def receiver(self) -> ReceiverSettings:
-        return self.state.receiver(self.receiver_id)
+class OpenWebRXReceiverServer(ReceiverServerBase):
+    """The OpenWebRX protocol for one simulated receiver; ``handle`` serves one connection."""
 
     @property
     def profile_index(self) -> int:
@@ -340,13 +326,7 @@ class OpenWebRXReceiverServer:
             frame, codec_state = audio_frame(audio, options.audio_compression, codec_state)
             fault = self._due_fault(listener)
             if fault is not None:
-                if fault.kind is FaultKind.stall:
-                    await asyncio.Event().wait()
-                if fault.kind is FaultKind.drop:
-                    connection.transport.abort()
-                    return
-                if fault.kind is FaultKind.hostile:
-                    await self._send_garbage(connection, fault, rng)
+                if await self._disrupt(connection, fault, rng):
                     return
                 if fault.kind is FaultKind.malformed and index % fault.every_n == 0:
                     variant = MALFORMED_ROTATION[(index // fault.every_n) % len(MALFORMED_ROTATION)]
@@ -359,13 +339,3 @@ class OpenWebRXReceiverServer:
                 await connection.send(json.dumps({"type": "smeter", "value": value}))
                 passband_power.clear()
             index += 1
-
-    async def _send_garbage(
-        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
-    ) -> None:
-        interval_s = fault.garbage_frame_bytes / fault.garbage_bytes_per_s
-        deadline = time.monotonic()
-        while True:
-            await connection.send(garbage_frame(rng, fault.garbage_frame_bytes))
-            deadline += interval_s
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))

@@ -194,8 +194,8 @@ class _ClientState:
         )
 
 
-class KiwiReceiverServer:
-    """The protocol for one simulated receiver; ``handle`` serves one connection."""
+class ReceiverServerBase:
+    """What every simulated receiver's protocol shares: its state, fault and settings."""
 
     def __init__(self, state: SimulationState, receiver_id: str) -> None:
         self.state = state
@@ -208,6 +208,35 @@ class KiwiReceiverServer:
     @property
     def receiver(self) -> ReceiverSettings:
         return self.state.receiver(self.receiver_id)
+
+    async def _disrupt(
+        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
+    ) -> bool:
+        """Carry out a stream fault (stall, drop, hostile); True when the stream is over."""
+        if fault.kind is FaultKind.stall:
+            await asyncio.Event().wait()
+        if fault.kind is FaultKind.drop:
+            connection.transport.abort()
+            return True
+        if fault.kind is FaultKind.hostile:
+            await self._send_garbage(connection, fault, rng)
+            return True
+        return False
+
+    async def _send_garbage(
+        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
+    ) -> None:
+        """The hostile fault: large random frames at the fault's byte rate, until closed."""
+        interval_s = fault.garbage_frame_bytes / fault.garbage_bytes_per_s
+        deadline = time.monotonic()
+        while True:
+            await connection.send(garbage_frame(rng, fault.garbage_frame_bytes))
+            deadline += interval_s
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+class KiwiReceiverServer(ReceiverServerBase):
+    """The KiwiSDR protocol for one simulated receiver; ``handle`` serves one connection."""
 
     async def process_request(
         self, connection: ServerConnection, request: Request
@@ -372,13 +401,7 @@ class KiwiReceiverServer:
             fault = self.fault
             frame = self._frame(client, block, block_start_ns, fault)
             if fault is not None and elapsed_s >= fault.after_s:
-                if fault.kind is FaultKind.stall:
-                    await asyncio.Event().wait()
-                if fault.kind is FaultKind.drop:
-                    connection.transport.abort()
-                    return
-                if fault.kind is FaultKind.hostile:
-                    await self._send_garbage(connection, fault, rng)
+                if await self._disrupt(connection, fault, rng):
                     return
                 if fault.kind is FaultKind.malformed and block % fault.every_n == 0:
                     variant = MALFORMED_ROTATION[(block // fault.every_n) % len(MALFORMED_ROTATION)]
@@ -412,13 +435,3 @@ class KiwiReceiverServer:
             gps_status=gps_status,
             little_endian=client.little_endian,
         )
-
-    async def _send_garbage(
-        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
-    ) -> None:
-        interval_s = fault.garbage_frame_bytes / fault.garbage_bytes_per_s
-        deadline = time.monotonic()
-        while True:
-            await connection.send(garbage_frame(rng, fault.garbage_frame_bytes))
-            deadline += interval_s
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))

@@ -28,6 +28,7 @@ from heimdall.localization.calibration import Calibration
 from heimdall.receivers.audio_sigmf_io import read_sidecar
 from heimdall.simulator.network import RunningNetwork, network_in_thread
 from heimdall.simulator.scenario import PACKAGE_DATA, Scenario, load_scenario
+from heimdall.simulator.truth import ORACLE_VERSION, truth_calibration
 from tests.integration.acquisition.test_acquisition_e2e import (
     STATIONS,
     acquire,
@@ -74,19 +75,6 @@ def registry_serving(network: RunningNetwork, station_ids: set[str]) -> Iterator
                     text("UPDATE websdr_stations SET url = :url, protocol = :p WHERE id = :id"),
                     {"url": url, "p": protocol, "id": station_id},
                 )
-
-
-def oracle_calibration(scenario: Scenario) -> Calibration:
-    """The calibration a perfect fit would reach: the simulator's truth, labelled as such."""
-    propagation = scenario.propagation
-    return Calibration(
-        version="oracle-simulator-truth",
-        path_loss_exponent=propagation.path_loss_exponent,
-        reference_distance_m=propagation.reference_distance_m,
-        shadowing_sigma_db=propagation.shadowing_sigma_db,
-        gain_offsets_db={r.id: r.antenna_gain_dbi for r in scenario.receivers},
-        full_scale_dbm={r.id: scenario.full_scale_dbm_of(r) for r in scenario.receivers},
-    )
 
 
 def activate(calibration: Calibration) -> None:
@@ -183,13 +171,13 @@ async def test_mixed_network_takes_tdoa_from_gps_timed_and_power_from_all_once_c
         assert set(inputs["power_excluded"]) == MIXED_OPENWEBRX
 
         scenario = openwebrx_network.state.scenario
-        activate(oracle_calibration(scenario))
+        activate(truth_calibration(scenario))
         response = await inference.post(
             "/api/v1/inference/localize", json={"task_id": task_id, "recompute": True}
         )
     assert response.status_code == 200, response.text
     calibrated = response.json()
-    assert calibrated["calibration_version"] == "oracle-simulator-truth"
+    assert calibrated["calibration_version"] == ORACLE_VERSION
     assert calibrated["inputs"]["power"] == sorted(STATIONS)
     assert set(calibrated["inputs"]["tdoa"]) <= timed
     assert calibrated["method"] == "fused"

@@ -7,7 +7,7 @@ import doctest
 import numpy as np
 import pytest
 
-from heimdall.simulator import adpcm_encoder, openwebrx_render
+from heimdall.simulator import adpcm_encoder, openwebrx_render, truth
 from heimdall.simulator.openwebrx_render import (
     PROFILES,
     ChannelDemodulator,
@@ -21,7 +21,7 @@ START_NS = 1_717_200_000 * 10**9
 
 
 def test_docstring_examples() -> None:
-    for module in (openwebrx_render, adpcm_encoder):
+    for module in (openwebrx_render, adpcm_encoder, truth):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import math
 import time
@@ -35,7 +36,12 @@ from heimdall.receivers.errors import (
 )
 from heimdall.receivers.gps import GPS_UTC_OFFSET_S, gps_time_of_week_to_utc_ns
 from heimdall.receivers.kiwisdr import protocol
-from heimdall.receivers.websocket import close_connection, closed_error, open_connection
+from heimdall.receivers.websocket import (
+    close_connection,
+    closed_error,
+    explain_close,
+    open_connection,
+)
 
 DRIVER_NAME = "kiwisdr"
 DRIVER_VERSION = "1.0"
@@ -291,30 +297,6 @@ def _closed_error(
     return closed_error(recording.station_id, exc, max_frame_bytes, progress)
 
 
-async def _explain_close(
-    connection: ClientConnection,
-    recording: _IQRecording,
-    exc: ConnectionClosed,
-    max_frame_bytes: int,
-) -> ReceiverError:
-    """The error for a closed connection, preferring a refusal the server sent before closing.
-
-    A receiver that refuses (``too_busy``, ``down``) may close right after its
-    message, so the close can surface on our next send while the message still
-    waits, unread, in the library's queue. Frames left there are read (the queue
-    is bounded and nothing more arrives) and a refusal among them wins.
-    """
-    while True:
-        try:
-            frame = await connection.recv()
-        except ConnectionClosed:
-            return _closed_error(recording, exc, max_frame_bytes)
-        try:
-            recording.handle_frame(frame.encode("utf-8") if isinstance(frame, str) else frame)
-        except ReceiverError as error:
-            return error
-
-
 def _timeout_error(recording: _IQRecording, timeout_s: float) -> ReceiverTimeout:
     if recording.blocks_received:
         detail = (
@@ -430,7 +412,13 @@ async def record_iq(
                 deadline = loop.time() + stall_timeout_s
                 timeout_s = stall_timeout_s
     except ConnectionClosed as exc:
-        raise await _explain_close(connection, recording, exc, max_frame_bytes) from exc
+        raise await explain_close(
+            connection,
+            lambda frame: recording.handle_frame(
+                frame.encode("utf-8") if isinstance(frame, str) else frame
+            ),
+            functools.partial(_closed_error, recording, exc, max_frame_bytes),
+        ) from exc
     except ReceiverProtocolError:
         close_code = CloseCode.PROTOCOL_ERROR
         raise

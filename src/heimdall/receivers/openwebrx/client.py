@@ -18,6 +18,7 @@ peak (see :mod:`heimdall.dsp.audio_measurement`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -29,7 +30,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import numpy as np
-from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
@@ -46,7 +46,12 @@ from heimdall.receivers.errors import (
     ReceiverUnreachable,
 )
 from heimdall.receivers.openwebrx import adpcm, protocol
-from heimdall.receivers.websocket import close_connection, closed_error, open_connection
+from heimdall.receivers.websocket import (
+    close_connection,
+    closed_error,
+    explain_close,
+    open_connection,
+)
 
 DRIVER_NAME = "openwebrx"
 DRIVER_VERSION = "1.0"
@@ -186,6 +191,13 @@ class _AudioRecording:
             raise self.protocol_error(
                 f"sent more than {self.max_other_messages} messages besides audio; giving up"
             )
+
+    def handle_message(self, message: str | bytes, arrival_ns: int) -> list[str]:
+        """Any server message: text is JSON (or the handshake), binary is a frame."""
+        if isinstance(message, str):
+            return self.handle_text(message, arrival_ns)
+        self.handle_binary(message, arrival_ns)
+        return []
 
     # --- text ---------------------------------------------------------------
 
@@ -412,28 +424,6 @@ def _closed_error(
     return closed_error(recording.station_id, exc, max_frame_bytes, progress)
 
 
-async def _explain_close(
-    connection: ClientConnection,
-    recording: _AudioRecording,
-    exc: ConnectionClosed,
-    max_frame_bytes: int,
-    clock: Callable[[], int],
-) -> ReceiverError:
-    """The error for a closed connection, preferring a refusal (``backoff``) still queued."""
-    while True:
-        try:
-            message = await connection.recv()
-        except ConnectionClosed:
-            return _closed_error(recording, exc, max_frame_bytes)
-        try:
-            if isinstance(message, str):
-                recording.handle_text(message, clock())
-            else:
-                recording.handle_binary(message, clock())
-        except ReceiverError as error:
-            return error
-
-
 def _timeout_error(recording: _AudioRecording, timeout_s: float) -> ReceiverTimeout:
     if recording.audio_received:
         missing = []
@@ -519,11 +509,8 @@ async def record_audio(
             except TimeoutError as exc:
                 raise _timeout_error(recording, timeout_s) from exc
             progress = (recording.audio_received, recording.fft_kept, len(recording.smeter))
-            if isinstance(message, str):
-                for reply in recording.handle_text(message, clock()):
-                    await connection.send(reply)
-            else:
-                recording.handle_binary(message, clock())
+            for reply in recording.handle_message(message, clock()):
+                await connection.send(reply)
             if recording.audio_received and progress != (
                 recording.audio_received,
                 recording.fft_kept,
@@ -532,7 +519,11 @@ async def record_audio(
                 deadline = loop.time() + stall_timeout_s
                 timeout_s = stall_timeout_s
     except ConnectionClosed as exc:
-        raise await _explain_close(connection, recording, exc, max_frame_bytes, clock) from exc
+        raise await explain_close(
+            connection,
+            lambda message: recording.handle_message(message, clock()),
+            functools.partial(_closed_error, recording, exc, max_frame_bytes),
+        ) from exc
     except ReceiverProtocolError:
         close_code = CloseCode.PROTOCOL_ERROR
         raise
