@@ -65,6 +65,8 @@ def create_control_app(state: SimulationState, ports: dict[str, int] | None = No
                 "signal_power_dbm": budget.signal_power_dbm,
                 "noise_power_dbm": budget.noise_power_dbm,
                 "snr_db": budget.snr_db,
+                # dBm of a full-scale sample: an OpenWebRX S-meter reads dBm minus this.
+                "full_scale_dbm": state.scenario.full_scale_dbm_of(receiver),
             }
         return truth
 
