@@ -548,7 +548,8 @@ def _capture(station: StationEndpoint, recording: _AudioRecording) -> AudioCaptu
     metadata: dict[str, object] = {
         "url": station.url,
         "server_version": recording.server_version,
-        "receiver_name": status.name if status else None,
+        "receiver_name": (status.name if status else None)
+        or recording.receiver_details.get("receiver_name"),
         "max_clients": status.max_clients if status else None,
         "profile": recording.profile_requested or config.profile_id,
         "fft_size": config.fft_size,
