@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install services demo up down status test test-unit test-integration lint format bench bench-accuracy clean
+.PHONY: install services demo up down status test test-unit test-integration lint format bench bench-accuracy bench-openwebrx clean
 
 install: $(STAMP)
 
@@ -52,11 +52,15 @@ format: install
 
 bench: install
 	@for script in benchmarks/bench_*.py; do \
-	  [ "$$script" = benchmarks/bench_accuracy.py ] && continue; \
+	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done
 
 bench-accuracy: install
 	$(PY) benchmarks/bench_accuracy.py
+
+# Power-only accuracy on the simulated OpenWebRX network (~8 min on 2 cores).
+bench-openwebrx: install
+	$(PY) benchmarks/bench_openwebrx.py
 
 clean:
 	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache
