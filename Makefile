@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The operator page's libraries and map data, copied into the package from npm.
 WEB_STAMP := src/heimdall/web/static/vendor/BUILD.json
 
-.PHONY: install web services demo up down status test test-unit test-integration lint format bench bench-accuracy clean
+.PHONY: install web services demo up down status test test-unit test-integration lint format bench bench-accuracy bench-openwebrx clean
 
 install: $(STAMP) $(WEB_STAMP)
 
@@ -61,11 +61,15 @@ format: install
 
 bench: install
 	@for script in benchmarks/bench_*.py; do \
-	  [ "$$script" = benchmarks/bench_accuracy.py ] && continue; \
+	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done
 
 bench-accuracy: install
 	$(PY) benchmarks/bench_accuracy.py
+
+# Power-only accuracy on the simulated OpenWebRX network (~8 min on 2 cores).
+bench-openwebrx: install
+	$(PY) benchmarks/bench_openwebrx.py
 
 clean:
 	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache web/node_modules src/heimdall/web/static/vendor test-artifacts

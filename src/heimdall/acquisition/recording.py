@@ -16,11 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from heimdall.acquisition.audio_recording import (
+    measure_capture,
+    record_openwebrx,
+    store_audio_recording,
+)
 from heimdall.core import metrics
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
-from heimdall.dsp.measurement import Measurement, measure
-from heimdall.receivers.capture import IQCapture
+from heimdall.dsp.measurement import Measurement
+from heimdall.receivers.capture import AudioCapture, Capture, IQCapture
 from heimdall.receivers.errors import ReceiverError
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
 from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
@@ -61,10 +66,14 @@ def session_prefix(task_id: uuid.UUID) -> str:
 
 async def record_station(
     target: StationTarget, *, frequency_hz: float, duration_s: float, settings: Settings
-) -> IQCapture:
+) -> Capture:
+    if target.protocol == "openwebrx":
+        # No IQ, no GPS time: audio, spectra and S-meter, for power and frequency.
+        return await record_openwebrx(
+            target, frequency_hz=frequency_hz, duration_s=duration_s, settings=settings
+        )
     if target.protocol != "kiwisdr":
-        # OpenWebRX gives no IQ: such receivers serve power-only localization (later work).
-        raise ReceiverError(target.id, f"protocol {target.protocol!r} cannot record IQ")
+        raise ReceiverError(target.id, f"protocol {target.protocol!r} has no driver")
     return await record_iq(
         StationEndpoint(target.id, target.url, settings.receiver_password.get_secret_value()),
         frequency_hz=frequency_hz,
@@ -80,11 +89,14 @@ def store_recording(
     bucket: str,
     task_id: uuid.UUID,
     target: StationTarget,
-    capture: IQCapture,
+    capture: Capture,
     measurement: Measurement,
     description: str | None,
 ) -> tuple[str, str]:
     """Write the SigMF pair; the metadata last, so a reader never finds meta without data."""
+    stem = f"{session_prefix(task_id)}{target.id}"
+    if isinstance(capture, AudioCapture):
+        return store_audio_recording(store, bucket, stem, target, capture, measurement, description)
     meta = sigmf_metadata(
         capture,
         latitude=target.latitude,
@@ -93,7 +105,6 @@ def store_recording(
         measurement=measurement,
         description=description,
     )
-    stem = f"{session_prefix(task_id)}{target.id}"
     data_ref = store.put_bytes(bucket, f"{stem}.sigmf-data", encode_ci16_le(capture.samples))
     meta_ref = store.put_bytes(
         bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode(), content_type="application/json"
@@ -134,7 +145,7 @@ async def record_all(
                 target, frequency_hz=frequency_hz, duration_s=duration_s, settings=settings
             )
             metrics.iq_download_seconds.observe(max(0.0, time.monotonic() - started - duration_s))
-            measurement = measure(capture)
+            measurement = measure_capture(capture)
             data_url, meta_url = await asyncio.to_thread(
                 store_recording,
                 store,

@@ -64,7 +64,7 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
     for column in (
         "receiver",
         "SNR dB",
-        "power dBm",
+        "power",
         "noise dBm",
         "offset Hz",
         "bandwidth Hz",
@@ -75,11 +75,17 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
     def fmt(value: float | None, digits: int = 1) -> str:
         return "–" if value is None else f"{value:.{digits}f}"
 
+    def power(m: dict[str, Any]) -> str:
+        # OpenWebRX: the S-meter's own, uncalibrated dB (the calibration converts it).
+        if m["power_dbm"] is None and m.get("signal_power_dbfs") is not None:
+            return f"{m['signal_power_dbfs']:.1f} dB S-meter"
+        return f"{fmt(m['power_dbm'])} dBm"
+
     for m in rows:
         table.add_row(
             m["websdr_id"],
             fmt(m["snr"]),
-            fmt(m["power_dbm"]),
+            power(m),
             fmt(m["noise_floor_dbm"]),
             fmt(m["frequency_offset"], 2),
             fmt(m["occupied_bandwidth_hz"], 0),
@@ -147,6 +153,14 @@ def show_localization(
         f"95 % ellipse: {ellipse['semi_major_m'] / 1000:.2f} km x {ellipse['semi_minor_m'] / 1000:.2f} km, "
         f"major axis at {ellipse['orientation_deg']:.0f} deg from north"
     )
+    inputs = result.get("inputs") or {}
+    if inputs:
+        console.print(
+            f"power from: {', '.join(inputs.get('power') or []) or '-'}; "
+            f"TDOA from: {', '.join(inputs.get('tdoa') or []) or '-'}"
+        )
+        for receiver_id, reason in (inputs.get("power_excluded") or {}).items():
+            console.print(f"[dim]power of {receiver_id} left out: {reason}[/]")
     if truth is not None:
         from pyproj import Geod
 

@@ -285,8 +285,18 @@ def sources_add(
 def sim(
     scenario: Path = typer.Option(None, "--scenario", help="Scenario YAML (default: built-in)"),
     control_port: int = typer.Option(None, "--control-port", help="Loopback control API port"),
+    stations: Path = typer.Option(
+        None,
+        "--stations",
+        help="Station registry to serve (ports and protocols); default HEIMDALL_STATIONS_FILE",
+    ),
 ) -> None:
-    """Run the simulated receiver network (KiwiSDR protocol, one port per receiver)."""
+    """Run the simulated receiver network, one port per receiver, each in its registry protocol.
+
+    The default registry serves the seven north-west Italy sites as KiwiSDRs;
+    ``--stations stations-simulated-openwebrx.yaml`` (in heimdall/data) serves
+    them as OpenWebRX receivers.
+    """
     import logging
 
     from heimdall.simulator.network import run_network
@@ -294,11 +304,18 @@ def sim(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     run_network(
-        scenario or settings.scenario_file,
+        _packaged(scenario) if scenario else settings.scenario_file,
         host=settings.bind_host,  # 0.0.0.0 in a container, so the workers reach it
         control_port=control_port or settings.simulator_control_port,
-        stations_file=settings.stations_file,
+        stations_file=_packaged(stations) if stations else settings.stations_file,
     )
+
+
+def _packaged(path: Path) -> Path:
+    """A path as given, or the file of that name shipped in heimdall/data."""
+    from heimdall.core.settings import PACKAGE_DATA
+
+    return path if path.exists() or path.is_absolute() else PACKAGE_DATA / path
 
 
 @app.command()

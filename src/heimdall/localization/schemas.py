@@ -34,6 +34,10 @@ class LocalizationOut(BaseModel):
     model_id: uuid.UUID | None = None
     created_at: datetime
     surface_geojson: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = Field(
+        default=None,
+        description="receivers that fed the power part and the TDOA part, and those left out",
+    )
 
 
 def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut:
@@ -60,4 +64,5 @@ def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut
         model_id=localization.model_id,
         created_at=localization.created_at,
         surface_geojson=localization.surface_geojson if with_surface else None,
+        inputs=detail.get("inputs"),
     )

@@ -1,9 +1,12 @@
 """Localize a finished acquisition from its stored measurements and recordings.
 
-Power observations come from the measurement rows; TDOA observations are
-measured here from the stored SigMF recordings of the GPS-timed receivers,
-each against the strongest one (N-1 independent pairs). The caller owns the
-transaction: this module flushes, never commits.
+Power observations come from the measurement rows of every receiver, KiwiSDR
+and OpenWebRX alike; TDOA observations are measured here from the stored SigMF
+recordings of the GPS-timed receivers only (OpenWebRX has neither IQ nor GPS
+time), each against the strongest one (N-1 independent pairs). The result's
+``detail.inputs`` says which receivers fed the power part and which the TDOA
+part, and why any was left out. The caller owns the transaction: this module
+flushes, never commits.
 """
 
 from __future__ import annotations
@@ -242,6 +245,61 @@ def power_observations(measurements: list[Measurement]) -> list[PowerObservation
     return observations
 
 
+def on_network_scale(observation: PowerObservation, calibration: Calibration) -> bool:
+    """A reading is on the network's common scale in dBm, or the calibration puts it there.
+
+    dBm readings (KiwiSDR RSSI) are; a dBFS or S-meter reading (OpenWebRX) is only
+    when the calibration has fitted that receiver's full scale or gain offset.
+    """
+    return (
+        observation.unit == "dBm"
+        or observation.receiver_id in calibration.full_scale_dbm
+        or observation.receiver_id in calibration.gain_offsets_db
+    )
+
+
+def select_power_scales(
+    observations: list[PowerObservation], calibration: Calibration
+) -> tuple[list[PowerObservation], dict[str, str]]:
+    """The power readings one fit can use together, and why the others were left out.
+
+    Readings on receivers' own, uncalibrated scales (an S-meter's 0 dB is wherever its
+    SDR's gain puts it) differ from one another by offsets the unknown transmitter power
+    absorbs only in common, so they can make a fix among themselves; beside dBm readings
+    they would be tens of dB off. They then wait for a calibration that fits them.
+    """
+    own_scale = [o for o in observations if not on_network_scale(o, calibration)]
+    if not own_scale or len(own_scale) == len(observations):
+        return observations, {}
+    excluded = {
+        o.receiver_id: "uncalibrated S-meter/dBFS reading beside dBm readings; a fitted "
+        "calibration (gain offset or full scale) brings it in"
+        for o in own_scale
+    }
+    return [o for o in observations if o.receiver_id not in excluded], excluded
+
+
+def localization_inputs(
+    result: LocalizationResult,
+    measurements: list[Measurement],
+    power_excluded: dict[str, str],
+) -> dict[str, object]:
+    """Which receivers fed the power part and which the TDOA part of a fix, and why not."""
+    power = sorted({r.receiver_ids[0] for r in result.residuals if r.kind == "power"})
+    tdoa = sorted({i for r in result.residuals if r.kind == "tdoa" for i in r.receiver_ids})
+    outliers = result.diagnostics.get("excluded_power_outliers") or []
+    excluded: dict[str, str] = dict(power_excluded)
+    for receiver_id in outliers:
+        excluded[receiver_id] = "power reading rejected as an outlier"
+    return {
+        "power": power,
+        "tdoa": tdoa,
+        "gps_timed": sorted(m.websdr_id for m in measurements if m.gps_locked),
+        "no_gps_time": sorted(m.websdr_id for m in measurements if not m.gps_locked),
+        "power_excluded": excluded,
+    }
+
+
 def default_calibration(settings: Settings) -> Calibration:
     """The untrained calibration, with the configured GPS timing sigma."""
     return Calibration(default_timing_sigma_ns=settings.gps_timing_sigma_ns)
@@ -289,9 +347,12 @@ def compute(
         pairs = (
             [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
         )
+        powers, power_excluded = select_power_scales(
+            power_observations(measurements), calibration
+        )
         result: LocalizationResult = localize(
             list(receivers.values()),
-            power_observations(measurements),
+            powers,
             pairs,
             calibration,
             method=method,  # type: ignore[arg-type]
@@ -306,6 +367,7 @@ def compute(
         "calibration_version": result.calibration_version,
         "altitude_m": result.altitude_m,
         "diagnostics": result.diagnostics,
+        "inputs": localization_inputs(result, measurements, power_excluded),
         "latency_ms": round(1000 * (time.perf_counter() - started), 1),
     }
     localization = Localization(

@@ -72,6 +72,8 @@ def create_control_app(state: SimulationState, ports: dict[str, int] | None = No
                 "gain_offset_db": receiver.gain_offset_db,
                 "measured_signal_power_dbm": budget.measured_signal_power_dbm,
                 "timing_bias_ns": receiver.timing_bias_ns,
+                # dBm of a full-scale sample: an OpenWebRX S-meter reads dBm minus this.
+                "full_scale_dbm": state.scenario.full_scale_dbm_of(receiver),
             }
         return truth
 

@@ -12,7 +12,8 @@ Model (see docs/simulator.md for the derivation):
 * received IQ     x(t) = g (A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t))
   with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N),
   g^2 = the receiver's hidden chain gain error (``gain_offset_db``).
-* digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm
+* digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm (the receiver's
+  own when it has one, else the scenario's)
 * block stamps    reported = true + timing_bias_ns + GPS jitter
 """
 
@@ -313,6 +314,7 @@ def render_receiver_iq(
     if tuned_frequency_hz is None:
         tuned_frequency_hz = transmitter.frequency_hz
     budget = link_budget(scenario, receiver)
+    full_scale_dbm = scenario.full_scale_dbm_of(receiver)
     sample_rate_hz = receiver.sample_rate_hz
     offset_hz = transmitter.frequency_hz - local_oscillator_hz(receiver, tuned_frequency_hz)
     in_passband = abs(offset_hz) < sample_rate_hz / 2.0
@@ -320,7 +322,7 @@ def render_receiver_iq(
     sample_offset_s = np.arange(n_samples, dtype=np.float64) / sample_rate_hz
     samples = np.zeros(n_samples, dtype=np.complex128)
     if include_signal and in_passband:
-        amplitude = 10.0 ** ((budget.measured_signal_power_dbm - scenario.full_scale_dbm) / 20.0)
+        amplitude = 10.0 ** ((budget.measured_signal_power_dbm - full_scale_dbm) / 20.0)
         envelope = transmitted_baseband(
             transmitter, scenario.seed, start_time_ns, sample_offset_s - budget.delay_s
         )
@@ -329,9 +331,7 @@ def render_receiver_iq(
         )
         samples += amplitude * envelope * np.exp(2j * np.pi * cycles)
     if include_noise:
-        noise_power_fs = 10.0 ** (
-            (budget.measured_noise_power_dbm - scenario.full_scale_dbm) / 10.0
-        )
+        noise_power_fs = 10.0 ** ((budget.measured_noise_power_dbm - full_scale_dbm) / 10.0)
         rng = np.random.default_rng(
             [scenario.seed, SEED_TAG_NOISE, stable_id_hash(receiver.id), start_time_ns]
         )

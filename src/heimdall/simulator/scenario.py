@@ -76,6 +76,12 @@ class ReceiverSettings(_Model):
     # GPS block stamps (positive = stamps late), constant over every capture.
     gain_offset_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
     timing_bias_ns: Annotated[float, Field(ge=-1e6, le=1e6)] = 0.0
+    # The protocol it is served with; the registry's when not given, else KiwiSDR.
+    protocol: Literal["kiwisdr", "openwebrx"] | None = None
+    # This receiver's own digital scale (dBm at full scale), when it differs from the
+    # scenario's: OpenWebRX receivers are SDRs at different gains, so their S-meters
+    # read the same field differently.
+    full_scale_dbm: float | None = None
 
     def require_position(self) -> tuple[float, float, float]:
         if self.latitude is None or self.longitude is None or self.altitude_m is None:
@@ -119,6 +125,12 @@ class Scenario(_Model):
                 return receiver
         raise KeyError(receiver_id)
 
+    def full_scale_dbm_of(self, receiver: ReceiverSettings) -> float:
+        """The power (dBm) a complex sample of magnitude 1.0 stands for at this receiver."""
+        if receiver.full_scale_dbm is not None:
+            return receiver.full_scale_dbm
+        return self.full_scale_dbm
+
 
 def _registry_entries(stations_file: Path) -> dict[str, dict[str, object]]:
     document = yaml.safe_load(stations_file.read_text(encoding="utf-8")) or {}
@@ -131,7 +143,7 @@ def _fill_from_registry(
     if entry is None:
         return receiver
     updates: dict[str, object] = {}
-    for key in ("latitude", "longitude", "altitude_m", "name"):
+    for key in ("latitude", "longitude", "altitude_m", "name", "protocol"):
         if getattr(receiver, key) is None and entry.get(key) is not None:
             updates[key] = entry[key]
     if receiver.port is None and entry.get("url"):
@@ -150,6 +162,10 @@ def resolve_scenario(scenario: Scenario, base_dir: Path | None = None) -> Scenar
     receivers = [_fill_from_registry(rx, registry.get(rx.id)) for rx in scenario.receivers]
     for receiver in receivers:
         receiver.require_position()
+    receivers = [
+        rx if rx.protocol is not None else rx.model_copy(update={"protocol": "kiwisdr"})
+        for rx in receivers
+    ]
     return scenario.model_copy(update={"receivers": receivers})
 
 
