@@ -347,9 +347,7 @@ def compute(
         pairs = (
             [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
         )
-        powers, power_excluded = select_power_scales(
-            power_observations(measurements), calibration
-        )
+        powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
         result: LocalizationResult = localize(
             list(receivers.values()),
             powers,
