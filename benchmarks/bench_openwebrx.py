@@ -11,14 +11,18 @@ spectrum frames at 9 per second, the USB channel through its demodulator and AGC
 S-meter every two audio messages), put into the wire format (ADPCM) and decoded with the
 client's own protocol functions into an ``AudioCapture``. From there the production path
 runs: ``measure_audio``, the service's power rule (``power_observations``,
-``select_power_scales``), then ``localize(method="rss")`` under two calibrations:
+``select_power_scales``), then ``localize(method="rss")`` (never told the transmitter's
+height) under three calibrations:
 
 * ``default``: the untrained calibration. It knows nothing of the receivers' S-meter
   scales (each SDR's gain puts its 0 dB elsewhere): their spread acts as extra
   shadowing the 6 dB default sigma must absorb.
+* ``fitted``: ``fit_calibration`` on 40 known-source sessions recorded the same way on
+  the same network (FM or wideband, 10-30 dB, EIRP known for half): what training
+  gives a deployment.
 * ``oracle``: the calibration a perfect fit would reach, the simulator's truth (each
-  receiver's full scale and antenna gain, the propagation model). It bounds what a
-  fitted calibration can do; it is not the output of the training fit.
+  receiver's full scale and antenna gain, the propagation model). An upper bound no
+  deployment has.
 """
 
 from __future__ import annotations
@@ -56,21 +60,24 @@ from heimdall.simulator.openwebrx_render import (
     render_channel,
     spectrum_frame_db,
 )
-from heimdall.simulator.scenario import PACKAGE_DATA, Scenario, load_scenario
+from heimdall.simulator.scenario import PACKAGE_DATA, Modulation, Scenario, load_scenario
 from heimdall.simulator.truth import truth_calibration
+from heimdall.training.calibration_fit import KnownSourceSession, fit_calibration
+from heimdall.training.evaluation import truth_in_ellipse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import (
     GEOD,
-    TRANSMITTER_ALTITUDE_M,
+    KNOWN_FIRST_START_NS,
+    KNOWN_SNR_LEVELS_DB,
     BenchScenario,
     make_scenarios,
     receivers_of,
-    truth_inside_ellipse,
 )
 
 CAPTURE_S = 5.0
 OPTIONS = OpenWebRXOptions()
+KNOWN_SESSIONS = 40
 
 
 def record(scenario: Scenario, receiver_id: str, start_ns: int) -> AudioCapture:
@@ -134,6 +141,50 @@ def record(scenario: Scenario, receiver_id: str, start_ns: int) -> AudioCapture:
     )
 
 
+def measurement_rows(case: BenchScenario) -> list[Measurement]:
+    """The fields of each receiver's measurement row that localization reads."""
+    rows = []
+    for settings in case.scenario.receivers:
+        measured = measure_audio(record(case.scenario, settings.id, case.start_time_ns))
+        rows.append(
+            Measurement(
+                websdr_id=settings.id,
+                snr=float(measured.snr_db),
+                power_dbm=None,
+                signal_power_dbfs=float(measured.signal_power_dbfs),
+                gps_locked=False,
+            )
+        )
+    return rows
+
+
+def fitted_calibration(network: Scenario, rng: np.random.Generator) -> Calibration:
+    """Training on simulated known-source sessions of this network (power only)."""
+    cases = make_scenarios(
+        network,
+        KNOWN_SESSIONS,
+        rng,
+        snr_levels_db=KNOWN_SNR_LEVELS_DB,
+        modulation_weights={Modulation.nfm: 0.5, Modulation.wideband: 0.5},
+        first_start_ns=KNOWN_FIRST_START_NS,
+        seed_offset=1_000_000,
+    )
+    receivers = receivers_of(network)
+    sessions = [
+        KnownSourceSession(
+            task_id=f"known-{index:03d}",
+            source_latitude=case.latitude,
+            source_longitude=case.longitude,
+            source_altitude_m=case.scenario.transmitter.altitude_m,
+            source_eirp_dbm=case.scenario.transmitter.eirp_dbm if index % 2 == 0 else None,
+            receivers=receivers,
+            powers=power_observations(measurement_rows(case)),
+        )
+        for index, case in enumerate(cases)
+    ]
+    return fit_calibration(sessions, version="bench-fitted", prior=Calibration()).calibration
+
+
 @dataclass
 class Outcome:
     label: str
@@ -147,22 +198,15 @@ def run(count: int, seed: int) -> list[Outcome]:
     rng = np.random.default_rng(seed)
     base = load_scenario(PACKAGE_DATA / "scenario-openwebrx.yaml")
     receivers = receivers_of(base)
-    calibrations = {"default": Calibration(), "oracle": truth_calibration(base)}
     prepare_computing_process()
+    calibrations = {
+        "default": Calibration(),
+        "fitted": fitted_calibration(base, np.random.default_rng([seed, 1])),
+        "oracle": truth_calibration(base),
+    }
     outcomes = []
     for case in make_scenarios(base, count, rng):
-        rows = []
-        for settings in case.scenario.receivers:
-            measured = measure_audio(record(case.scenario, settings.id, case.start_time_ns))
-            rows.append(
-                Measurement(
-                    websdr_id=settings.id,
-                    snr=float(measured.snr_db),
-                    power_dbm=None,
-                    signal_power_dbfs=float(measured.signal_power_dbfs),
-                    gps_locked=False,
-                )
-            )
+        rows = measurement_rows(case)
         for label, calibration in calibrations.items():
             powers, _ = select_power_scales(power_observations(rows), calibration)
             started_s = time.perf_counter()
@@ -172,7 +216,6 @@ def run(count: int, seed: int) -> list[Outcome]:
                 [],
                 calibration,
                 method="rss",
-                transmitter_altitude_m=TRANSMITTER_ALTITUDE_M,
             )
             latency_ms = 1e3 * (time.perf_counter() - started_s)
             located = result.status == "ok" and result.latitude is not None
@@ -187,7 +230,7 @@ def run(count: int, seed: int) -> list[Outcome]:
                     label=label,
                     case=case,
                     error_m=error_m,
-                    covered=located and truth_inside_ellipse(result, case),
+                    covered=located and truth_in_ellipse(result, case.latitude, case.longitude),
                     latency_ms=latency_ms,
                 )
             )
@@ -231,7 +274,7 @@ def report(outcomes: list[Outcome], count: int) -> str:
         ]
 
     rows = []
-    for label in ("default", "oracle"):
+    for label in ("default", "fitted", "oracle"):
         rows += [
             row(f"rss, {label} calibration, all", pick(label)),
             row(f"rss, {label}, inside hull", pick(label, inside=True)),
