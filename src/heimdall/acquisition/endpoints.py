@@ -6,11 +6,13 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition import repository, service
 from heimdall.acquisition.schemas import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     AcquireAccepted,
     AcquireRequest,
     AcquisitionStatus,
@@ -44,18 +46,61 @@ async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
     return acquisition
 
 
+def _accepted(acquisition: Acquisition) -> AcquireAccepted:
+    return AcquireAccepted(
+        task_id=acquisition.task_id,
+        state=acquisition.state,
+        frequency_mhz=acquisition.frequency_mhz,
+        duration_seconds=acquisition.duration_seconds,
+        stations=acquisition.station_ids,
+        status_url=f"/api/v1/acquisition/status/{acquisition.task_id}",
+        deadline_at=acquisition.deadline_at,
+    )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description="Repeating a request with the same key returns the same task, never a second",
+    ),
+]
+
+
 @router.post(
     "/acquire",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcquireAccepted,
     dependencies=[Depends(require_token)],
 )
-async def acquire(request: AcquireRequest, session: Session) -> AcquireAccepted:
-    async with session.begin():
-        try:
-            acquisition = await service.create_acquisition(session, request)
-        except service.AcquisitionRequestError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+async def acquire(
+    request: AcquireRequest, session: Session, idempotency_key: IdempotencyKey = None
+) -> AcquireAccepted:
+    existing = None
+    try:
+        async with session.begin():
+            if idempotency_key is not None:
+                existing = await repository.by_idempotency_key(session, idempotency_key)
+            if existing is None:
+                acquisition = await service.create_acquisition(session, request, idempotency_key)
+    except service.AcquisitionRequestError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer with its task.
+        async with session.begin():
+            existing = await repository.by_idempotency_key(session, idempotency_key or "")
+        if existing is None:
+            raise
+    if existing is not None:
+        if not service.same_request(existing, request):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Idempotency-Key {idempotency_key!r} was used for another request "
+                f"(task {existing.task_id})",
+            )
+        return _accepted(existing)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
         await asyncio.wait_for(asyncio.to_thread(_enqueue, acquisition.task_id), ENQUEUE_TIMEOUT_S)
@@ -66,19 +111,13 @@ async def acquire(request: AcquireRequest, session: Session) -> AcquireAccepted:
             f"RabbitMQ message broker unavailable, acquisition not queued: {type(exc).__name__}"
         ) from exc
     metrics.acquisitions_total.inc()
-    return AcquireAccepted(
-        task_id=acquisition.task_id,
-        state=AcquisitionState.PENDING,
-        frequency_mhz=acquisition.frequency_mhz,
-        duration_seconds=acquisition.duration_seconds,
-        stations=acquisition.station_ids,
-        status_url=f"/api/v1/acquisition/status/{acquisition.task_id}",
-    )
+    return _accepted(acquisition)
 
 
 @router.get("/status/{task_id}", response_model=AcquisitionStatus)
 async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
     a = await _load(session, task_id)
+    position = await repository.queue_position(session, a)
     return AcquisitionStatus(
         task_id=a.task_id,
         state=a.state,
@@ -92,6 +131,8 @@ async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
         created_at=a.created_at,
         started_at=a.started_at,
         finished_at=a.finished_at,
+        deadline_at=a.deadline_at,
+        queue_position=position,
     )
 
 

@@ -38,6 +38,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) as plain libpq takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 @lru_cache(maxsize=4)
 def sync_engine(url: str | None = None) -> Engine:
     return create_engine(

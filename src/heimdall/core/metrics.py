@@ -46,3 +46,10 @@ celery_queue_depth = Gauge(
     "Messages waiting in the acquisition queue",
     multiprocess_mode="mostrecent",
 )
+
+# --- acquisition scheduling (issue 13; the lead merges this block) ---------------
+acquisition_wait_seconds = Histogram(
+    "acquisition_wait_seconds",
+    "Time an acquisition waited for a free channel on every receiver",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)

@@ -1,10 +1,12 @@
 """ORM models: one module per table, all registered on ``Base.metadata``."""
 
 from heimdall.models.acquisition import Acquisition, AcquisitionState, Approval
+from heimdall.models.channel_lease import ChannelLease
 from heimdall.models.known_source import KnownSource
 from heimdall.models.localization import Localization
 from heimdall.models.measurement import Measurement
 from heimdall.models.model import Model
+from heimdall.models.outbox import OutboxMessage
 from heimdall.models.station import WebSDRStation
 from heimdall.models.training_session import TrainingSession
 
@@ -12,10 +14,12 @@ __all__ = [
     "Acquisition",
     "AcquisitionState",
     "Approval",
+    "ChannelLease",
     "KnownSource",
     "Localization",
     "Measurement",
     "Model",
+    "OutboxMessage",
     "TrainingSession",
     "WebSDRStation",
 ]
