@@ -7,7 +7,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition import repository, service
@@ -78,35 +77,30 @@ IdempotencyKey = Annotated[
 async def acquire(
     request: AcquireRequest, session: Session, idempotency_key: IdempotencyKey = None
 ) -> AcquireAccepted:
-    existing = None
     try:
         async with session.begin():
-            if idempotency_key is not None:
-                existing = await repository.by_idempotency_key(session, idempotency_key)
-            if existing is None:
-                acquisition = await service.create_acquisition(session, request, idempotency_key)
+            # One statement, its own transaction: no BEGIN/COMMIT round trips on the
+            # trigger's path (the registry is cached, the key checked by the INSERT).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            acquisition, created = await service.create_acquisition(
+                session, request, idempotency_key
+            )
     except service.AcquisitionRequestError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer with its task.
-        async with session.begin():
-            existing = await repository.by_idempotency_key(session, idempotency_key or "")
-        if existing is None:
-            raise
-    if existing is not None:
-        if not service.same_request(existing, request):
+    if not created:
+        if not service.same_request(acquisition, request):
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"Idempotency-Key {idempotency_key!r} was used for another request "
-                f"(task {existing.task_id})",
+                f"(task {acquisition.task_id})",
             )
-        return _accepted(existing)
+        return _accepted(acquisition)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
         await asyncio.wait_for(asyncio.to_thread(_enqueue, acquisition.task_id), ENQUEUE_TIMEOUT_S)
     except Exception as exc:
         async with session.begin():
-            await session.delete(acquisition)  # no orphan row for a task that never ran
+            await repository.remove(session, acquisition.task_id)  # no orphan row
         raise DependencyUnavailable(
             f"RabbitMQ message broker unavailable, acquisition not queued: {type(exc).__name__}"
         ) from exc

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.models import (
@@ -87,6 +88,26 @@ async def recent_sessions(
         query = query.where(Acquisition.approval == approval)
     rows = await session.execute(query.limit(limit).offset(offset))
     return [(acquisition, int(count)) for acquisition, count in rows.all()]
+
+
+async def insert_new(session: AsyncSession, acquisition: Acquisition) -> bool:
+    """One INSERT; False when its Idempotency-Key is already taken (nothing inserted)."""
+    values = {
+        column.key: getattr(acquisition, column.key)
+        for column in Acquisition.__table__.columns
+        if getattr(acquisition, column.key, None) is not None
+    }
+    inserted = await session.execute(
+        pg_insert(Acquisition)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Acquisition.idempotency_key])
+        .returning(Acquisition.task_id)
+    )
+    return inserted.scalar_one_or_none() is not None
+
+
+async def remove(session: AsyncSession, task_id: uuid.UUID) -> None:
+    await session.execute(delete(Acquisition).where(Acquisition.task_id == task_id))
 
 
 async def by_idempotency_key(session: AsyncSession, key: str) -> Acquisition | None:
