@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -428,11 +428,11 @@ def bench_single(report: Report, repeats: int = 5) -> list[str]:
 
 
 def bench_concurrent(
-    report: Report, count: int, sample: Callable[[], contextlib.AbstractContextManager[Any]]
+    report: Report, count: int, sample: contextlib.AbstractContextManager[Any]
 ) -> tuple[list[str], float, float]:
     floor_s = math.ceil(count / CHANNELS) * DURATION_S
     target_s = 1.15 * floor_s + 0.5
-    with sample():
+    with sample:
         started, task_ids = trigger_all(
             count, {"frequency_mhz": 145.5, "duration_seconds": DURATION_S}
         )
@@ -605,17 +605,15 @@ def main() -> None:
             bench_trigger(report, args.requests, pids.get("rf-acquisition"))
             localized += bench_single(report)
             for count in args.concurrency:
-                sampler: Callable[[], contextlib.AbstractContextManager[Any]] = (
-                    contextlib.nullcontext
-                )
+                sampler: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
                 if count == max(args.concurrency):
                     memory = MemorySampler(pids)
-                    sampler = lambda: memory  # noqa: E731
+                    sampler = memory
                 task_ids, wall_s, target_s = bench_concurrent(report, count, sampler)
                 localized += task_ids[:5]
                 if wall_s > target_s and "acquisition-worker" in pids:
                     profile = Profile(pids["acquisition-worker"], "acquisition worker", 2 * wall_s)
-                    bench_concurrent(Report(), count, contextlib.nullcontext)
+                    bench_concurrent(Report(), count, contextlib.nullcontext())
                     report.notes.append("```\n" + profile.summary() + "\n```")
             if memory is not None:
                 for name, kib in sorted(memory.peak_kib.items()):

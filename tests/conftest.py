@@ -30,6 +30,7 @@ os.environ.update(
         "HEIMDALL_CLAIM_TTL_S": "8",
         "HEIMDALL_DEPENDENCY_RETRY_S": "10",
         "HEIMDALL_RECEIVER_BUSY_RETRY_S": "2",
+        "HEIMDALL_RECEIVER_START_WAIT_S": "1",
         "HEIMDALL_ACQUISITION_FINISH_ALLOWANCE_S": "20",
     }
 )

@@ -191,8 +191,13 @@ def wait_for_worker(process: ManagedProcess, role: str = "acquisition") -> None:
     """Until the worker serves a ping task; a worker that never does fails the test run."""
     from heimdall.cli.supervisor import worker_answers
 
+    prefix = process.env.get("HEIMDALL_QUEUE_PREFIX")
     try:
-        wait_until(lambda: worker_answers(role, timeout_s=2), 60, f"{role} worker answering")
+        wait_until(
+            lambda: worker_answers(role, timeout_s=2, queue_prefix=prefix),
+            60,
+            f"{role} worker answering",
+        )
     except TimeoutError:
         process.stop()
         pytest.fail(f"{process.name} did not start:\n" + process.log_tail())

@@ -63,13 +63,19 @@ def worker_command(role: str) -> list[str]:
     return python_module("heimdall", "worker", role)
 
 
-def worker_answers(role: str = "acquisition", timeout_s: float = 3.0) -> bool:
-    """A ping sent to a queue only this kind of worker consumes comes back."""
+def worker_answers(
+    role: str = "acquisition", timeout_s: float = 3.0, queue_prefix: str | None = None
+) -> bool:
+    """A ping sent to a queue only this kind of worker consumes comes back.
+
+    ``queue_prefix`` names another deployment's queues (default: this process's).
+    """
     from heimdall.core.celery_app import queue_name
     from heimdall.core.tasks import ping
     from heimdall.core.worker import ROLES
 
-    queue = queue_name(ROLES[role].ping_queue)
+    base = ROLES[role].ping_queue
+    queue = queue_name(base) if queue_prefix is None else f"{queue_prefix}{base}"
     try:
         result = ping.apply_async(queue=queue, routing_key=queue).get(timeout=timeout_s)
         return bool(result["pong"])
