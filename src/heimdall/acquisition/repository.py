@@ -463,6 +463,20 @@ async def fail_past_deadline(
     return [(task_id, status) for task_id, status in stuck]
 
 
+async def drop_lapsed_leases(session: AsyncSession) -> None:
+    """Leases nobody renews any more (their worker died), and those of finished acquisitions
+    no live task holds."""
+    finished_unheld = select(Acquisition.task_id).where(
+        Acquisition.status.not_in(ACTIVE_STATES),
+        or_(Acquisition.holder.is_(None), Acquisition.claimed_until < func.now()),
+    )
+    await session.execute(
+        delete(ChannelLease).where(
+            or_(ChannelLease.expires_at < func.now(), ChannelLease.task_id.in_(finished_unheld))
+        )
+    )
+
+
 async def orphans(
     session: AsyncSession, *, grace_s: float, unclaimed_after_s: float, hold_off_s: float
 ) -> list[uuid.UUID]:

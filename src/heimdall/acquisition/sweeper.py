@@ -3,7 +3,8 @@
 Every acquisition worker process runs it every ``sweep_interval_s``; a PostgreSQL
 advisory lock lets one process sweep at a time. One sweep:
 
-1. fails every PENDING or PROGRESS acquisition past its deadline (reason stated);
+1. fails every PENDING or PROGRESS acquisition past its deadline (reason stated), and
+   drops the channel leases nobody renews any more;
 2. publishes again the acquisitions no live task holds (their worker died and its
    claim lapsed, or their message never reached a worker);
 3. removes the objects of cancelled or failed acquisitions that nobody removed
@@ -74,6 +75,7 @@ class Sweeper:
             if not await repository.try_lock_sweeper(session):
                 return [], []
             failed = await repository.fail_past_deadline(session, DEADLINE_MESSAGES)
+            await repository.drop_lapsed_leases(session)
             lost = await repository.orphans(
                 session, grace_s=ttl_s / 2, unclaimed_after_s=10 * ttl_s, hold_off_s=ttl_s
             )

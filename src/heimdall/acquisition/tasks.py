@@ -104,6 +104,7 @@ async def _claim(
             return summary(task_id, "UNKNOWN")
         if state.status not in repository.ACTIVE_STATES:
             if state.cleanup_pending:  # e.g. cancelled after the worker that held it crashed
+                await rt.scheduler.release(task_id)
                 await rt.remove_objects(task_id)
             return summary(task_id, state.status)
         # Another attempt holds it (a redelivery while the first still runs): wait for
@@ -162,6 +163,14 @@ async def _wait_and_record(
     start_by = deadline_at - timedelta(
         seconds=claimed.duration_seconds + settings.acquisition_finish_allowance_s
     )
+    if start_by <= datetime.now(UTC):
+        return await _fail(
+            task_id,
+            holder,
+            rt,
+            f"too late to start: {claimed.duration_seconds:g} s of recording and its storing "
+            f"would end after the deadline ({deadline_at:%Y-%m-%dT%H:%M:%SZ})",
+        )
     waited = time.monotonic()
     granted = await _wait_for_channels(task_id, running, rt, start_by)
     if not granted:

@@ -312,18 +312,23 @@ def test_the_sweeper_ends_an_acquisition_stranded_past_its_deadline(
     tmp_path: Path,
     no_faults: None,
 ) -> None:
-    env = {**own_prefix("sweeper"), "HEIMDALL_ACQUISITION_FINISH_ALLOWANCE_S": "6"}
+    # Claims that outlive the deadline: only the sweeper can end the acquisition.
+    env = {
+        **own_prefix("sweeper"),
+        "HEIMDALL_ACQUISITION_FINISH_ALLOWANCE_S": "6",
+        "HEIMDALL_CLAIM_TTL_S": "30",
+    }
     base = api_process_factory(env)
     first = start_worker("stranded", env, tmp_path)
     second: ManagedProcess | None = None
     try:
         wait_for_worker(first)
-        # Deadline: 1 s of wait + 2 s of recording + 6 s of allowance after the trigger.
-        task_id = acquire(base, frequency_mhz=145.5, duration_seconds=2, max_wait_seconds=1)
+        # Deadline: 3 s of wait + 2 s of recording + 6 s of allowance after the trigger.
+        task_id = acquire(base, frequency_mhz=145.5, duration_seconds=2, max_wait_seconds=3)
         wait_state(base, task_id, {"PROGRESS"}, 30)
         first.kill_hard()
-        # The next worker gets the message again, but the dead one's claim still holds
-        # until after the deadline: the sweeper ends it.
+        # The next worker gets the message again, but the dead one's claim holds until
+        # well after the deadline: the sweeper ends it.
         second = start_worker("sweeping", env, tmp_path)
         state = wait_state(base, task_id, FINISHED, 40)
         assert state["state"] == "FAILED", state
