@@ -50,7 +50,8 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-bench: install
+# bench_stack.py starts a stack of its own on the machine's services.
+bench: install services
 	@for script in benchmarks/bench_*.py; do \
 	  [ "$$script" = benchmarks/bench_accuracy.py ] && continue; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heimdall.acquisition import repository, service
+from heimdall.acquisition import ACQUIRE_TASK, repository, service
 from heimdall.acquisition.schemas import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
     AcquireAccepted,
@@ -21,6 +21,7 @@ from heimdall.acquisition.schemas import (
     SessionOut,
 )
 from heimdall.core import metrics
+from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
@@ -33,9 +34,8 @@ ENQUEUE_TIMEOUT_S = 10.0
 
 
 def _enqueue(task_id: uuid.UUID) -> None:
-    from heimdall.acquisition.tasks import acquire_iq
-
-    acquire_iq.apply_async(args=[str(task_id)], retry=False)
+    # By name: the API never imports the worker's recording code (seconds on a cold start).
+    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False)
 
 
 async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heimdall.acquisition import repository
+from heimdall.acquisition import ACQUIRE_TASK, repository
 from heimdall.core import metrics
 from heimdall.core.celery_app import ACQUISITION_QUEUE, celery_app, queue_depth
 from heimdall.core.retry import database_unavailable
@@ -88,7 +88,7 @@ class Sweeper:
         for task_id in lost:
             logger.warning("acquisition %s has no live task; publishing it again", task_id)
             try:
-                await asyncio.to_thread(publish, "heimdall.acquisition.acquire_iq", [str(task_id)])
+                await asyncio.to_thread(publish, ACQUIRE_TASK, [str(task_id)])
             except Exception as exc:
                 logger.warning("could not publish %s again (retried later): %s", task_id, exc)
         for task_id in await self.runtime.db(repository.cleanup_candidates):

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heimdall.acquisition import repository
+from heimdall.acquisition import ACQUIRE_TASK, LOCALIZE_TASK, repository
 from heimdall.acquisition.recording import (
     AcquisitionStopped,
     Inflight,
@@ -45,7 +45,6 @@ from heimdall.models import AcquisitionState, WebSDRStation
 
 logger = logging.getLogger(__name__)
 
-LOCALIZE_TASK = "heimdall.localization.localize"
 # Finish this long before the deadline, so the final write lands before it.
 DEADLINE_MARGIN_S = 1.0
 # A second delivery checks this often whether the first attempt still holds the row.
@@ -57,7 +56,7 @@ TIME_LIMIT_S = MAX_WAIT_S + MAX_DURATION_S + 600
 # The acquisition row is the record; a result in Redis would be a second, weaker copy.
 # The threads pool does not enforce Celery's time limits: run() bounds the wait itself.
 @celery_app.task(
-    name="heimdall.acquisition.acquire_iq",
+    name=ACQUIRE_TASK,
     ignore_result=True,
     soft_time_limit=TIME_LIMIT_S,
     time_limit=TIME_LIMIT_S + 30,

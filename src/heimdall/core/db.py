@@ -54,11 +54,9 @@ def sync_engine(url: str | None = None) -> Engine:
 
 @lru_cache(maxsize=4)
 def async_engine(url: str | None = None) -> AsyncEngine:
-    # No ping at every checkout (a round trip on every request, the trigger's included):
-    # a connection found dead makes that request a 503 and renews the whole pool.
     return create_async_engine(
         url or get_settings().sync_database_url,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         connect_args={"connect_timeout": 3},
     )
 

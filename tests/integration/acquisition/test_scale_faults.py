@@ -323,8 +323,8 @@ def test_the_sweeper_ends_an_acquisition_stranded_past_its_deadline(
     second: ManagedProcess | None = None
     try:
         wait_for_worker(first)
-        # Deadline: 3 s of wait + 2 s of recording + 6 s of allowance after the trigger.
-        task_id = acquire(base, frequency_mhz=145.5, duration_seconds=2, max_wait_seconds=3)
+        # Deadline: 5 s of wait + 2 s of recording + 6 s of allowance after the trigger.
+        task_id = acquire(base, frequency_mhz=145.5, duration_seconds=2, max_wait_seconds=5)
         wait_state(base, task_id, {"PROGRESS"}, 30)
         first.kill_hard()
         # The next worker gets the message again, but the dead one's claim holds until
