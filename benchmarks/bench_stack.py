@@ -117,7 +117,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
         self.rows: list[tuple[str, str, str, str]] = []
         self.notes: list[str] = []
         self.missed: list[str] = []
@@ -127,7 +128,8 @@ class Report:
         self.rows.append((figure, value, target, verdict))
         if met is False:
             self.missed.append(figure)
-        print(f"  {figure:<58} {value:<34} target {target:<26} {verdict}", flush=True)
+        if not self.quiet:
+            print(f"  {figure:<58} {value:<34} target {target:<26} {verdict}", flush=True)
 
     def markdown(self) -> str:
         lines = [
@@ -303,37 +305,46 @@ class Profile:
             else None
         )
 
-    def summary(self, top: int = 12) -> str:
+    def summary(self, top: int = 10) -> str:
         if self.process is None:
             return f"profile of {self.name}: py-spy not installed"
         self.process.wait(timeout=120)
         if not self.path.exists():
-            return f"profile of {self.name}: py-spy wrote nothing (ptrace refused?)"
+            return f"profile of {self.name}: py-spy recorded no busy sample"
         inclusive: Counter[str] = Counter()
+        leaf: Counter[str] = Counter()
         total = 0
         for line in self.path.read_text().splitlines():
             stack, _, count_text = line.rpartition(" ")
             if not count_text.isdigit():
                 continue
             count = int(count_text)
-            frames = stack.split(";")
-            # Idle threads (waiting on a lock, a socket or the event loop's selector) are not work.
-            leaf = frames[-1] if frames else ""
-            if any(
-                w in leaf for w in ("wait (threading", "select (selectors", "_worker (concurrent")
-            ):
+            frames = [f for f in stack.split(";") if " (" in f and not f.startswith("process ")]
+            if not frames:
                 continue
             total += count
-            for frame in {f.split(" (")[0] + " (" + f.split(" (")[-1] for f in frames}:
-                inclusive[frame] += count
+            leaf[frames[-1]] += count
+            for frame in set(frames):
+                if not any(g in frame for g in GENERIC_FRAMES):
+                    inclusive[frame] += count
         lines = [
-            f"Profile of {self.name} (py-spy, {total} busy samples; share of busy samples "
-            "with the function on the stack):",
-            "",
+            f"Profile of {self.name} (py-spy, {total} samples of running threads).",
+            "Most time on the stack (inclusive):",
+            *(f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(top)),
+            "Most time in the function itself (self):",
+            *(f"  {100 * n / total:5.1f} %  {f}" for f, n in leaf.most_common(top)),
         ]
-        for frame, count in inclusive.most_common(top):
-            lines.append(f"    {100 * count / max(total, 1):5.1f} %  {frame}")
         return "\n".join(lines)
+
+
+GENERIC_FRAMES = (
+    "threading.py",
+    "concurrent/futures/thread.py",
+    "asyncio/base_events.py",
+    "asyncio/events.py",
+    "_run_loop (heimdall",
+    "Inflight.run.<locals>",
+)
 
 
 # --- the measurements ------------------------------------------------------------------
@@ -397,6 +408,39 @@ def trigger_all(count: int, body: dict[str, Any]) -> tuple[float, list[str]]:
     return started, asyncio.run(fire())
 
 
+def timeline(task_ids: list[str]) -> str:
+    """Where a wave's time goes, medians over the acquisitions (server-side clocks)."""
+    with db() as conn:
+        rows = conn.execute(
+            "SELECT a.created_at, a.started_at, a.finished_at, min(m.timestamp), max(m.timestamp)"
+            " FROM acquisitions a JOIN measurements m ON m.task_id = a.task_id"
+            " WHERE a.task_id = ANY(%s::uuid[]) AND a.status = 'SUCCESS'"
+            " GROUP BY a.task_id",
+            (task_ids,),
+        ).fetchall()
+    if not rows:
+        return "no successful acquisition to break down"
+    first_created = min(r[0] for r in rows)
+    ends = sorted(r[4].timestamp() + DURATION_S for r in rows)
+    grant_to_sample, spread, end_to_success, handoff = [], [], [], []
+    for _created, started, finished, first_sample, last_sample in rows:
+        grant_to_sample.append(first_sample.timestamp() - started.timestamp())
+        spread.append(last_sample.timestamp() - first_sample.timestamp())
+        end_to_success.append(finished.timestamp() - last_sample.timestamp() - DURATION_S)
+        before = [e for e in ends if e <= started.timestamp()]
+        if (started - first_created).total_seconds() > 1.0 and before:
+            handoff.append(started.timestamp() - before[-1])
+
+    def ms(values: list[float]) -> str:
+        return f"{1e3 * statistics.median(values):.0f} ms" if values else "–"
+
+    return (
+        f"channel freed -> next grant {ms(handoff)}; grant -> first sample {ms(grant_to_sample)}; "
+        f"spread of the receivers' first samples {ms(spread)}; end of recording -> SUCCESS "
+        f"{ms(end_to_success)} (medians over {len(rows)})"
+    )
+
+
 def bench_single(report: Report, repeats: int = 5) -> list[str]:
     elapsed: list[float] = []
     task_ids = []
@@ -418,6 +462,9 @@ def bench_single(report: Report, repeats: int = 5) -> list[str]:
             task_ids.append(task_id)
             wait_localized([task_id])
     median = statistics.median(elapsed)
+    breakdown = timeline(task_ids)
+    print(f"    {breakdown}", flush=True)
+    report.notes.append(f"* one at a time: {breakdown}.")
     report.add(
         f"one {DURATION_S:g} s acquisition, trigger to SUCCESS (median of {repeats})",
         f"{median:.2f} s (max {max(elapsed):.2f} s; floor {DURATION_S:g} s)",
@@ -446,6 +493,10 @@ def bench_concurrent(
         f"<= {target_s:.1f} s, 100 %",
         wall_s <= target_s and succeeded == count,
     )
+    breakdown = timeline(task_ids)
+    if not report.quiet:
+        print(f"    {breakdown}", flush=True)
+        report.notes.append(f"* {count} concurrent: {breakdown}.")
     wait_localized(task_ids, timeout_s=120)
     return task_ids, wall_s, target_s
 
@@ -613,7 +664,7 @@ def main() -> None:
                 localized += task_ids[:5]
                 if wall_s > target_s and "acquisition-worker" in pids:
                     profile = Profile(pids["acquisition-worker"], "acquisition worker", 2 * wall_s)
-                    bench_concurrent(Report(), count, contextlib.nullcontext())
+                    bench_concurrent(Report(quiet=True), count, contextlib.nullcontext())
                     report.notes.append("```\n" + profile.summary() + "\n```")
             if memory is not None:
                 for name, kib in sorted(memory.peak_kib.items()):

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "heimdall_channels"
 TICK_S = 1.0
 LISTEN_RETRY_S = 1.0
+# Receivers of one acquisition end together (common start): their channels are given
+# back in one transaction, and one grant pass, rather than one each.
+RELEASE_COALESCE_S = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +78,22 @@ class ChannelScheduler:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         self._lease_ttl_s = lease_ttl_s
         self._wake = asyncio.Event()
-        self._waiters: dict[uuid.UUID, asyncio.Future[None]] = {}
+        self._waiters: dict[uuid.UUID, asyncio.Future[bool]] = {}
+        self._to_release: dict[uuid.UUID, set[str]] = {}
+        self._release_task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
-    async def wait_for_grant(self, task_id: uuid.UUID, timeout_s: float) -> None:
-        """Until a pass has granted ``task_id`` or it stopped waiting (its row says which).
-
-        Raises TimeoutError when ``timeout_s`` passes first.
-        """
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def wait_for_grant(self, task_id: uuid.UUID, timeout_s: float) -> bool:
+        """True once a pass granted ``task_id``; False when it stopped waiting (cancelled,
+        failed, claim lost: its row says which). Raises TimeoutError past ``timeout_s``."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters[task_id] = future
         self.wake()
         try:
             async with asyncio.timeout(timeout_s):
-                await future
+                return await future
         finally:
             self._waiters.pop(task_id, None)
 
@@ -98,12 +101,33 @@ class ChannelScheduler:
         """Give back one channel (or all of an acquisition's); best effort, leases lapse anyway."""
         try:
             async with self._sessions() as session, session.begin():
-                await repository.release_leases(session, task_id, station_id, NOTIFY_CHANNEL)
+                await repository.release_leases(session, {task_id: station_id}, NOTIFY_CHANNEL)
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
             logger.warning("could not release channels of %s now: %s", task_id, exc)
         self.wake()
+
+    def release_soon(self, task_id: uuid.UUID, station_id: str) -> None:
+        """Give back one channel within ``RELEASE_COALESCE_S``, batched with its neighbours."""
+        self._to_release.setdefault(task_id, set()).add(station_id)
+        if self._release_task is None or self._release_task.done():
+            self._release_task = asyncio.create_task(self._release_batch())
+
+    async def _release_batch(self) -> None:
+        # Until nothing is left: releases that arrive during a batch's transaction go next.
+        while self._to_release:
+            await asyncio.sleep(RELEASE_COALESCE_S)
+            batch, self._to_release = self._to_release, {}
+            leases = {(t, s) for t, stations in batch.items() for s in stations}
+            try:
+                async with self._sessions() as session, session.begin():
+                    await repository.release_lease_set(session, leases, NOTIFY_CHANNEL)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    logger.exception("releasing channels failed")
+                logger.warning("could not release %d channels now: %s", len(leases), exc)
+            self.wake()
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="channel-listener")
@@ -128,9 +152,12 @@ class ChannelScheduler:
         async with self._sessions() as session, session.begin():
             granted, still_waiting = await self._grant(session)
         for task_id, future in list(self._waiters.items()):
-            # Granted, or no longer waiting at all (cancelled, failed, claim lost).
-            if (task_id in granted or task_id not in still_waiting) and not future.done():
-                future.set_result(None)
+            if future.done():
+                continue
+            if task_id in granted:
+                future.set_result(True)
+            elif task_id not in still_waiting:  # cancelled, failed or claim lost
+                future.set_result(False)
         return granted
 
     async def _grant(self, session: AsyncSession) -> tuple[list[uuid.UUID], set[uuid.UUID]]:

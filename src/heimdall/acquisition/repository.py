@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -262,10 +262,10 @@ async def claimed_waiters(session: AsyncSession) -> list[tuple[uuid.UUID, list[s
 
 
 async def free_channels(session: AsyncSession) -> dict[str, int]:
-    """Channels of each active receiver not held by a live lease (lapsed leases removed)."""
-    await session.execute(delete(ChannelLease).where(ChannelLease.expires_at < func.now()))
+    """Channels of each active receiver not held by a live lease (the sweeper drops lapsed ones)."""
     held = (
         select(ChannelLease.station_id, func.count().label("held"))
+        .where(ChannelLease.expires_at > func.now())
         .group_by(ChannelLease.station_id)
         .subquery()
     )
@@ -303,13 +303,29 @@ async def start_granted(
 
 
 async def release_leases(
-    session: AsyncSession, task_id: uuid.UUID, station_id: str | None, notify_channel: str
+    session: AsyncSession, leases: dict[uuid.UUID, str | None], notify_channel: str
 ) -> None:
-    condition = ChannelLease.task_id == task_id
-    if station_id is not None:
-        condition = and_(condition, ChannelLease.station_id == station_id)
-    await session.execute(delete(ChannelLease).where(condition))
+    """Delete leases: task_id -> one station, or None for all of the task's."""
+    conditions = [
+        ChannelLease.task_id == task_id
+        if station_id is None
+        else and_(ChannelLease.task_id == task_id, ChannelLease.station_id == station_id)
+        for task_id, station_id in leases.items()
+    ]
+    await session.execute(delete(ChannelLease).where(or_(*conditions)))
     await _notify(session, notify_channel)
+
+
+async def release_lease_set(
+    session: AsyncSession, leases: set[tuple[uuid.UUID, str]], notify_channel: str
+) -> None:
+    if leases:
+        await session.execute(
+            delete(ChannelLease).where(
+                tuple_(ChannelLease.task_id, ChannelLease.station_id).in_(list(leases))
+            )
+        )
+        await _notify(session, notify_channel)
 
 
 async def full_stations(session: AsyncSession, station_ids: list[str]) -> list[str]:
@@ -369,30 +385,43 @@ async def commit_success(
     """Measurements and SUCCESS in one transaction, with the follow-up task in the outbox.
 
     Returns the state the acquisition ends in (another one when it was cancelled or
-    taken over meanwhile: nothing is written then) and the outbox message's id.
+    taken over meanwhile: nothing is written then) and the outbox message's id. Few
+    round trips: the state changes only if still ours (no row lock read first), and no
+    measurement can exist before this transaction writes them.
     """
-    acquisition = await _lock(session, task_id)
-    if acquisition is None:
-        return "UNKNOWN", None
-    if acquisition.status != PROGRESS or acquisition.holder != holder:
-        return acquisition.status, None
-    await session.execute(delete(Measurement).where(Measurement.task_id == task_id))
+    succeeded = await session.scalar(
+        update(Acquisition)
+        .where(
+            Acquisition.task_id == task_id,
+            Acquisition.status == PROGRESS,
+            Acquisition.holder == holder,
+        )
+        .values(
+            status=AcquisitionState.SUCCESS.value,
+            progress=100.0,
+            errors=errors,
+            result=result,
+            finished_at=func.now(),
+            holder=None,
+            claimed_until=None,
+        )
+        .returning(Acquisition.task_id)
+    )
+    if succeeded is None:
+        status = await session.scalar(
+            select(Acquisition.status).where(Acquisition.task_id == task_id)
+        )
+        return status or "UNKNOWN", None
     if measurements:
         await session.execute(insert(Measurement), list(measurements))
-    acquisition.status = AcquisitionState.SUCCESS.value
-    acquisition.progress = 100.0
-    acquisition.errors = errors
-    acquisition.result = result
-    acquisition.finished_at = datetime.now(UTC)
-    acquisition.holder = None
-    acquisition.claimed_until = None
     await session.execute(delete(ChannelLease).where(ChannelLease.task_id == task_id))
     message_id = None
     if then is not None:
         message_id = uuid.uuid4()
-        session.add(OutboxMessage(id=message_id, task_name=then[0], args=then[1]))
-    await session.flush()
-    return acquisition.status, message_id
+        await session.execute(
+            insert(OutboxMessage).values(id=message_id, task_name=then[0], args=then[1])
+        )
+    return AcquisitionState.SUCCESS.value, message_id
 
 
 async def mark_failed(

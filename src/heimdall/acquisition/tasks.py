@@ -170,6 +170,7 @@ async def _wait_and_record(
             f"too late to start: {claimed.duration_seconds:g} s of recording and its storing "
             f"would end after the deadline ({deadline_at:%Y-%m-%dT%H:%M:%SZ})",
         )
+    targets = await rt.db_retry(lambda s: _targets(s, claimed.station_ids), "loading stations")
     waited = time.monotonic()
     granted = await _wait_for_channels(task_id, running, rt, start_by)
     if not granted:
@@ -186,7 +187,6 @@ async def _wait_and_record(
     metrics.acquisition_wait_seconds.observe(time.monotonic() - waited)
     if running.stop.is_set():
         raise AcquisitionStopped(str(task_id))
-    targets = await rt.db_retry(lambda s: _targets(s, claimed.station_ids), "loading stations")
     return await _record(claimed, running, rt, targets)
 
 
@@ -209,6 +209,8 @@ async def _wait_for_channels(
             raise AcquisitionStopped(str(task_id))
         if grant.cancelled() or grant.exception() is not None:
             return False  # timed out
+        if grant.result():
+            return True
         found = await rt.db_retry(lambda s: repository.states(s, [task_id]), "reading state")
         row = found.get(task_id)
         if row is None or row.holder != running.holder:
@@ -238,7 +240,7 @@ async def _record(
     task_id, holder = claimed.task_id, running.holder
 
     async def released(station_id: str) -> None:
-        await rt.scheduler.release(task_id, station_id)
+        rt.scheduler.release_soon(task_id, station_id)
 
     async def finished(outcome: ReceiverOutcome, count: int) -> None:
         error = (
