@@ -279,6 +279,7 @@ class Profile:
     def __init__(self, pid: int, name: str, duration_s: float) -> None:
         self.name = name
         self.path = STATE_DIR / f"profile-{name}.txt"
+        self.errors = STATE_DIR / f"profile-{name}.err"
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
         self.process = (
             subprocess.Popen(
@@ -299,7 +300,7 @@ class Profile:
                     str(self.path),
                 ],
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=self.errors.open("wb"),
             )
             if py_spy
             else None
@@ -310,7 +311,8 @@ class Profile:
             return f"profile of {self.name}: py-spy not installed"
         self.process.wait(timeout=120)
         if not self.path.exists():
-            return f"profile of {self.name}: py-spy recorded no busy sample"
+            said = self.errors.read_text(errors="replace").strip().splitlines()
+            return f"profile of {self.name}: py-spy wrote nothing ({said[-1] if said else '?'})"
         inclusive: Counter[str] = Counter()
         leaf: Counter[str] = Counter()
         total = 0
@@ -392,6 +394,26 @@ def bench_trigger(report: Report, requests: int, pid: int | None) -> None:
         profile.summary()
 
 
+def bench_commit_flush(report: Report, runs: int = 200) -> None:
+    """What the WAL flush of one commit costs here: the same INSERT, flushed or not."""
+    timings: dict[str, list[float]] = {"on": [], "off": []}
+    with db() as conn:
+        conn.execute("CREATE TABLE bench_flush (id uuid PRIMARY KEY, at timestamptz)")
+        for mode in ("on", "off") * (runs // 2):
+            conn.execute(f"SET synchronous_commit = {mode}")
+            started = time.perf_counter()
+            conn.execute("INSERT INTO bench_flush VALUES (gen_random_uuid(), now())")
+            timings[mode].append((time.perf_counter() - started) * 1e3)
+        conn.execute("DROP TABLE bench_flush")
+    on, off = percentile(timings["on"], 50), percentile(timings["off"], 50)
+    report.add(
+        "one autocommitted INSERT, WAL flushed / not flushed, p50",
+        f"{on:.2f} / {off:.2f} ms (the flush: {on - off:.2f} ms)",
+        "(part of the trigger)",
+        None,
+    )
+
+
 def trigger_all(count: int, body: dict[str, Any]) -> tuple[float, list[str]]:
     """Fire ``count`` acquisitions at once; (wall-clock time of the first, task ids)."""
 
@@ -408,7 +430,7 @@ def trigger_all(count: int, body: dict[str, Any]) -> tuple[float, list[str]]:
     return started, asyncio.run(fire())
 
 
-def timeline(task_ids: list[str]) -> str:
+def timeline(task_ids: list[str], queued: bool = True) -> str:
     """Where a wave's time goes, medians over the acquisitions (server-side clocks)."""
     with db() as conn:
         rows = conn.execute(
@@ -434,8 +456,9 @@ def timeline(task_ids: list[str]) -> str:
     def ms(values: list[float]) -> str:
         return f"{1e3 * statistics.median(values):.0f} ms" if values else "–"
 
+    handoff_text = f"channel freed -> next grant {ms(handoff)}; " if queued else ""
     return (
-        f"channel freed -> next grant {ms(handoff)}; grant -> first sample {ms(grant_to_sample)}; "
+        f"{handoff_text}grant -> first sample {ms(grant_to_sample)}; "
         f"spread of the receivers' first samples {ms(spread)}; end of recording -> SUCCESS "
         f"{ms(end_to_success)} (medians over {len(rows)})"
     )
@@ -462,7 +485,7 @@ def bench_single(report: Report, repeats: int = 5) -> list[str]:
             task_ids.append(task_id)
             wait_localized([task_id])
     median = statistics.median(elapsed)
-    breakdown = timeline(task_ids)
+    breakdown = timeline(task_ids, queued=False)
     print(f"    {breakdown}", flush=True)
     report.notes.append(f"* one at a time: {breakdown}.")
     report.add(
@@ -654,6 +677,7 @@ def main() -> None:
         with running_stack() as pids:
             print(f"components: {pids}", flush=True)
             bench_trigger(report, args.requests, pids.get("rf-acquisition"))
+            bench_commit_flush(report)
             localized += bench_single(report)
             for count in args.concurrency:
                 sampler: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
