@@ -79,7 +79,8 @@ def remove_this_runs_queues() -> Iterator[None]:
     from heimdall.core.celery_app import ALL_QUEUES, celery_app
 
     run = get_settings().queue_prefix
-    prefixes = [run, f"{run}kill-", f"{run}cli-"]
+    own = ("kill", "cli", "pgbudget", "broker", "crashcancel", "sweeper")
+    prefixes = [run, *(f"{run}{suffix}-" for suffix in own)]
     names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
     with celery_app.connection_for_write() as connection:
         channel = connection.channel()

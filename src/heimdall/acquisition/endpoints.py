@@ -35,7 +35,8 @@ ENQUEUE_TIMEOUT_S = 10.0
 
 def _enqueue(task_id: uuid.UUID) -> None:
     # By name: the API never imports the worker's recording code (seconds on a cold start).
-    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False)
+    # ignore_result: the row is the record; nothing may wait on the result backend (Redis).
+    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False, ignore_result=True)
 
 
 async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:

@@ -48,7 +48,7 @@ OUTBOX_GRACE_S = 2.0
 
 def publish(task_name: str, args: list[Any]) -> None:
     """Publish one task now, or raise (broker down): no hidden retries."""
-    celery_app.send_task(task_name, args=args, retry=False)
+    celery_app.send_task(task_name, args=args, retry=False, ignore_result=True)
 
 
 class Sweeper:

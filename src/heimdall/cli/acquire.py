@@ -86,7 +86,10 @@ def follow(console: Console, client: httpx.Client, task_id: str) -> dict[str, An
         bar = progress.add_task("PENDING", total=100)
         while True:
             state: dict[str, Any] = client.get(f"{api_base()}/status/{task_id}").json()
-            progress.update(bar, completed=state["progress"], description=state["state"])
+            description = state["state"]
+            if state.get("queue_position") is not None:
+                description = f"PENDING: waiting for channels, #{state['queue_position']} in line"
+            progress.update(bar, completed=state["progress"], description=description)
             if state["state"] in FINISHED:
                 break
             time.sleep(0.3)
