@@ -278,8 +278,9 @@ class Profile:
 
     def __init__(self, pid: int, name: str, duration_s: float) -> None:
         self.name = name
-        self.path = STATE_DIR / f"profile-{name}.txt"
-        self.errors = STATE_DIR / f"profile-{name}.err"
+        slug = "".join(c if c.isalnum() else "-" for c in name)
+        self.path = STATE_DIR / f"profile-{slug}.txt"
+        self.errors = STATE_DIR / f"profile-{slug}.err"
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
         self.process = (
             subprocess.Popen(
@@ -327,11 +328,11 @@ class Profile:
             total += count
             leaf[frames[-1]] += count
             for frame in set(frames):
-                if not any(g in frame for g in GENERIC_FRAMES):
+                if any(w in frame for w in WORK_FRAMES):
                     inclusive[frame] += count
         lines = [
             f"Profile of {self.name} (py-spy, {total} samples of running threads).",
-            "Most time on the stack (inclusive):",
+            "Most time on the stack (inclusive; Heimdall and the libraries doing its work):",
             *(f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(top)),
             "Most time in the function itself (self):",
             *(f"  {100 * n / total:5.1f} %  {f}" for f, n in leaf.most_common(top)),
@@ -339,13 +340,20 @@ class Profile:
         return "\n".join(lines)
 
 
-GENERIC_FRAMES = (
-    "threading.py",
-    "concurrent/futures/thread.py",
-    "asyncio/base_events.py",
-    "asyncio/events.py",
-    "_run_loop (heimdall",
-    "Inflight.run.<locals>",
+# Inclusive time is shown for the code that does the work, not for the start-up chain
+# (runpy, click, uvicorn's main, the event loop) that every sample has on its stack.
+WORK_FRAMES = (
+    "heimdall/",
+    "sqlalchemy/",
+    "psycopg/",
+    "celery/app/",
+    "kombu/messaging",
+    "fastapi/routing",
+    "pydantic/",
+    "websockets/",
+    "minio/",
+    "numpy/",
+    "scipy/",
 )
 
 
