@@ -58,6 +58,7 @@ CHANNELS = 4
 DURATION_S = 2.0
 STATIONS = 7
 FINISHED = ("SUCCESS", "FAILED", "CANCELLED")
+TRIGGER_PAUSE_S = 0.03
 BENCH_BEGIN = "<!-- bench_stack:begin -->"
 BENCH_END = "<!-- bench_stack:end -->"
 
@@ -377,6 +378,9 @@ def bench_trigger(report: Report, requests: int, pid: int | None) -> None:
             elapsed = time.perf_counter() - started
             accepted.raise_for_status()
             client.post(f"/api/v1/acquisition/cancel/{accepted.json()['task_id']}")
+            # Let the worker take (and drop) the cancelled acquisition before the next
+            # pair of requests, so that both are timed on a stack at rest.
+            time.sleep(TRIGGER_PAUSE_S)
             if index >= 20:  # warm-up excluded
                 health.append(bare * 1e3)
                 trigger.append(elapsed * 1e3)

@@ -98,7 +98,8 @@ async def acquire(
         return _accepted(acquisition)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
-        await asyncio.wait_for(asyncio.to_thread(_enqueue, acquisition.task_id), ENQUEUE_TIMEOUT_S)
+        async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+            await asyncio.to_thread(_enqueue, acquisition.task_id)
     except Exception as exc:
         async with session.begin():
             await repository.remove(session, acquisition.task_id)  # no orphan row

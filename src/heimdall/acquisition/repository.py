@@ -11,9 +11,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, text, tuple_, update
+from sqlalchemy import (
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,11 +109,13 @@ async def insert_new(session: AsyncSession, acquisition: Acquisition) -> bool:
         for column in Acquisition.__table__.columns
         if getattr(acquisition, column.key, None) is not None
     }
+    # Core, not the ORM's bulk-insert path: this is the trigger's hot spot.
+    table = cast(Table, Acquisition.__table__)
     inserted = await session.execute(
-        pg_insert(Acquisition)
+        pg_insert(table)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[Acquisition.idempotency_key])
-        .returning(Acquisition.task_id)
+        .on_conflict_do_nothing(index_elements=[table.c.idempotency_key])
+        .returning(table.c.task_id)
     )
     return inserted.scalar_one_or_none() is not None
 

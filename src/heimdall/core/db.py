@@ -117,9 +117,14 @@ async def get_db_session() -> AsyncIterator[AsyncSession]:
     they, not services, decide when work is committed and what follows a commit
     (enqueueing a task, for one).
     """
-    factory = async_sessionmaker(async_engine(), expire_on_commit=False)
-    async with factory() as session:
+    async with _sessions_for(async_engine())() as session:
         yield session
+
+
+@lru_cache(maxsize=4)
+def _sessions_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Built once per engine: requests only open sessions from it.
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 # Shared column shapes (SQLAlchemy reads the mapped_column out of Annotated).
