@@ -139,6 +139,7 @@ async def record_station(
         connect_timeout_s=settings.receiver_connect_timeout_s,
         first_frame_timeout_s=settings.receiver_first_frame_timeout_s,
         stall_timeout_s=settings.receiver_stall_timeout_s,
+        close_timeout_s=settings.receiver_close_timeout_s,
         start=start,
     )
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Receivers of one acquisition wait for each other's handshake (a common start time,
     # so their captures overlap) at most this long; a later one starts on its own.
     receiver_start_wait_s: float = 3.0
+    # The closing handshake after the last block; past it the connection is dropped
+    # (the samples are all in), so a slow receiver cannot hold a channel up for long.
+    receiver_close_timeout_s: float = 0.5
     receiver_password: SecretStr = SecretStr("")
     min_receivers: int = 3
 
