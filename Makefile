@@ -4,10 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The operator page's libraries and map data, copied into the package from npm.
+WEB_STAMP := src/heimdall/web/static/vendor/BUILD.json
 
-.PHONY: install services demo up down status test test-unit test-integration lint format bench bench-accuracy clean
+.PHONY: install web services demo up down status test test-unit test-integration lint format bench bench-accuracy bench-openwebrx clean
 
-install: $(STAMP)
+install: $(STAMP) $(WEB_STAMP)
 
 $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	bash scripts/install-system-packages.sh
@@ -15,6 +17,13 @@ $(STAMP): pyproject.toml scripts/install-system-packages.sh
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+web: $(WEB_STAMP)
+
+# --ignore-scripts: no package's install script runs (one would send telemetry).
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs web/data/admin1-boundaries.topo.json
+	cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd web && node build.mjs
 
 # PostgreSQL, Redis and RabbitMQ are machine services; start any that is down.
 services:
@@ -53,11 +62,15 @@ format: install
 # bench_stack.py starts a stack of its own on the machine's services.
 bench: install services
 	@for script in benchmarks/bench_*.py; do \
-	  [ "$$script" = benchmarks/bench_accuracy.py ] && continue; \
+	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done
 
 bench-accuracy: install
 	$(PY) benchmarks/bench_accuracy.py
 
+# Power-only accuracy on the simulated OpenWebRX network (~8 min on 2 cores).
+bench-openwebrx: install
+	$(PY) benchmarks/bench_openwebrx.py
+
 clean:
-	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache web/node_modules src/heimdall/web/static/vendor test-artifacts

@@ -1,93 +1,79 @@
-"""Accuracy of the localization pipeline on seeded scenarios rendered by the simulator.
+"""Accuracy of the localization pipeline on seeded simulator scenarios, calibrated as deployed.
 
-Run: ``PYTHONPATH=src python benchmarks/bench_accuracy.py [--scenarios 120] [--seed 1]``
-(``make bench-accuracy``). Prints a Markdown table; asserts nothing. 120 scenarios, not
-the 50 the issue asks at least: a coverage near 95 % measured on 40 fixes has a 95 %
-interval of about +-7 %, wider than the 90-98 % band it is judged against.
+Run: ``PYTHONPATH=src python benchmarks/bench_accuracy.py [--scenarios 640] [--seed 1]
+[--known-sessions 40]`` (``make bench-accuracy``). Prints a Markdown table; asserts nothing.
 
-Each scenario is a simulator ``Scenario`` (the default one with the transmitter moved,
-re-powered and re-modulated). Every receiver's IQ is rendered by the simulator's physics,
-packed into the KiwiSDR wire frames the simulator's server sends and unpacked with the
-client's own decoders into an ``IQCapture``; from there the exact production path runs:
-``dsp.measure`` per capture, the localization service's power rule and TDOA lags
-(``tdoa_observations_from_recordings``), then ``localize``. Nothing is generated from the
-estimator's own models. ``--synthetic`` runs the older comparison instead, in which
-observations are drawn from the estimator's models.
+The network is the default scenario's seven receivers with hidden imperfections drawn
+once per seed: a chain gain error of +-6 dB, a fixed GPS timing bias of +-1 us and a GPS
+jitter of 0.1-1 us per block, per receiver. The estimators get only what a deployment
+knows:
+
+* **default**: the untrained calibration with the configured GPS timing sigma
+  (``get_settings().gps_timing_sigma_ns``);
+* **fitted**: ``fit_calibration`` on ``--known-sessions`` known-source sessions
+  simulated on the same network (their positions, and half their EIRPs, known);
+* **oracle**: the simulator's truth (exponent, shadowing sigma, antenna + hidden gains,
+  biases, each receiver's timing sigma): an upper bound, not something a deployment has.
+
+No calibration is told the transmitter's height (``localize`` assumes the receivers'
+median). Every receiver's IQ goes through the simulator server's frames and the client's
+decoders, ``dsp.measure`` and the service's TDOA lags (``training.simulated``); nothing
+is drawn from the estimator's own models.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pyproj
 from scipy.spatial import Delaunay
-from scipy.stats import binomtest
 
-from heimdall.core.constants import NS_PER_S, SPEED_OF_LIGHT_M_PER_S
+from heimdall.core.constants import NS_PER_S
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
-from heimdall.dsp.measurement import measure
-from heimdall.localization import (
-    Calibration,
-    LocalizationResult,
-    PowerObservation,
-    Receiver,
-    TdoaObservation,
-    cramer_rao_bound,
-    localize,
-)
+from heimdall.localization import Calibration, Receiver, cramer_rao_bound, localize
 from heimdall.localization.geodesy import LocalFrame
-from heimdall.localization.rss import path_loss_db
-from heimdall.localization.service import (
-    TimedRecording,
-    power_observations,
-    tdoa_observations_from_recordings,
-)
-from heimdall.localization.uncertainty import CHI2_2DOF_95
-from heimdall.models import Measurement
-from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
-from heimdall.receivers.kiwisdr import protocol
-from heimdall.receivers.kiwisdr.client import block_times_ns
-from heimdall.simulator.physics import link_budget, power_dbm, render_receiver_iq
+from heimdall.localization.service import default_calibration
+from heimdall.receivers.capture import SAMPLES_PER_BLOCK
+from heimdall.simulator.physics import link_budget
 from heimdall.simulator.scenario import Modulation, Scenario, load_scenario
-from heimdall.simulator.server import (
-    GPS_FIX_INTERVAL_S,
-    GPS_STATUS_NO_GPS,
-    encode_snd_frame,
-    gps_week_time,
-)
 from heimdall.simulator.waveforms import transmitted_baseband
+from heimdall.training.calibration_fit import KnownSourceSession, fit_calibration
+from heimdall.training.evaluation import error_m, truth_in_ellipse, wilson_interval
+from heimdall.training.simulated import (
+    known_source_session,
+    pipeline_observations,
+    receivers_of,
+)
 
 GEOD = pyproj.Geod(ellps="WGS84")
 
-# The issue's latency target is for 7 receivers x 5 s; the service correlates the central
-# part of each capture (Settings.tdoa_window_s, HEIMDALL_TDOA_WINDOW_S) and measures
-# powers over all of it.
-CAPTURE_S = 5.0
+# The service correlates the central part of each capture (Settings.tdoa_window_s).
 TDOA_WINDOW_S = get_settings().tdoa_window_s
 FIRST_START_NS = 1_717_200_000 * NS_PER_S  # 2024-06-01, one minute apart per scenario
-# Clients connect one after the other: each capture starts up to this much later.
-MAX_START_SKEW_S = 0.05
-TRANSMITTER_ALTITUDE_M = 300.0
+KNOWN_FIRST_START_NS = 1_716_000_000 * NS_PER_S  # the known sources, recorded earlier
+TRANSMITTER_ALTITUDE_M = 300.0  # the simulator's truth; never given to the estimators
 SNR_LEVELS_DB = (0.0, 10.0, 20.0, 30.0)
-GPS_JITTER_LEVELS_S = (0.1e-6, 0.5e-6, 1.0e-6)
+# Carriers (power only) are a fifth of the scenarios: the TDOA and fused headline rows
+# (FM/wideband, >= 10 dB) then reach 300 fixes with ~640 scenarios instead of ~720.
+MODULATION_WEIGHTS = {Modulation.carrier: 0.2, Modulation.nfm: 0.4, Modulation.wideband: 0.4}
+KNOWN_SNR_LEVELS_DB = (10.0, 20.0, 30.0)  # known sources are picked where they are heard
 NO_GPS_SHARE = 0.25  # scenarios in which one receiver has lost its GPS clock
 OUTSIDE_RANGE_M = (120e3, 160e3)  # from the network's centre, for the outside third
+# Hidden per-receiver imperfections, drawn once per benchmark seed.
+GAIN_OFFSET_DB = 6.0
+TIMING_BIAS_NS = 1000.0
+GPS_JITTER_RANGE_NS = (100.0, 1000.0)  # log-uniform per receiver
 # The median of n Gaussian block stamps has sigma sqrt(pi / 2) * jitter / sqrt(n).
 MEDIAN_EFFICIENCY = float(np.sqrt(np.pi / 2.0))
-
-# The synthetic comparison's own constants (estimator-model observations).
-SYNTHETIC_RMS_BANDWIDTH_HZ = {"carrier": 0.0, "nfm": 2_000.0, "wideband": 3_500.0}
-SYNTHETIC_SOURCE_POWER_DBM = 40.0
-SYNTHETIC_POWER_SIGMA_DB = 1.0
-SYNTHETIC_DETECTION_SNR_DB = -3.0
+METHODS = ("rss", "tdoa", "fused", "auto")
+CALIBRATIONS = ("default", "fitted", "oracle")
+MIN_HEADLINE_FIXES = 300
 
 
 @dataclass(frozen=True)
@@ -97,7 +83,6 @@ class BenchScenario:
     scenario: Scenario
     inside_hull: bool
     snr_db: float  # link-budget SNR in the 12 kHz receiver band, at the median receiver
-    gps_jitter_s: float
     start_time_ns: int
 
     @property
@@ -112,33 +97,21 @@ class BenchScenario:
     def longitude(self) -> float:
         return self.scenario.transmitter.longitude
 
-    @property
-    def receivers_without_gps(self) -> tuple[str, ...]:
-        return tuple(r.id for r in self.scenario.receivers if not r.has_gps)
 
-
-@dataclass(frozen=True)
-class Observations:
-    powers: list[PowerObservation]
-    pairs: list[TdoaObservation]
-    lag_time_ms: float  # what computing the TDOA pairs cost (zero when synthetic)
-
-
-@dataclass(frozen=True)
-class Bound:
-    """Per-scenario truth behind the Cramer-Rao bound."""
-
-    power_sigma_db: float
-    path_loss_exponent: float
-    arrival_sigmas_s: dict[str, float] = field(default_factory=dict)
-
-
-def receivers_of(scenario: Scenario) -> list[Receiver]:
-    return [
-        Receiver(id=r.id, latitude=lat, longitude=lon, altitude_m=alt)
-        for r in scenario.receivers
-        for lat, lon, alt in [r.require_position()]
+def hidden_network(base: Scenario, rng: np.random.Generator) -> Scenario:
+    """The base network with each receiver's hidden gain error, timing bias and GPS jitter."""
+    low, high = np.log(GPS_JITTER_RANGE_NS)
+    receivers = [
+        r.model_copy(
+            update={
+                "gain_offset_db": float(rng.uniform(-GAIN_OFFSET_DB, GAIN_OFFSET_DB)),
+                "timing_bias_ns": float(rng.uniform(-TIMING_BIAS_NS, TIMING_BIAS_NS)),
+                "gps_jitter_ns": float(np.exp(rng.uniform(low, high))),
+            }
+        )
+        for r in base.receivers
     ]
+    return base.model_copy(update={"receivers": receivers})
 
 
 def calibrated_eirp_dbm(scenario: Scenario, snr_db: float) -> float:
@@ -168,25 +141,35 @@ def _transmitter_position(
             return float(lat), float(lon)
 
 
-def make_scenarios(base: Scenario, count: int, rng: np.random.Generator) -> list[BenchScenario]:
+def make_scenarios(
+    network: Scenario,
+    count: int,
+    rng: np.random.Generator,
+    *,
+    snr_levels_db: tuple[float, ...] = SNR_LEVELS_DB,
+    modulation_weights: dict[Modulation, float] = MODULATION_WEIGHTS,
+    first_start_ns: int = FIRST_START_NS,
+    seed_offset: int = 0,
+) -> list[BenchScenario]:
     """Two thirds inside the hull, one third outside; every other choice seeded at random.
 
-    Each scenario gets its own simulator seed: shadowing, noise, symbols and GPS jitter
-    are drawn afresh, as for a new transmitter.
+    Each scenario gets its own simulator seed: noise, symbols and GPS jitter are drawn
+    afresh, and shadowing (a property of each link) changes with the position anyway.
     """
-    receivers = receivers_of(base)
+    receivers = receivers_of(network)
     scenarios = []
     for index in range(count):
         inside = index % 3 != 2
         latitude, longitude = _transmitter_position(receivers, inside, rng)
-        snr_db = float(rng.choice(SNR_LEVELS_DB))
-        modulation = Modulation(str(rng.choice([m.value for m in Modulation])))
-        jitter_s = float(rng.choice(GPS_JITTER_LEVELS_S))
+        snr_db = float(rng.choice(snr_levels_db))
+        choices = list(modulation_weights)
+        weights = np.array([modulation_weights[m] for m in choices])
+        modulation = choices[int(rng.choice(len(choices), p=weights / weights.sum()))]
         no_gps = str(rng.choice([r.id for r in receivers])) if rng.random() < NO_GPS_SHARE else ""
-        scenario = base.model_copy(
+        scenario = network.model_copy(
             update={
-                "seed": base.seed + index,
-                "transmitter": base.transmitter.model_copy(
+                "seed": network.seed + seed_offset + index,
+                "transmitter": network.transmitter.model_copy(
                     update={
                         "latitude": latitude,
                         "longitude": longitude,
@@ -195,10 +178,7 @@ def make_scenarios(base: Scenario, count: int, rng: np.random.Generator) -> list
                     }
                 ),
                 "receivers": [
-                    r.model_copy(
-                        update={"gps_jitter_ns": jitter_s * 1e9, "has_gps": r.id != no_gps}
-                    )
-                    for r in base.receivers
+                    r.model_copy(update={"has_gps": r.id != no_gps}) for r in network.receivers
                 ],
             }
         )
@@ -211,115 +191,72 @@ def make_scenarios(base: Scenario, count: int, rng: np.random.Generator) -> list
                 scenario=scenario,
                 inside_hull=inside,
                 snr_db=snr_db,
-                gps_jitter_s=jitter_s,
-                start_time_ns=FIRST_START_NS + 60 * NS_PER_S * index,
+                start_time_ns=first_start_ns + 60 * NS_PER_S * index,
             )
         )
     return scenarios
 
 
-def record(scenario: Scenario, receiver_id: str, start_time_ns: int, n_blocks: int) -> IQCapture:
-    """What the KiwiSDR client would record: rendered IQ through the wire format and back.
+def known_sessions(
+    network: Scenario, count: int, rng: np.random.Generator
+) -> list[KnownSourceSession]:
+    """Approved sessions of known sources on the same network: FM or wideband, 10-30 dB."""
+    cases = make_scenarios(
+        network,
+        count,
+        rng,
+        snr_levels_db=KNOWN_SNR_LEVELS_DB,
+        modulation_weights={Modulation.nfm: 0.5, Modulation.wideband: 0.5},
+        first_start_ns=KNOWN_FIRST_START_NS,
+        seed_offset=1_000_000,
+    )
+    return [
+        known_source_session(
+            f"known-{index:03d}",
+            case.scenario,
+            case.start_time_ns,
+            rng,
+            window_s=TDOA_WINDOW_S,
+            eirp_known=index % 2 == 0,
+        )
+        for index, case in enumerate(cases)
+    ]
 
-    Mirrors the simulator's server frame by frame (int16 samples, 0.1 dB S-meter of the
-    block's power, GPS time of week of the reported stamp, seconds since the last fix or
-    255 without GPS) and decodes with the client's protocol functions. The whole capture
-    is rendered in one call; the server renders block by block, which samples the same
-    instants to within the 1 ns rounding of each block's start.
+
+def gps_timing_sigma_ns(jitter_ns: float, sample_rate_hz: float) -> float:
+    """One receiver's start-time error over the TDOA window: the median of its block stamps."""
+    blocks = np.ceil(TDOA_WINDOW_S * sample_rate_hz / SAMPLES_PER_BLOCK)
+    return float(MEDIAN_EFFICIENCY * jitter_ns / np.sqrt(blocks))
+
+
+def oracle_calibration(network: Scenario) -> Calibration:
+    """The simulator's truth as a calibration: what no fit can beat (an upper bound).
+
+    A receiver's gain is its antenna gain plus its hidden chain error; its clock offset
+    the hidden bias; its timing sigma the median of its window's jittered block stamps.
     """
-    receiver = scenario.receiver(receiver_id)
-    rendered = render_receiver_iq(scenario, receiver, start_time_ns, n_blocks * SAMPLES_PER_BLOCK)
-    samples = np.empty(n_blocks * SAMPLES_PER_BLOCK, dtype=np.complex64)
-    tow_s = np.empty(n_blocks, dtype=np.int64)
-    tow_ns = np.empty(n_blocks, dtype=np.int64)
-    gps_status = np.empty(n_blocks, dtype=np.uint8)
-    rssi_dbm = np.empty(n_blocks, dtype=np.float32)
-    for block in range(n_blocks):
-        block_samples = rendered.samples[
-            block * SAMPLES_PER_BLOCK : (block + 1) * SAMPLES_PER_BLOCK
-        ]
-        true_s = int(rendered.truth.block_time_ns[block]) // NS_PER_S
-        frame = encode_snd_frame(
-            sequence=block + 1,
-            samples=block_samples,
-            rssi_dbm=power_dbm(block_samples, scenario.full_scale_dbm),
-            reported_time_ns=int(rendered.truth.reported_block_time_ns[block]),
-            gps_status=true_s % GPS_FIX_INTERVAL_S if receiver.has_gps else GPS_STATUS_NO_GPS,
-            little_endian=True,
-        )
-        header = protocol.parse_iq_header(frame)
-        samples[block * SAMPLES_PER_BLOCK : (block + 1) * SAMPLES_PER_BLOCK] = (
-            protocol.decode_iq_samples(frame, header.little_endian)
-        )
-        tow_s[block], tow_ns[block] = header.gps_time_of_week_s, header.gps_time_of_week_ns
-        gps_status[block] = header.last_gps_solution
-        rssi_dbm[block] = protocol.rssi_dbm_from_smeter(header.smeter)
-    times_ns = block_times_ns(tow_s, tow_ns, gps_status, receiver.sample_rate_hz, start_time_ns)
-    assert gps_week_time(int(times_ns[0])) == (tow_s[0], tow_ns[0])  # the week was resolved
-    return IQCapture(
-        station_id=receiver_id,
-        center_frequency_hz=float(round(scenario.transmitter.frequency_hz)),
-        sample_rate_hz=receiver.sample_rate_hz,
-        samples=samples,
-        block_start_index=np.arange(n_blocks, dtype=np.int64) * SAMPLES_PER_BLOCK,
-        block_time_ns=times_ns,
-        block_gps_status=gps_status,
-        rssi_dbm=rssi_dbm,
-        start_time=datetime.fromtimestamp(int(times_ns[0]) / NS_PER_S, tz=UTC),
-        driver="kiwisdr",
-        driver_version="benchmark (simulator frames)",
+    propagation = network.propagation
+    return Calibration(
+        version="simulator-truth",
+        path_loss_exponent=propagation.path_loss_exponent,
+        reference_distance_m=propagation.reference_distance_m,
+        shadowing_sigma_db=propagation.shadowing_sigma_db,
+        gain_offsets_db={r.id: r.antenna_gain_dbi + r.gain_offset_db for r in network.receivers},
+        clock_offsets_ns={r.id: r.timing_bias_ns for r in network.receivers},
+        timing_sigmas_ns={
+            r.id: gps_timing_sigma_ns(r.gps_jitter_ns, r.sample_rate_hz) for r in network.receivers
+        },
+        default_timing_sigma_ns=get_settings().gps_timing_sigma_ns,
     )
 
 
-def gps_timing_sigma_s(case: BenchScenario, window_s: float, sample_rate_hz: float) -> float:
-    """The service setting for this network: one receiver's start-time error over the window.
+@dataclass(frozen=True)
+class Bound:
+    """Per-scenario truth behind the Cramer-Rao bound."""
 
-    ``capture_start_time_ns`` takes the median of the window's block stamps, each with
-    independent jitter in the simulator, so the configured sigma is the median's.
-    """
-    blocks = np.ceil(window_s * sample_rate_hz / SAMPLES_PER_BLOCK)
-    return float(MEDIAN_EFFICIENCY * case.gps_jitter_s / np.sqrt(blocks))
-
-
-def pipeline_observations(
-    case: BenchScenario, receivers: list[Receiver], rng: np.random.Generator
-) -> Observations:
-    """Render, record, measure and correlate: the acquisition and the service's path."""
-    scenario = case.scenario
-    by_id = {r.id: r for r in receivers}
-    rows: list[Measurement] = []
-    recordings: list[TimedRecording] = []
-    for settings in scenario.receivers:
-        n_blocks = int(np.ceil(CAPTURE_S * settings.sample_rate_hz / SAMPLES_PER_BLOCK))
-        skew_ns = int(rng.uniform(0.0, MAX_START_SKEW_S) * NS_PER_S)
-        capture = record(scenario, settings.id, case.start_time_ns + skew_ns, n_blocks)
-        measured = measure(capture)
-        # The fields of the measurement row the service reads (acquisition/tasks.py).
-        rows.append(
-            Measurement(
-                websdr_id=settings.id,
-                snr=float(measured.snr_db),
-                power_dbm=None if measured.power_dbm is None else float(measured.power_dbm),
-                signal_power_dbfs=float(measured.signal_power_dbfs),
-                occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz),
-                gps_locked=capture.has_gps_time,
-            )
-        )
-        if capture.has_gps_time:
-            recordings.append(
-                TimedRecording(
-                    station=by_id[settings.id],
-                    capture=capture,
-                    snr_db=float(measured.snr_db),
-                    occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz) or 1.0,
-                )
-            )
-    # Rendering leaves much garbage: collect it now, not in the middle of what is timed.
-    gc.collect()
-    started_s = time.perf_counter()
-    pairs = tdoa_observations_from_recordings(recordings, window_s=TDOA_WINDOW_S)
-    lag_time_ms = 1e3 * (time.perf_counter() - started_s)
-    return Observations(power_observations(rows), pairs, lag_time_ms)
+    power_sigma_db: float
+    path_loss_exponent: float
+    arrival_sigmas_s: dict[str, float] = field(default_factory=dict)
 
 
 def rms_bandwidth_hz(scenario: Scenario, start_time_ns: int, sample_rate_hz: float) -> float:
@@ -337,7 +274,8 @@ def pipeline_bound(case: BenchScenario) -> Bound:
 
     Arrival time of a known waveform in white noise: sigma = 1 / (2 pi B_rms sqrt(2 N SNR)),
     N the window's samples, SNR the link budget's (signal over noise in the sample rate),
-    combined with the GPS timing sigma. Carriers have no B_rms and no timing.
+    combined with the receiver's GPS timing sigma. Carriers have no B_rms and no timing.
+    Calibration biases are taken as known (the bound is for a calibrated network).
     """
     scenario = case.scenario
     propagation = scenario.propagation
@@ -345,121 +283,19 @@ def pipeline_bound(case: BenchScenario) -> Bound:
     bandwidth_hz = rms_bandwidth_hz(scenario, case.start_time_ns, sample_rate_hz)
     arrival_sigmas_s: dict[str, float] = {}
     if bandwidth_hz > 1.0:
-        gps_sigma_s = gps_timing_sigma_s(case, TDOA_WINDOW_S, sample_rate_hz)
         samples = TDOA_WINDOW_S * sample_rate_hz
         for receiver in scenario.receivers:
             if not receiver.has_gps:
                 continue
             snr = 10.0 ** (link_budget(scenario, receiver).snr_db / 10.0)
             correlation_s = 1.0 / (2 * np.pi * bandwidth_hz * np.sqrt(2.0 * samples * snr))
-            arrival_sigmas_s[receiver.id] = float(np.hypot(gps_sigma_s, correlation_s))
+            gps_s = 1e-9 * gps_timing_sigma_ns(receiver.gps_jitter_ns, sample_rate_hz)
+            arrival_sigmas_s[receiver.id] = float(np.hypot(gps_s, correlation_s))
     return Bound(
         power_sigma_db=propagation.shadowing_sigma_db,
         path_loss_exponent=propagation.path_loss_exponent,
         arrival_sigmas_s=arrival_sigmas_s,
     )
-
-
-def matched_calibration(scenario: Scenario) -> Calibration:
-    """What training on this network converges to: the simulator's own propagation model.
-
-    Exponent, reference distance and shadowing sigma of the log-distance model, and each
-    receiver's antenna gain as its gain offset. No full-scale offsets: the measured powers
-    are already in dBm through the receivers' S-meter readings.
-    """
-    propagation = scenario.propagation
-    return Calibration(
-        version="simulator-matched",
-        path_loss_exponent=propagation.path_loss_exponent,
-        reference_distance_m=propagation.reference_distance_m,
-        shadowing_sigma_db=propagation.shadowing_sigma_db,
-        gain_offsets_db={r.id: r.antenna_gain_dbi for r in scenario.receivers},
-    )
-
-
-def _ranges_m(receivers: list[Receiver], case: BenchScenario) -> np.ndarray:
-    frame = LocalFrame(case.latitude, case.longitude, TRANSMITTER_ALTITUDE_M)
-    enu = np.column_stack(
-        frame.geodetic_to_enu(
-            [r.latitude for r in receivers],
-            [r.longitude for r in receivers],
-            [r.altitude_m for r in receivers],
-        )
-    )
-    return np.asarray(np.linalg.norm(enu, axis=1))
-
-
-def synthetic_observations(
-    case: BenchScenario, receivers: list[Receiver], rng: np.random.Generator
-) -> Observations:
-    """The comparison: observations drawn from the estimator's own models (default calibration).
-
-    Log-normal shadowing (6 dB) plus 1 dB measurement error on the powers; arrival times
-    with GPS jitter and the delay bound for an assumed RMS bandwidth per signal class.
-    """
-    calibration = Calibration()
-    ranges_m = _ranges_m(receivers, case)
-    mean_power_dbm = SYNTHETIC_SOURCE_POWER_DBM - path_loss_db(
-        ranges_m, calibration.path_loss_exponent, calibration.reference_distance_m
-    )
-    shadowing_db = calibration.shadowing_sigma_db * rng.standard_normal(len(receivers))
-    noise_db = SYNTHETIC_POWER_SIGMA_DB * rng.standard_normal(len(receivers))
-    powers = [
-        PowerObservation(receiver_id=r.id, power=float(p), sigma_db=SYNTHETIC_POWER_SIGMA_DB)
-        for r, p in zip(receivers, mean_power_dbm + shadowing_db + noise_db, strict=True)
-    ]
-    snr_db = case.snr_db + (mean_power_dbm + shadowing_db) - np.median(mean_power_dbm)
-    snr = 10.0 ** (snr_db / 10.0)
-    bandwidth_hz = SYNTHETIC_RMS_BANDWIDTH_HZ[case.modulation]
-    if bandwidth_hz == 0.0:
-        return Observations(powers, [], 0.0)
-    samples = TDOA_WINDOW_S * receivers_sample_rate_hz(case)
-    correlation_s = 1.0 / (2 * np.pi * bandwidth_hz * np.sqrt(2.0 * snr * samples))
-    arrival_sigma_s = np.hypot(case.gps_jitter_s, correlation_s)
-    arrivals_s = ranges_m / SPEED_OF_LIGHT_M_PER_S + arrival_sigma_s * rng.standard_normal(
-        len(receivers)
-    )
-    timed = [
-        k
-        for k, r in enumerate(receivers)
-        if r.id not in case.receivers_without_gps and snr_db[k] >= SYNTHETIC_DETECTION_SNR_DB
-    ]
-    pairs = [
-        TdoaObservation(
-            receiver_i=receivers[i].id,
-            receiver_j=receivers[j].id,
-            time_difference_s=float(arrivals_s[i] - arrivals_s[j]),
-            sigma_s=float(np.hypot(arrival_sigma_s[i], arrival_sigma_s[j])),
-        )
-        for i, j in itertools.combinations(timed, 2)
-    ]
-    return Observations(powers, pairs, 0.0)
-
-
-def synthetic_bound(case: BenchScenario, receivers: list[Receiver]) -> Bound:
-    calibration = Calibration()
-    bandwidth_hz = SYNTHETIC_RMS_BANDWIDTH_HZ[case.modulation]
-    arrival_sigmas_s: dict[str, float] = {}
-    if bandwidth_hz > 0.0:
-        ranges_m = _ranges_m(receivers, case)
-        mean_db = -path_loss_db(ranges_m, 2.0, calibration.reference_distance_m)
-        snr = 10.0 ** ((case.snr_db + mean_db - np.median(mean_db)) / 10.0)
-        samples = TDOA_WINDOW_S * receivers_sample_rate_hz(case)
-        correlation_s = 1.0 / (2 * np.pi * bandwidth_hz * np.sqrt(2.0 * snr * samples))
-        arrival_sigmas_s = {
-            r.id: float(np.hypot(case.gps_jitter_s, s))
-            for r, s in zip(receivers, correlation_s, strict=True)
-            if r.id not in case.receivers_without_gps
-        }
-    return Bound(
-        power_sigma_db=float(np.hypot(calibration.shadowing_sigma_db, SYNTHETIC_POWER_SIGMA_DB)),
-        path_loss_exponent=calibration.path_loss_exponent,
-        arrival_sigmas_s=arrival_sigmas_s,
-    )
-
-
-def receivers_sample_rate_hz(case: BenchScenario) -> float:
-    return float(np.median([r.sample_rate_hz for r in case.scenario.receivers]))
 
 
 def crb_rms_m(receivers: list[Receiver], case: BenchScenario, bound: Bound, method: str) -> float:
@@ -472,7 +308,7 @@ def crb_rms_m(receivers: list[Receiver], case: BenchScenario, bound: Bound, meth
     )
     positions_m = np.column_stack([east_m, north_m])
     timed = [k for k, r in enumerate(receivers) if r.id in bound.arrival_sigmas_s]
-    kwargs: dict = {"path_loss_exponent": bound.path_loss_exponent}
+    kwargs: dict[str, Any] = {"path_loss_exponent": bound.path_loss_exponent}
     if method in ("rss", "fused"):
         kwargs |= {
             "rss_receivers_en_m": positions_m,
@@ -488,20 +324,10 @@ def crb_rms_m(receivers: list[Receiver], case: BenchScenario, bound: Bound, meth
     return cramer_rao_bound(np.zeros(2), **kwargs).rms_error_m
 
 
-def truth_inside_ellipse(result: LocalizationResult, case: BenchScenario) -> bool:
-    """Mahalanobis test in a plane at the truth (its axes differ from the fix's by < 2 deg)."""
-    assert result.latitude is not None and result.longitude is not None
-    assert result.covariance_en_m2 is not None
-    frame = LocalFrame(case.latitude, case.longitude, 0.0)
-    east_m, north_m = frame.geodetic_to_plane(result.latitude, result.longitude)
-    offset = np.array([float(east_m), float(north_m)])
-    covariance = np.array(result.covariance_en_m2)
-    return float(offset @ np.linalg.solve(covariance, offset)) <= CHI2_2DOF_95
-
-
 @dataclass
 class Outcome:
-    label: str  # method, or "rss-default" for RSS under the untrained calibration
+    calibration: str
+    method: str
     case: BenchScenario
     error_m: float | None  # None when localize found too few usable receivers
     crb_m: float
@@ -509,201 +335,283 @@ class Outcome:
     latency_ms: float  # TDOA lags (when used) + localize
 
 
-# (row label, method passed to localize, use the simulator-matched calibration)
-RUNS = (
-    ("rss", "rss", True),
-    ("rss-default", "rss", False),
-    ("tdoa", "tdoa", True),
-    ("fused", "fused", True),
-    ("auto", "auto", True),
+@dataclass
+class Run:
+    outcomes: list[Outcome]
+    network: Scenario
+    calibrations: dict[str, Calibration]
+    fit_report: dict[str, Any]
+    known_sessions: int
+    seconds: dict[str, float]
+
+
+def calibrations_for(
+    network: Scenario, sessions: list[KnownSourceSession]
+) -> tuple[dict[str, Calibration], dict[str, Any]]:
+    default = default_calibration(get_settings())
+    fit = fit_calibration(sessions, version="fitted-bench", prior=default)
+    return {
+        "default": default,
+        "fitted": fit.calibration,
+        "oracle": oracle_calibration(network),
+    }, fit.report
+
+
+def run(count: int, seed: int, known_count: int, shadowing_db: float | None = None) -> Run:
+    rng = np.random.default_rng(seed)
+    base = load_scenario()
+    if shadowing_db is not None:
+        propagation = base.propagation.model_copy(update={"shadowing_sigma_db": shadowing_db})
+        base = base.model_copy(update={"propagation": propagation})
+    network = hidden_network(base, rng)
+    receivers = receivers_of(network)
+    localize(receivers, [], [])  # warm the frame cache
+    prepare_computing_process()  # as a service or worker does once it has started
+    seconds: dict[str, float] = {}
+    started_s = time.perf_counter()
+    sessions = known_sessions(network, known_count, rng)
+    seconds["known sessions (render + DSP)"] = time.perf_counter() - started_s
+    started_s = time.perf_counter()
+    calibrations, report = calibrations_for(network, sessions)
+    seconds["fit"] = time.perf_counter() - started_s
+    started_s = time.perf_counter()
+    outcomes = []
+    for case in make_scenarios(network, count, rng):
+        observations = pipeline_observations(
+            case.scenario, case.start_time_ns, rng, window_s=TDOA_WINDOW_S
+        )
+        bound = pipeline_bound(case)
+        for label in CALIBRATIONS:
+            for method in METHODS:
+                localize_started_s = time.perf_counter()
+                result = localize(
+                    receivers,
+                    observations.powers,
+                    observations.pairs,
+                    calibrations[label],
+                    method=method,  # type: ignore[arg-type]
+                )
+                latency_ms = 1e3 * (time.perf_counter() - localize_started_s)
+                # As in the service: every method but "rss" correlates the recordings first,
+                # also when the pairs then turn out unusable (a carrier falls back to rss).
+                if method != "rss":
+                    latency_ms += observations.lag_time_ms
+                located = result.status == "ok" and result.latitude is not None
+                outcomes.append(
+                    Outcome(
+                        calibration=label,
+                        method=method,
+                        case=case,
+                        error_m=error_m(result, case.latitude, case.longitude) if located else None,
+                        crb_m=crb_rms_m(receivers, case, bound, result.method or method),
+                        covered=located and truth_in_ellipse(result, case.latitude, case.longitude),
+                        latency_ms=latency_ms,
+                    )
+                )
+    seconds["scenarios (render + DSP + 12 fixes each)"] = time.perf_counter() - started_s
+    return Run(outcomes, network, calibrations, report, known_count, seconds)
+
+
+Condition = Callable[[BenchScenario], bool]
+
+
+def modulated(case: BenchScenario) -> bool:
+    return case.modulation != "carrier"
+
+
+def strong(case: BenchScenario) -> bool:
+    return case.snr_db >= 10.0
+
+
+def inside(case: BenchScenario) -> bool:
+    return case.inside_hull
+
+
+def outside(case: BenchScenario) -> bool:
+    return not case.inside_hull
+
+
+def carrier(case: BenchScenario) -> bool:
+    return case.modulation == "carrier"
+
+
+def modulated_strong(case: BenchScenario) -> bool:
+    return modulated(case) and strong(case)
+
+
+# (label, method, subset): the headline rows (>= MIN_HEADLINE_FIXES fixes each) ...
+HEADLINE = (
+    ("rss, all", "rss", None),
+    ("tdoa, FM/wideband, SNR >= 10 dB", "tdoa", modulated_strong),
+    ("fused, FM/wideband, SNR >= 10 dB", "fused", modulated_strong),
+    ("auto, all", "auto", None),
+)
+# ... and the detail rows, for the fitted calibration only.
+DETAIL = (
+    ("rss, inside hull", "rss", inside),
+    ("rss, outside hull", "rss", outside),
+    ("tdoa, all usable", "tdoa", None),
+    ("tdoa, outside hull", "tdoa", outside),
+    ("fused, all usable", "fused", None),
+    ("auto, carrier", "auto", carrier),
 )
 
 
-def _error_m(result: LocalizationResult, case: BenchScenario) -> float:
-    assert result.latitude is not None and result.longitude is not None
-    return float(GEOD.inv(case.longitude, case.latitude, result.longitude, result.latitude)[2])
+def pick(
+    outcomes: list[Outcome], calibration: str, method: str, subset: Condition | None
+) -> list[Outcome]:
+    return [
+        o
+        for o in outcomes
+        if o.calibration == calibration
+        and o.method == method
+        and (subset is None or subset(o.case))
+    ]
 
 
-def run(count: int, seed: int, *, synthetic: bool = False) -> list[Outcome]:
-    rng = np.random.default_rng(seed)
-    base = load_scenario()
-    receivers = receivers_of(base)
-    matched = matched_calibration(base)
-    localize(receivers, [], [])  # warm the frame cache
-    prepare_computing_process()  # as a service or worker does once it has started
-    outcomes = []
-    for case in make_scenarios(base, count, rng):
-        if synthetic:
-            observations = synthetic_observations(case, receivers, rng)
-            bound = synthetic_bound(case, receivers)
-        else:
-            observations = pipeline_observations(case, receivers, rng)
-            bound = pipeline_bound(case)
-        for label, method, use_matched in RUNS:
-            calibration = matched if use_matched and not synthetic else Calibration()
-            # Synthetic pairs carry their timing error in their sigma already.
-            timing_sigma_ns = (
-                0.0
-                if synthetic
-                else 1e9 * gps_timing_sigma_s(case, TDOA_WINDOW_S, receivers_sample_rate_hz(case))
-            )
-            calibration = calibration.model_copy(
-                update={"default_timing_sigma_ns": timing_sigma_ns}
-            )
-            started_s = time.perf_counter()
-            result = localize(
-                receivers,
-                observations.powers,
-                observations.pairs,
-                calibration,
-                method=method,  # type: ignore[arg-type]
-                transmitter_altitude_m=TRANSMITTER_ALTITUDE_M,
-            )
-            latency_ms = 1e3 * (time.perf_counter() - started_s)
-            used = result.method or method
-            # As in the service: every method but "rss" correlates the recordings first,
-            # also when the pairs then turn out unusable (a carrier falls back to rss).
-            if method != "rss":
-                latency_ms += observations.lag_time_ms
-            located = result.status == "ok" and result.latitude is not None
-            outcomes.append(
-                Outcome(
-                    label=label,
-                    case=case,
-                    error_m=_error_m(result, case) if located else None,
-                    crb_m=crb_rms_m(receivers, case, bound, used),
-                    covered=located and truth_inside_ellipse(result, case),
-                    latency_ms=latency_ms,
-                )
-            )
-    return outcomes
+def located(group: list[Outcome]) -> list[Outcome]:
+    return [o for o in group if o.error_m is not None]
 
 
-def _row(label: str, cases: list[Outcome]) -> str:
-    group = [o for o in cases if o.error_m is not None]
-    if not group:
-        return f"| {label} | 0 / {len(cases)} | – | – | – | – | – | – |"
-    errors_km = np.array([o.error_m for o in group]) / 1e3
-    crb_km = np.median([o.crb_m for o in group]) / 1e3
-    coverage = 100.0 * np.mean([o.covered for o in group])
-    latency = np.percentile([o.latency_ms for o in group], 95)
+def median_km(group: list[Outcome]) -> float:
+    errors = [o.error_m for o in located(group) if o.error_m is not None]
+    return float(np.median(errors)) / 1e3 if errors else float("inf")
+
+
+def coverage_text(group: list[Outcome]) -> str:
+    fixes = located(group)
+    covered = sum(o.covered for o in fixes)
+    interval = wilson_interval(covered, len(fixes))
+    if interval is None:
+        return "–"
+    return f"{100 * covered / len(fixes):.1f} % ({100 * interval[0]:.0f}-{100 * interval[1]:.0f})"
+
+
+def row(calibration: str, label: str, group: list[Outcome]) -> str:
+    fixes = located(group)
+    if not fixes:
+        return f"| {calibration} | {label} | 0 / {len(group)} | – | – | – | – | – | – |"
+    errors_km = np.array([o.error_m for o in fixes]) / 1e3
+    crb_km = np.median([o.crb_m for o in fixes]) / 1e3
     q50, q68, q95 = np.percentile(errors_km, [50, 68, 95])
+    p50_ms, p95_ms = np.percentile([o.latency_ms for o in fixes], [50, 95])
     return (
-        f"| {label} | {len(group)} / {len(cases)} | {q50:.2f} | {q68:.2f} | {q95:.2f} | {crb_km:.2f} "
-        f"| {coverage:.0f} % | {latency:.0f} |"
+        f"| {calibration} | {label} | {len(fixes)} / {len(group)} | {q50:.2f} | {q68:.2f} "
+        f"| {q95:.2f} | {crb_km:.2f} | {coverage_text(group)} | {p50_ms:.0f} / {p95_ms:.0f} |"
     )
 
 
-def report(outcomes: list[Outcome], count: int, *, synthetic: bool) -> str:
-    def pick(label: str, **conditions: Callable[[BenchScenario], bool]) -> list[Outcome]:
-        return [
-            o
-            for o in outcomes
-            if o.label == label and all(test(o.case) for test in conditions.values())
-        ]
-
-    def located(group: list[Outcome]) -> list[Outcome]:
-        return [o for o in group if o.error_m is not None]
-
-    def median_error_m(group: list[Outcome]) -> float:
-        errors_m = [o.error_m for o in located(group) if o.error_m is not None]
-        return float(np.median(errors_m)) if errors_m else float("inf")
-
-    def modulated(case: BenchScenario) -> bool:
-        return case.modulation != "carrier"
-
-    def strong(case: BenchScenario) -> bool:
-        return case.snr_db >= 10.0
-
-    def inside(case: BenchScenario) -> bool:
-        return case.inside_hull
-
-    def outside(case: BenchScenario) -> bool:
-        return not case.inside_hull
-
-    def carrier(case: BenchScenario) -> bool:
-        return case.modulation == "carrier"
-
-    tdoa_target = pick("tdoa", modulated=modulated, strong=strong)
-    rows = [
-        ("rss (matched calibration), all", pick("rss")),
-        ("rss (matched), inside hull", pick("rss", inside=inside)),
-        ("rss (matched), outside hull", pick("rss", outside=outside)),
-        ("rss (default calibration), all", pick("rss-default")),
-        ("tdoa, FM/wideband, SNR >= 10 dB", tdoa_target),
-        ("tdoa, all usable", pick("tdoa")),
-        ("tdoa, outside hull", pick("tdoa", outside=outside)),
-        ("fused, all usable", pick("fused")),
-        ("fused, FM/wideband, SNR >= 10 dB", pick("fused", modulated=modulated, strong=strong)),
-        ("auto, all", pick("auto")),
-        ("auto, carrier", pick("auto", carrier=carrier)),
+def fit_summary(result: Run) -> list[str]:
+    """How close the fit came to the hidden values (each set centred: only differences count)."""
+    network, fitted = result.network, result.calibrations["fitted"]
+    ids = [r.id for r in network.receivers]
+    true_gains = np.array([r.antenna_gain_dbi + r.gain_offset_db for r in network.receivers])
+    true_biases = np.array([r.timing_bias_ns for r in network.receivers])
+    gains = np.array([fitted.gain_offsets_db.get(r, 0.0) for r in ids])
+    biases = np.array([fitted.clock_offsets_ns.get(r, 0.0) for r in ids])
+    gain_errors = gains - gains.mean() - (true_gains - true_gains.mean())
+    bias_errors = biases - biases.mean() - (true_biases - true_biases.mean())
+    truth_sigmas = {
+        r.id: gps_timing_sigma_ns(r.gps_jitter_ns, r.sample_rate_hz) for r in network.receivers
+    }
+    sigma_pairs = ", ".join(
+        f"{r} {fitted.timing_sigmas_ns.get(r, float('nan')):.0f}/{truth_sigmas[r]:.0f}" for r in ids
+    )
+    outliers = result.fit_report.get("outlier_sessions", [])
+    return [
+        f"Fit from {result.known_sessions} known-source sessions "
+        f"({result.seconds['fit']:.1f} s): hidden gains recovered within "
+        f"{np.max(np.abs(gain_errors)):.2f} dB (rms {np.sqrt(np.mean(gain_errors**2)):.2f}), "
+        f"clock biases within {np.max(np.abs(bias_errors)):.0f} ns "
+        f"(rms {np.sqrt(np.mean(bias_errors**2)):.0f}); exponent "
+        f"{fitted.path_loss_exponent:.2f} (truth {network.propagation.path_loss_exponent:.2f}), "
+        f"shadowing sigma {fitted.shadowing_sigma_db:.2f} dB "
+        f"(truth {network.propagation.shadowing_sigma_db:.2f}); "
+        f"timing sigma fitted/true ns: {sigma_pairs}; "
+        f"sessions flagged as outliers: {len(outliers)}.",
     ]
-    source = (
-        "observations drawn from the estimator's own models, default calibration"
-        if synthetic
-        else "simulator IQ -> KiwiSDR frames -> dsp.measure -> service TDOA lags -> localize"
-    )
+
+
+def report(result: Run, count: int) -> str:
+    outcomes = result.outcomes
+    shadowing_db = result.network.propagation.shadowing_sigma_db
     lines = [
-        f"{count} scenarios, 7 receivers (NW Italy), {CAPTURE_S:g} s captures, "
-        f"{TDOA_WINDOW_S:g} s TDOA window; {source}.",
+        f"{count} scenarios, {shadowing_db:g} dB shadowing per link, "
+        f"7 receivers (NW Italy) with hidden gains (+-{GAIN_OFFSET_DB:g} dB), "
+        f"clock biases (+-{TIMING_BIAS_NS:g} ns) and GPS jitter "
+        f"({GPS_JITTER_RANGE_NS[0]:g}-{GPS_JITTER_RANGE_NS[1]:g} ns per block); 5 s captures, "
+        f"{TDOA_WINDOW_S:g} s TDOA window; simulator IQ -> KiwiSDR frames -> dsp.measure -> "
+        "service TDOA lags -> localize (no transmitter height given). Coverage: share of fixes "
+        "whose 95 % ellipse holds the truth, Wilson 95 % interval in brackets. Oracle = the "
+        "simulator's truth, an upper bound no deployment has.",
         "",
-        "| method, subset | fixes / scenarios | median km | 68 % km | 95 % km | CRB rms km (median) "
-        "| truth in 95 % ellipse | p95 latency ms |",
-        "|---|---|---|---|---|---|---|---|",
-        *(_row(label, group) for label, group in rows),
+        "| calibration | method, subset | fixes / scenarios | median km | 68 % km | 95 % km "
+        "| CRB rms km (median) | truth in 95 % ellipse | latency p50 / p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    auto_latency_ms = [o.latency_ms for o in located(pick("auto"))]
-    p50_ms, p95_ms = np.percentile(auto_latency_ms, [50, 95])
+    for label, method, subset in HEADLINE:
+        for calibration in CALIBRATIONS:
+            lines.append(row(calibration, label, pick(outcomes, calibration, method, subset)))
+    for label, method, subset in DETAIL:
+        lines.append(row("fitted", label, pick(outcomes, "fitted", method, subset)))
+    lines += ["", *fit_summary(result), ""]
+
+    def drop(method: str, subset: Condition | None) -> float:
+        before = median_km(pick(outcomes, "default", method, subset))
+        after = median_km(pick(outcomes, "fitted", method, subset))
+        return 1.0 - after / before
+
+    tdoa_target = pick(outcomes, "fitted", "tdoa", modulated_strong)
+    auto_ms = [o.latency_ms for o in located(pick(outcomes, "fitted", "auto", None))]
+    p50_ms, p95_ms = np.percentile(auto_ms, [50, 95])
+    rss_drop, tdoa_drop = drop("rss", None), drop("tdoa", modulated_strong)
     targets = [
-        (
-            "TDOA median < 1 km (FM/wideband, SNR >= 10 dB, jitter <= 1 us; "
-            f"{len(located(tdoa_target))} of {len(tdoa_target)} located)",
-            median_error_m(tdoa_target) < 1e3,
-        ),
-        ("RSS median < 10 km", median_error_m(pick("rss")) < 10e3),
+        ("fitted: TDOA median < 1 km (FM/wideband, SNR >= 10 dB)", median_km(tdoa_target) < 1.0),
+        ("fitted: RSS median < 10 km", median_km(pick(outcomes, "fitted", "rss", None)) < 10.0),
     ]
-    for label in ("rss", "tdoa", "fused", "auto"):
-        coverage, interval = _coverage(located(pick(label)))
-        targets.append((f"{label} coverage in 90-98 % ({interval})", 0.90 <= coverage <= 0.98))
+    for label, method, subset in HEADLINE:
+        group = located(pick(outcomes, "fitted", method, subset))
+        share = float(np.mean([o.covered for o in group])) if group else float("nan")
+        targets.append(
+            (f"fitted: {label} coverage in 90-98 % ({coverage_text(group)})", 0.90 <= share <= 0.98)
+        )
+        if len(group) < MIN_HEADLINE_FIXES:
+            targets.append((f"{label}: at least {MIN_HEADLINE_FIXES} fixes ({len(group)})", False))
     targets.append(
         (
-            f"p95 latency <= 100 ms (auto: p50 {p50_ms:.0f} ms, p95 {p95_ms:.0f} ms)",
+            f"p95 latency <= 100 ms (fitted auto: p50 {p50_ms:.0f} ms, p95 {p95_ms:.0f} ms)",
             p95_ms <= 100.0,
         )
     )
-    lines += ["", "Targets:", *(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets)]
-    # The untrained calibration is no method of its own: it is reported, not judged.
-    _, interval = _coverage(located(pick("rss-default")))
-    lines.append(f"- (reported) rss coverage under the untrained default calibration ({interval})")
-    return "\n".join(lines)
-
-
-def _coverage(group: list[Outcome]) -> tuple[float, str]:
-    """Share of fixes whose 95 % ellipse holds the truth, and its Wilson 95 % interval."""
-    if not group:
-        return float("nan"), "no fixes"
-    covered = sum(o.covered for o in group)
-    interval = binomtest(covered, len(group)).proportion_ci(method="wilson")
-    share = covered / len(group)
-    return share, (
-        f"{100 * share:.1f} % of {len(group)} fixes, 95 % interval "
-        f"{100 * interval.low:.0f}-{100 * interval.high:.0f} %"
+    lines += ["Targets:", *(f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets)]
+    # The end-to-end test's criterion (30 % each), reported: on this network's 4 dB
+    # shadowing the power-based error is mostly the shadowing's, whatever the gains.
+    lines.append(
+        f"- (reported) fitted vs default: median power-based error {-100 * rss_drop:+.0f} %, "
+        f"TDOA (FM/wideband >= 10 dB) {-100 * tdoa_drop:+.0f} %"
     )
+    timing = "; ".join(f"{name} {value:.0f} s" for name, value in result.seconds.items())
+    lines += ["", f"Time: {timing}."]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--scenarios", type=int, default=120)
+    parser.add_argument("--scenarios", type=int, default=640)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--known-sessions", type=int, default=40)
     parser.add_argument(
-        "--synthetic",
-        action="store_true",
-        help="observations from the estimator's own models instead of the simulator+DSP",
+        "--shadowing-db",
+        type=float,
+        default=None,
+        help="log-normal shadowing sigma per link (default: the scenario's, 4 dB)",
     )
     arguments = parser.parse_args()
     started_s = time.perf_counter()
-    outcomes = run(arguments.scenarios, arguments.seed, synthetic=arguments.synthetic)
-    print(report(outcomes, arguments.scenarios, synthetic=arguments.synthetic))
+    result = run(
+        arguments.scenarios, arguments.seed, arguments.known_sessions, arguments.shadowing_db
+    )
+    print(report(result, arguments.scenarios))
     print(f"\n(run time {time.perf_counter() - started_s:.0f} s)")
 
 

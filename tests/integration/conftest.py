@@ -37,6 +37,7 @@ MUTABLE_TABLES = (
     "measurements",
     "localizations",
     "acquisitions",
+    "model_activations",
     "models",
     "training_sessions",
     "known_sources",
@@ -79,7 +80,7 @@ def remove_this_runs_queues() -> Iterator[None]:
     from heimdall.core.celery_app import ALL_QUEUES, celery_app
 
     run = get_settings().queue_prefix
-    own = ("kill", "cli", "pgbudget", "broker", "crashcancel", "sweeper")
+    own = ("kill", "cli", "scale", "sigkill", "pgbudget", "broker", "crashcancel", "sweeper")
     prefixes = [run, *(f"{run}{suffix}-" for suffix in own)]
     names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
     with celery_app.connection_for_write() as connection:
@@ -175,7 +176,12 @@ def s3_proxy(object_store: ObjectStore, settings: Settings) -> Iterator[TcpProxy
 
 
 def start_worker(
-    name: str, env: dict[str, str], metrics_dir: Path, role: str = "acquisition"
+    name: str,
+    env: dict[str, str],
+    metrics_dir: Path,
+    role: str = "acquisition",
+    *,
+    concurrency: int | None = None,
 ) -> ManagedProcess:
     from heimdall.cli.supervisor import worker_command
 
@@ -183,7 +189,11 @@ def start_worker(
     return ManagedProcess(
         name,
         worker_command(role),
-        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
+        env={
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **({f"HEIMDALL_{role.upper()}_CONCURRENCY": str(concurrency)} if concurrency else {}),
+            **env,
+        },
         log_dir=Path(STATE_DIR),
     )
 

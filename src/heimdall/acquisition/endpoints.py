@@ -17,14 +17,15 @@ from heimdall.acquisition.schemas import (
     AcquisitionStatus,
     CancelResponse,
     MeasurementOut,
-    ReceiverErrorOut,
     SessionOut,
+    SpectrumOut,
 )
 from heimdall.core import metrics
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
+from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.models import Acquisition, AcquisitionState, Approval
 
 router = APIRouter(prefix="/api/v1/acquisition", tags=["acquisition"])
@@ -113,23 +114,9 @@ async def acquire(
 @router.get("/status/{task_id}", response_model=AcquisitionStatus)
 async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
     a = await _load(session, task_id)
-    position = await repository.queue_position(session, a)
-    return AcquisitionStatus(
-        task_id=a.task_id,
-        state=a.state,
-        progress=a.progress,
-        errors=[ReceiverErrorOut(**e) for e in a.errors],
-        error_message=a.error_message,
-        result=a.result,
-        frequency_mhz=a.frequency_mhz,
-        duration_seconds=a.duration_seconds,
-        stations=a.station_ids,
-        created_at=a.created_at,
-        started_at=a.started_at,
-        finished_at=a.finished_at,
-        deadline_at=a.deadline_at,
-        queue_position=position,
-    )
+    status_out = AcquisitionStatus.of(a)
+    status_out.queue_position = await repository.queue_position(session, a)
+    return status_out
 
 
 @router.post(
@@ -182,3 +169,29 @@ async def sessions(
         )
         for a, count in rows
     ]
+
+
+@router.get("/spectrum/{task_id}/{station_id}", response_model=SpectrumOut)
+async def spectrum(
+    task_id: uuid.UUID,
+    station_id: str,
+    session: Session,
+    bins: Annotated[int, Query(ge=16, le=4096, description="FFT length (bins)")] = 512,
+) -> SpectrumOut:
+    """A receiver's power spectrum in this acquisition, computed from its stored IQ."""
+    await _load(session, task_id)
+    measurement = await repository.measurement_of(session, task_id, station_id)
+    if measurement is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no recording of {station_id} in acquisition {task_id}"
+        )
+    try:
+        return await asyncio.to_thread(service.spectrum_of, ObjectStore(), measurement, bins)
+    except ObjectStoreUnavailable as exc:
+        raise DependencyUnavailable(str(exc)) from exc
+    except ObjectStoreError as exc:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"the recording of {station_id} is missing: {exc}"
+        ) from exc
+    except ValueError as exc:  # fewer samples than one FFT
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc

@@ -21,15 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+from heimdall.acquisition.audio_recording import (
+    measure_capture,
+    record_openwebrx,
+    store_audio_recording,
+)
 from heimdall.core import metrics
 from heimdall.core.retry import retry_transient, storage_unavailable
 from heimdall.core.settings import Settings
-from heimdall.core.storage import ObjectStore
-from heimdall.dsp.measurement import Measurement, measure
-from heimdall.receivers.capture import IQCapture
+from heimdall.core.storage import ObjectStore, parse_s3_url
+from heimdall.dsp.measurement import Measurement
+from heimdall.receivers.capture import AudioCapture, Capture, IQCapture
 from heimdall.receivers.errors import ReceiverBusy, ReceiverError
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
-from heimdall.receivers.sigmf_io import encode_ci16_le, sigmf_metadata
+from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -128,10 +133,14 @@ async def record_station(
     duration_s: float,
     settings: Settings,
     start: Callable[[], Awaitable[None]] | None = None,
-) -> IQCapture:
+) -> Capture:
+    if target.protocol == "openwebrx":
+        # No IQ, no GPS time: audio, spectra and S-meter, for power and frequency.
+        return await record_openwebrx(
+            target, frequency_hz=frequency_hz, duration_s=duration_s, settings=settings
+        )
     if target.protocol != "kiwisdr":
-        # OpenWebRX gives no IQ: such receivers serve power-only localization (later work).
-        raise ReceiverError(target.id, f"protocol {target.protocol!r} cannot record IQ")
+        raise ReceiverError(target.id, f"protocol {target.protocol!r} has no driver")
     return await record_iq(
         StationEndpoint(target.id, target.url, settings.receiver_password.get_secret_value()),
         frequency_hz=frequency_hz,
@@ -151,12 +160,14 @@ async def record_when_free(
     duration_s: float,
     settings: Settings,
     gate: StartGate,
-) -> IQCapture:
+) -> Capture:
     """``record_station``, tried again while the receiver answers "too busy".
 
     Its channels are shared with other listeners: busy is normal, and is an error
     only when it lasts ``receiver_busy_retry_s``.
     """
+    if target.protocol != "kiwisdr":
+        gate.withdraw(target.id)  # no start hook: such a receiver streams when it is ready
     give_up_at = time.monotonic() + settings.receiver_busy_retry_s
     delay_s = BUSY_FIRST_DELAY_S
     tries = 0
@@ -186,7 +197,7 @@ def store_recording(
     bucket: str,
     task_id: uuid.UUID,
     target: StationTarget,
-    capture: IQCapture,
+    capture: Capture,
     measurement: Measurement,
     description: str | None,
 ) -> tuple[str, str]:
@@ -194,6 +205,9 @@ def store_recording(
 
     Encoding happens here too: the caller runs this in a thread, off the event loop.
     """
+    stem = f"{session_prefix(task_id)}{target.id}"
+    if isinstance(capture, AudioCapture):
+        return store_audio_recording(store, bucket, stem, target, capture, measurement, description)
     meta = sigmf_metadata(
         capture,
         latitude=target.latitude,
@@ -202,12 +216,19 @@ def store_recording(
         measurement=measurement,
         description=description,
     )
-    stem = f"{session_prefix(task_id)}{target.id}"
     data_ref = store.put_bytes(bucket, f"{stem}.sigmf-data", encode_ci16_le(capture.samples))
     meta_ref = store.put_bytes(
         bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode(), content_type="application/json"
     )
     return data_ref.url, meta_ref.url
+
+
+def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> IQCapture:
+    """Read back a SigMF pair written by :func:`store_recording`."""
+    data_ref = parse_s3_url(data_url)
+    meta_ref = parse_s3_url(meta_url or data_url.replace("-data", "-meta"))
+    metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
+    return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
 
 
 @dataclass(slots=True)
@@ -235,6 +256,8 @@ async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> lis
     settings = ctx.settings
     gate = StartGate([t.id for t in targets], settings.receiver_start_wait_s)
     finished = 0
+    for target in targets:  # at zero before a first failure, so rate() sees that failure
+        metrics.websdr_failures_total.labels(websdr_id=target.id)
 
     async def one(target: StationTarget) -> ReceiverOutcome:
         nonlocal finished
@@ -255,7 +278,7 @@ async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> lis
                 max(0.0, time.monotonic() - started - ctx.duration_s)
             )
             loop = asyncio.get_running_loop()
-            measurement = await loop.run_in_executor(ctx.cpu, measure, capture)
+            measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
             data_url, meta_url = await retry_transient(
                 lambda: ctx.io.run(
                     store_recording,

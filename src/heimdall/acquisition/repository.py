@@ -79,6 +79,17 @@ async def measurements_of(session: AsyncSession, task_id: uuid.UUID) -> Sequence
     return result.all()
 
 
+async def measurement_of(
+    session: AsyncSession, task_id: uuid.UUID, station_id: str
+) -> Measurement | None:
+    result = await session.scalars(
+        select(Measurement).where(
+            Measurement.task_id == task_id, Measurement.websdr_id == station_id
+        )
+    )
+    return result.first()
+
+
 async def recent_sessions(
     session: AsyncSession,
     *,
@@ -100,6 +111,41 @@ async def recent_sessions(
         query = query.where(Acquisition.approval == approval)
     rows = await session.execute(query.limit(limit).offset(offset))
     return [(acquisition, int(count)) for acquisition, count in rows.all()]
+
+
+async def in_progress_station_ids(session: AsyncSession) -> list[list[str]]:
+    """The stations of every acquisition being recorded now."""
+    rows = await session.scalars(
+        select(Acquisition.station_ids).where(Acquisition.status == AcquisitionState.PROGRESS.value)
+    )
+    return [list(ids) for ids in rows.all()]
+
+
+async def count_overdue(session: AsyncSession, *, grace_s: float) -> int:
+    """Acquisitions in PROGRESS for longer than their duration plus ``grace_s`` (database clock)."""
+    running_s = func.extract("epoch", func.now() - Acquisition.started_at)
+    count = await session.scalar(
+        select(func.count()).where(
+            Acquisition.status == AcquisitionState.PROGRESS.value,
+            running_s > Acquisition.duration_seconds + grace_s,
+        )
+    )
+    return int(count or 0)
+
+
+async def recent_finished(
+    session: AsyncSession, *, limit: int
+) -> Sequence[tuple[str, list[str], list[dict[str, str]]]]:
+    """(status, station ids, receiver errors) of the latest SUCCESS/FAILED acquisitions, newest first."""
+    rows = await session.execute(
+        select(Acquisition.status, Acquisition.station_ids, Acquisition.errors)
+        .where(
+            Acquisition.status.in_((AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value))
+        )
+        .order_by(Acquisition.created_at.desc())
+        .limit(limit)
+    )
+    return [(status, list(ids), list(errors)) for status, ids, errors in rows.all()]
 
 
 async def insert_new(session: AsyncSession, acquisition: Acquisition) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from heimdall.models import AcquisitionState, Approval
+from heimdall.models import Acquisition, AcquisitionState, Approval
 
 MAX_DURATION_S = 300.0
 MAX_WAIT_S = 3600.0
@@ -28,6 +28,9 @@ class AcquireRequest(BaseModel):
         gt=0,
         le=MAX_WAIT_S,
         description="Longest wait for a free channel on every receiver (default: the server's)",
+    )
+    known_source_id: uuid.UUID | None = Field(
+        default=None, description="The known transmitter recorded (ground truth for training)"
     )
 
     @field_validator("frequency_mhz", "duration_seconds", "max_wait_seconds")
@@ -70,6 +73,7 @@ class AcquisitionStatus(BaseModel):
     frequency_mhz: float
     duration_seconds: float
     stations: list[str]
+    known_source_id: uuid.UUID | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -81,6 +85,25 @@ class AcquisitionStatus(BaseModel):
         description="While PENDING: 1 + acquisitions requested earlier that wait for "
         "one of the same receivers",
     )
+
+    @classmethod
+    def of(cls, a: Acquisition) -> AcquisitionStatus:
+        return cls(
+            task_id=a.task_id,
+            state=a.state,
+            progress=a.progress,
+            errors=[ReceiverErrorOut(**e) for e in a.errors],
+            error_message=a.error_message,
+            result=a.result,
+            frequency_mhz=a.frequency_mhz,
+            duration_seconds=a.duration_seconds,
+            stations=a.station_ids,
+            known_source_id=a.known_source_id,
+            created_at=a.created_at,
+            started_at=a.started_at,
+            finished_at=a.finished_at,
+            deadline_at=a.deadline_at,
+        )
 
 
 class CancelResponse(BaseModel):
@@ -119,3 +142,16 @@ class SessionOut(BaseModel):
     timestamp: datetime
     approval: Approval
     description: str | None
+
+
+class SpectrumOut(BaseModel):
+    """One receiver's Welch power spectral density over its whole recording."""
+
+    task_id: uuid.UUID
+    station_id: str
+    center_frequency_hz: float
+    sample_rate_hz: float
+    bin_width_hz: float
+    segment_count: int
+    frequency_offset_hz: list[float] = Field(description="bin centres from the tuned frequency")
+    psd_dbfs_per_hz: list[float] = Field(description="10 log10 of the PSD in FS^2/Hz")

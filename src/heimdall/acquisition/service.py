@@ -8,12 +8,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition import repository
-from heimdall.acquisition.schemas import AcquireRequest
+from heimdall.acquisition.recording import load_recording
+from heimdall.acquisition.schemas import AcquireRequest, SpectrumOut
 from heimdall.core.settings import get_settings
-from heimdall.models import Acquisition, AcquisitionState
+from heimdall.core.storage import ObjectStore
+from heimdall.dsp.spectrum import welch_psd
+from heimdall.models import Acquisition, AcquisitionState, KnownSource, Measurement
 from heimdall.stations import repository as stations_repository
 
 
@@ -94,6 +98,11 @@ async def create_acquisition(
     session: AsyncSession, request: AcquireRequest, idempotency_key: str | None = None
 ) -> tuple[Acquisition, bool]:
     """Insert the PENDING acquisition; (it, True), or (the one made earlier with the key, False)."""
+    if (
+        request.known_source_id is not None
+        and await session.get(KnownSource, request.known_source_id) is None
+    ):
+        raise AcquisitionRequestError(f"no known source with id {request.known_source_id}")
     acquisition = Acquisition(
         task_id=uuid.uuid4(),
         frequency_mhz=request.frequency_mhz,
@@ -105,6 +114,7 @@ async def create_acquisition(
         errors=[],
         deadline_at=deadline_for(request),
         idempotency_key=idempotency_key,
+        known_source_id=request.known_source_id,
     )
     if await repository.insert_new(session, acquisition):
         return acquisition, True
@@ -120,7 +130,31 @@ def same_request(acquisition: Acquisition, request: AcquireRequest) -> bool:
         acquisition.frequency_mhz == request.frequency_mhz
         and acquisition.duration_seconds == request.duration_seconds
         and acquisition.description == request.description
+        and acquisition.known_source_id == request.known_source_id
         and (
             request.stations is None or sorted(request.stations) == sorted(acquisition.station_ids)
         )
+    )
+
+
+def spectrum_of(store: ObjectStore, measurement: Measurement, segment_length: int) -> SpectrumOut:
+    """The PSD of a stored recording (blocking: object storage and an FFT)."""
+    capture = load_recording(store, measurement.data_url, measurement.meta_url)
+    psd = welch_psd(
+        capture.samples,
+        capture.sample_rate_hz,
+        center_frequency_hz=capture.center_frequency_hz,
+        segment_length=segment_length,
+    )
+    # An all-zero bin (a silent receiver) has no logarithm; floor it far below any noise.
+    psd_db = 10.0 * np.log10(np.maximum(psd.psd_fs2_per_hz.astype(np.float64), 1e-30))
+    return SpectrumOut(
+        task_id=measurement.task_id,
+        station_id=measurement.websdr_id,
+        center_frequency_hz=capture.center_frequency_hz,
+        sample_rate_hz=psd.sample_rate_hz,
+        bin_width_hz=psd.bin_width_hz,
+        segment_count=psd.segment_count,
+        frequency_offset_hz=np.round(psd.frequency_offset_hz.astype(np.float64), 3).tolist(),
+        psd_dbfs_per_hz=np.round(psd_db, 2).tolist(),
     )

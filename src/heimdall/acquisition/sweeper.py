@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition import ACQUIRE_TASK, repository
 from heimdall.core import metrics
-from heimdall.core.celery_app import ACQUISITION_QUEUE, celery_app, queue_depth
+from heimdall.core.celery_app import celery_app
 from heimdall.core.retry import database_unavailable
 
 if TYPE_CHECKING:
@@ -64,7 +64,6 @@ class Sweeper:
             except Exception as exc:
                 if not database_unavailable(exc):
                     logger.exception("sweep failed")
-            metrics.celery_queue_depth.set(await asyncio.to_thread(queue_depth, ACQUISITION_QUEUE))
 
     async def sweep_once(self) -> None:
         ttl_s = self.settings.claim_ttl_s

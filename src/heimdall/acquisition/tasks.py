@@ -273,12 +273,10 @@ async def _record(
         on_released=released,
         on_finished=finished,
     )
-    metrics.active_acquisitions.inc()
     started = time.monotonic()
     try:
         outcomes = await record_all(context, targets)
     finally:
-        metrics.active_acquisitions.dec()
         metrics.acquisition_seconds.observe(time.monotonic() - started)
         await rt.scheduler.release(task_id)
     return await _finish(claimed, holder, rt, outcomes)

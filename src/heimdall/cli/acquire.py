@@ -7,46 +7,14 @@ from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from heimdall.cli.http import auth_headers, call, follow_progress, gateway
 from heimdall.core.settings import Settings, get_settings
-
-FINISHED = {"SUCCESS", "FAILED", "CANCELLED"}
 
 
 def api_base() -> str:
-    settings = get_settings()
-    return f"http://{settings.bind_host}:{settings.gateway_port}/api/v1/acquisition"
-
-
-def _headers() -> dict[str, str]:
-    tokens = get_settings().api_tokens
-    return {"Authorization": f"Bearer {tokens[0].get_secret_value()}"} if tokens else {}
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        return response.text
-    return str(detail)
-
-
-def _call(
-    console: Console, client: httpx.Client, method: str, url: str, **kwargs: Any
-) -> dict[str, Any] | None:
-    """One API call; prints why and returns None when it cannot be made or is refused."""
-    try:
-        response = client.request(method, url, **kwargs)
-    except httpx.TransportError as exc:
-        console.print(f"[red]cannot reach the API at {url}:[/] {exc}")
-        return None
-    if response.status_code >= 300:
-        console.print(f"[red]refused ({response.status_code}):[/] {_error_text(response)}")
-        return None
-    body: dict[str, Any] = response.json()
-    return body
+    return gateway("acquisition")
 
 
 def run_acquisition(
@@ -55,16 +23,19 @@ def run_acquisition(
     duration_s: float,
     stations: list[str] | None,
     description: str | None,
+    known_source_id: str | None = None,
 ) -> str | None:
     """Trigger, follow and show one acquisition; its task id if it succeeded."""
     body: dict[str, Any] = {"frequency_mhz": frequency_mhz, "duration_seconds": duration_s}
     if stations:
         body["stations"] = stations
+    if known_source_id:
+        body["known_source_id"] = known_source_id
     if description:
         body["description"] = description
     with httpx.Client(timeout=30) as client:
-        accepted = _call(
-            console, client, "POST", f"{api_base()}/acquire", json=body, headers=_headers()
+        accepted = call(
+            console, client, "POST", f"{api_base()}/acquire", json=body, headers=auth_headers()
         )
         if accepted is None:
             return None
@@ -76,23 +47,7 @@ def run_acquisition(
 
 
 def follow(console: Console, client: httpx.Client, task_id: str) -> dict[str, Any]:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("PENDING", total=100)
-        while True:
-            state: dict[str, Any] = client.get(f"{api_base()}/status/{task_id}").json()
-            description = state["state"]
-            if state.get("queue_position") is not None:
-                description = f"PENDING: waiting for channels, #{state['queue_position']} in line"
-            progress.update(bar, completed=state["progress"], description=description)
-            if state["state"] in FINISHED:
-                break
-            time.sleep(0.3)
+    state = follow_progress(console, lambda: client.get(f"{api_base()}/status/{task_id}").json())
     for error in state["errors"]:
         console.print(f"[yellow]{error['station_id']}:[/] {error['error']}")
     if state.get("error_message"):
@@ -109,7 +64,7 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
     for column in (
         "receiver",
         "SNR dB",
-        "power dBm",
+        "power",
         "noise dBm",
         "offset Hz",
         "bandwidth Hz",
@@ -120,11 +75,17 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
     def fmt(value: float | None, digits: int = 1) -> str:
         return "–" if value is None else f"{value:.{digits}f}"
 
+    def power(m: dict[str, Any]) -> str:
+        # OpenWebRX: the S-meter's own, uncalibrated dB (the calibration converts it).
+        if m["power_dbm"] is None and m.get("signal_power_dbfs") is not None:
+            return f"{m['signal_power_dbfs']:.1f} dB S-meter"
+        return f"{fmt(m['power_dbm'])} dBm"
+
     for m in rows:
         table.add_row(
             m["websdr_id"],
             fmt(m["snr"]),
-            fmt(m["power_dbm"]),
+            power(m),
             fmt(m["noise_floor_dbm"]),
             fmt(m["frequency_offset"], 2),
             fmt(m["occupied_bandwidth_hz"], 0),
@@ -135,7 +96,7 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
 
 def show_status(console: Console, task_id: str) -> int:
     with httpx.Client(timeout=10) as client:
-        state = _call(console, client, "GET", f"{api_base()}/status/{task_id}")
+        state = call(console, client, "GET", f"{api_base()}/status/{task_id}")
         if state is None:
             return 1
         console.print(f"{task_id}: [bold]{state['state']}[/] {state['progress']:.0f}%")
@@ -161,8 +122,7 @@ def place_transmitter(console: Console, settings: Settings, *, frequency_hz: flo
 
 
 def inference_base() -> str:
-    settings = get_settings()
-    return f"http://{settings.bind_host}:{settings.gateway_port}/api/v1/inference"
+    return gateway("inference")
 
 
 def wait_for_localization(
@@ -193,6 +153,14 @@ def show_localization(
         f"95 % ellipse: {ellipse['semi_major_m'] / 1000:.2f} km x {ellipse['semi_minor_m'] / 1000:.2f} km, "
         f"major axis at {ellipse['orientation_deg']:.0f} deg from north"
     )
+    inputs = result.get("inputs") or {}
+    if inputs:
+        console.print(
+            f"power from: {', '.join(inputs.get('power') or []) or '-'}; "
+            f"TDOA from: {', '.join(inputs.get('tdoa') or []) or '-'}"
+        )
+        for receiver_id, reason in (inputs.get("power_excluded") or {}).items():
+            console.print(f"[dim]power of {receiver_id} left out: {reason}[/]")
     if truth is not None:
         from pyproj import Geod
 
@@ -223,13 +191,13 @@ def locate(console: Console, task_id: str, *, wait: bool = False) -> int:
             if result is not None:
                 show_localization(console, result, simulator_truth(get_settings()))
                 return 0 if result["status"] == "ok" else 1
-        located = _call(
+        located = call(
             console,
             client,
             "POST",
             f"{inference_base()}/localize",
             json={"task_id": task_id},
-            headers=_headers(),
+            headers=auth_headers(),
         )
         if located is None:
             return 1

@@ -155,11 +155,16 @@ def acquire(
     duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds to record (<= 300)"),
     station: list[str] = typer.Option(None, "--station", "-s", help="Station id (repeatable)"),
     description: str | None = typer.Option(None, "--description"),
+    known_source: str | None = typer.Option(
+        None, "--known-source", help="Id of the known transmitter being recorded"
+    ),
 ) -> None:
     """Record from every receiver at once, with a live progress bar and the measurements."""
     from heimdall.cli.acquire import run_acquisition
 
-    task_id = run_acquisition(console, frequency, duration, station or None, description)
+    task_id = run_acquisition(
+        console, frequency, duration, station or None, description, known_source
+    )
     raise typer.Exit(0 if task_id else 1)
 
 
@@ -174,11 +179,124 @@ def locate_command(
 
 
 @app.command()
+def review(
+    approve: str | None = typer.Option(None, "--approve", help="Approve this session"),
+    reject: str | None = typer.Option(None, "--reject", help="Reject this session"),
+    comment: str | None = typer.Option(None, "--comment", help="Why (stored with the decision)"),
+    reviewer: str | None = typer.Option(
+        None, "--reviewer", envvar="USER", help="Who decides (default: $USER)"
+    ),
+    show_all: bool = typer.Option(False, "--all", help="List every session, not only pending"),
+    limit: int = typer.Option(50, "--limit", min=1, max=500),
+) -> None:
+    """List sessions awaiting review, or approve / reject one."""
+    from heimdall.cli import operator
+
+    if approve and reject:
+        console.print("[red]--approve and --reject together: choose one[/]")
+        raise typer.Exit(2)
+    if approve or reject:
+        decision = "approve" if approve else "reject"
+        raise typer.Exit(
+            operator.decide(console, approve or reject or "", decision, comment, reviewer)
+        )
+    raise typer.Exit(operator.show_review_queue(console, show_all=show_all, limit=limit))
+
+
+@app.command()
+def train(
+    frequency_min: float | None = typer.Option(None, "--frequency-min", help="MHz"),
+    frequency_max: float | None = typer.Option(None, "--frequency-max", help="MHz"),
+    folds: int = typer.Option(5, "--folds", min=2, max=10, help="Cross-validation folds"),
+    never_activate: bool = typer.Option(
+        False, "--no-activate", help="Keep the new model inactive even if it is better"
+    ),
+    wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends"),
+) -> None:
+    """Fit the calibration from approved sessions of known sources."""
+    from heimdall.cli import operator
+
+    body = {
+        "frequency_min_mhz": frequency_min,
+        "frequency_max_mhz": frequency_max,
+        "folds": folds,
+        "activate": "never" if never_activate else "auto",
+    }
+    request = {k: v for k, v in body.items() if v is not None}
+    raise typer.Exit(operator.train(console, request, wait=wait))
+
+
+@app.command()
+def models(
+    activate: str | None = typer.Option(None, "--activate", help="Activate this model id"),
+    rollback: bool = typer.Option(False, "--rollback", help="Back to the previous version"),
+) -> None:
+    """The calibration models; activate one or roll back."""
+    from heimdall.cli import operator
+
+    if activate:
+        raise typer.Exit(operator.activate_model(console, activate))
+    if rollback:
+        raise typer.Exit(operator.rollback_model(console))
+    raise typer.Exit(operator.show_models(console))
+
+
+sources_app = typer.Typer(help="Known transmitters (ground truth for training).")
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.callback(invoke_without_command=True)
+def sources(ctx: typer.Context) -> None:
+    """List the known sources (or `heimdall sources add ...`)."""
+    from heimdall.cli import operator
+
+    if ctx.invoked_subcommand is None:
+        raise typer.Exit(operator.show_sources(console))
+
+
+@sources_app.command("add")
+def sources_add(
+    name: str = typer.Option(..., "--name"),
+    latitude: float = typer.Option(..., "--lat", help="Degrees north"),
+    longitude: float = typer.Option(..., "--lon", help="Degrees east"),
+    frequency: float = typer.Option(..., "--frequency", "-f", help="MHz"),
+    altitude: float = typer.Option(0.0, "--alt", help="Metres above the ellipsoid"),
+    eirp: float | None = typer.Option(None, "--eirp", help="dBm, if known"),
+    modulation: str | None = typer.Option(None, "--modulation"),
+    description: str | None = typer.Option(None, "--description"),
+) -> None:
+    """Register a transmitter whose position is known."""
+    from heimdall.cli import operator
+
+    fields = {
+        "name": name,
+        "latitude": latitude,
+        "longitude": longitude,
+        "altitude_m": altitude,
+        "frequency_mhz": frequency,
+        "eirp_dbm": eirp,
+        "modulation": modulation,
+        "description": description,
+    }
+    raise typer.Exit(operator.add_source(console, fields))
+
+
+@app.command()
 def sim(
     scenario: Path = typer.Option(None, "--scenario", help="Scenario YAML (default: built-in)"),
     control_port: int = typer.Option(None, "--control-port", help="Loopback control API port"),
+    stations: Path = typer.Option(
+        None,
+        "--stations",
+        help="Station registry to serve (ports and protocols); default HEIMDALL_STATIONS_FILE",
+    ),
 ) -> None:
-    """Run the simulated receiver network (KiwiSDR protocol, one port per receiver)."""
+    """Run the simulated receiver network, one port per receiver, each in its registry protocol.
+
+    The default registry serves the seven north-west Italy sites as KiwiSDRs;
+    ``--stations stations-simulated-openwebrx.yaml`` (in heimdall/data) serves
+    them as OpenWebRX receivers.
+    """
     import logging
 
     from heimdall.simulator.network import run_network
@@ -186,10 +304,18 @@ def sim(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     run_network(
-        scenario or settings.scenario_file,
+        _packaged(scenario) if scenario else settings.scenario_file,
+        host=settings.bind_host,  # 0.0.0.0 in a container, so the workers reach it
         control_port=control_port or settings.simulator_control_port,
-        stations_file=settings.stations_file,
+        stations_file=_packaged(stations) if stations else settings.stations_file,
     )
+
+
+def _packaged(path: Path) -> Path:
+    """A path as given, or the file of that name shipped in heimdall/data."""
+    from heimdall.core.settings import PACKAGE_DATA
+
+    return path if path.exists() or path.is_absolute() else PACKAGE_DATA / path
 
 
 @app.command()

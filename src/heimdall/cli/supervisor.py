@@ -113,13 +113,16 @@ def plan_components(settings: Settings) -> list[Component]:
         ("acquisition", [settings.worker_metrics_port] if settings.worker_metrics_port else []),
         ("compute", []),
     ):
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+        if not ports:
+            env["HEIMDALL_WORKER_METRICS_PORT"] = "0"  # one port per host: the first serves
         components.append(
             Component(
                 name=f"{role}-worker",
                 command=worker_command(role),
                 ports=ports,
                 ready_check=lambda role=role: worker_answers(role),  # type: ignore[misc]
-                env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)},
+                env=env,
             )
         )
     return components

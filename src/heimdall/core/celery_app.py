@@ -23,6 +23,7 @@ TASK_MODULES = [
     "heimdall.core.tasks",
     "heimdall.acquisition.tasks",
     "heimdall.localization.tasks",
+    "heimdall.training.tasks",
 ]
 OPS_QUEUE = "ops"
 DEFAULT_SOFT_TIME_LIMIT_S = 1800
@@ -80,11 +81,23 @@ def create_celery() -> Celery:
 celery_app = create_celery()
 
 
-def queue_depth(base: str) -> int:
-    """Messages waiting in one of our queues (0 when the broker cannot say)."""
-    try:
-        with celery_app.connection_for_read() as connection:
-            declared = connection.default_channel.queue_declare(queue_name(base), passive=True)
-            return int(declared.message_count)
-    except Exception:  # a metric must never break the caller
-        return 0
+def queue_depths(bases: tuple[str, ...] = ALL_QUEUES) -> dict[str, int]:
+    """Messages waiting in each of our queues, by base name, over one broker connection.
+
+    Raises when the broker cannot say: a caller that shows the figure must not
+    show a made-up zero.
+    """
+    depths = {}
+    with celery_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        for base in bases:
+            try:
+                declared = channel.queue_declare(queue_name(base), passive=True)
+            except connection.channel_errors:
+                # Not declared yet (no worker ever started): nothing waits in it. A
+                # failed passive declare closes the channel, so take a fresh one.
+                depths[base] = 0
+                channel = connection.channel()
+                continue
+            depths[base] = int(declared.message_count)
+    return depths

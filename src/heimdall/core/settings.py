@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     inference_url: str = "http://127.0.0.1:8003"
     ingestion_url: str = "http://127.0.0.1:8004"
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # An upstream that has not answered within this many seconds is reported down (503).
+    gateway_upstream_timeout_s: float = Field(default=30.0, gt=0)
+    # Larger request bodies are refused (413) before they reach a service.
+    gateway_max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+    # --- web page -----------------------------------------------------------
+    # Optional map tiles ("https://tiles.example/{z}/{x}/{y}.png"); empty keeps the
+    # page on its offline base layer (outlines, graticule), so nothing leaves the host.
+    map_tile_url: str = ""
+    map_tile_attribution: str = ""
 
     # --- receivers --------------------------------------------------------
     stations_file: Path = PACKAGE_DATA / "stations-simulated.yaml"
@@ -126,6 +136,16 @@ class Settings(BaseSettings):
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
             return [token.strip() for token in value.split(",") if token.strip()]
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        if value and (
+            urlsplit(value).scheme not in ("http", "https")
+            or not all(part in value for part in ("{z}", "{x}", "{y}"))
+        ):
+            raise ValueError("must be an http(s) URL template with {z}, {x} and {y}")
         return value
 
     @model_validator(mode="after")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
+from celery import Task
 from celery.signals import (
+    task_postrun,
+    task_prerun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -14,9 +17,8 @@ from celery.signals import (
 )
 from prometheus_client import multiprocess, start_http_server
 
-from heimdall.core import worker
+from heimdall.core import metrics, worker
 from heimdall.core.celery_app import celery_app
-from heimdall.core.metrics import registry
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 
@@ -31,10 +33,10 @@ def ping() -> dict[str, object]:
 def serve_worker_metrics(**_: object) -> None:
     """Expose the worker's metrics for Prometheus, from the main process (before forking)."""
     settings = get_settings()
-    if worker.current_role == "compute":
-        return  # the acquisition worker serves the shared directory, this one's files included
     if settings.worker_metrics_port and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        start_http_server(settings.worker_metrics_port, settings.bind_host, registry=registry())
+        start_http_server(
+            settings.worker_metrics_port, settings.bind_host, registry=metrics.registry()
+        )
 
 
 @worker_init.connect
@@ -46,7 +48,8 @@ def prepare_for_tasks(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def forget_dead_child(pid: int | None = None, **_: object) -> None:
-    # Live-summed gauges (active_acquisitions) must not count a child that has gone.
+    # Live-summed gauges (worker_tasks_running) must not count a child that has gone.
+    # A SIGKILLed child never gets here; metrics.registry() forgets it at the next scrape.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid or os.getpid())
 
@@ -66,3 +69,16 @@ def stop_acquisition_runtime(**_: object) -> None:
         from heimdall.acquisition.runtime import stop_runtime
 
         stop_runtime()
+
+
+@task_prerun.connect
+def count_task_started(task: Task | None = None, **_: object) -> None:
+    if task is not None:
+        metrics.worker_tasks_running.labels(task=task.name).inc()
+
+
+@task_postrun.connect
+def count_task_finished(task: Task | None = None, state: str | None = None, **_: object) -> None:
+    if task is not None:
+        metrics.worker_tasks_running.labels(task=task.name).dec()
+        metrics.worker_tasks_total.labels(task=task.name, state=state or "UNKNOWN").inc()

@@ -13,7 +13,12 @@ import numpy.typing as npt
 import scipy.fft
 from scipy import signal
 
-from heimdall.receivers.capture import GPS_STATUS_NO_GPS, SAMPLES_PER_BLOCK, IQCapture
+from heimdall.receivers.capture import (
+    GPS_STATUS_NO_GPS,
+    SAMPLES_PER_BLOCK,
+    AudioCapture,
+    IQCapture,
+)
 
 
 def tone(
@@ -135,6 +140,69 @@ def make_capture(
         block_gps_status=np.full(len(block_start_index), status, dtype=np.uint8),
         rssi_dbm=rssi,
         start_time=datetime.fromtimestamp(start_time_ns / 1e9, tz=UTC),
+        driver="synthetic",
+        driver_version="0",
+    )
+
+
+def make_audio_capture(
+    *,
+    tone_offset_hz: float,
+    tone_amplitude: float = 0.01,
+    noise_power_fs2: float = 1e-4,
+    smeter_power: float = 1e-6,
+    center_frequency_hz: float = 145_500_000.0,
+    fft_center_frequency_hz: float = 145_000_000.0,
+    fft_sample_rate_hz: float = 2_400_000.0,
+    fft_size: int = 4096,
+    frames: int = 20,
+    audio_rate_hz: float = 12_000.0,
+    duration_s: float = 2.0,
+    tone_audio_hz: float = 3_000.0,
+    seed: int = 0,
+) -> AudioCapture:
+    """An OpenWebRX-like capture of one carrier ``tone_offset_hz`` from ``center_frequency_hz``.
+
+    Spectrum frames are Hann periodograms (dB, 0 dB = full-scale tone) of the
+    carrier in white noise over the band; the audio is USB with the frequency
+    measured at ``tone_audio_hz``, so the carrier is a tone at
+    ``tone_audio_hz + tone_offset_hz``; the S-meter reads ``smeter_power`` throughout.
+    """
+    rng = np.random.default_rng(seed)
+    window = signal.get_window("hann", fft_size)
+    line_hz = center_frequency_hz + tone_offset_hz - fft_center_frequency_hz
+    frames_db = np.empty((frames, fft_size), dtype=np.float32)
+    for frame in range(frames):
+        iq = tone(line_hz, fft_sample_rate_hz, fft_size, amplitude=tone_amplitude, phase_rad=frame)
+        iq = iq + complex_white_noise(noise_power_fs2, fft_size, rng)
+        spectrum = scipy.fft.fftshift(scipy.fft.fft(iq * window))
+        power = np.abs(spectrum) ** 2 / np.sum(window) ** 2
+        frames_db[frame] = 10 * np.log10(np.maximum(power, 1e-20))
+    audio_count = round(duration_s * audio_rate_hz)
+    t = np.arange(audio_count) / audio_rate_hz
+    audio = 0.3 * np.cos(2 * np.pi * (tone_audio_hz + tone_offset_hz) * t)
+    audio += rng.normal(0.0, 0.01, audio_count)
+    chunks = np.arange(0, audio_count, 1024, dtype=np.int64)
+    start_ns = 1_700_000_000 * 10**9
+    arrivals = start_ns + np.round((chunks + 1024) * 1e9 / audio_rate_hz).astype(np.int64)
+    readings = max(1, round(duration_s * 6))
+    return AudioCapture(
+        station_id="test",
+        center_frequency_hz=center_frequency_hz,
+        dial_frequency_hz=center_frequency_hz - tone_audio_hz,
+        demodulator="usb",
+        passband_hz=(300.0, 5_700.0),
+        sample_rate_hz=audio_rate_hz,
+        samples=audio.astype(np.float32),
+        chunk_start_index=chunks,
+        chunk_arrival_ns=arrivals,
+        fft_db=frames_db,
+        fft_arrival_ns=start_ns + np.arange(frames, dtype=np.int64) * 111_111_111,
+        fft_center_frequency_hz=fft_center_frequency_hz,
+        fft_sample_rate_hz=fft_sample_rate_hz,
+        smeter_power=np.full(readings, smeter_power, dtype=np.float64),
+        smeter_arrival_ns=start_ns + np.arange(readings, dtype=np.int64) * 170_000_000,
+        start_time=datetime.fromtimestamp(start_ns / 1e9, tz=UTC),
         driver="synthetic",
         driver_version="0",
     )

@@ -1,7 +1,9 @@
 """Reverse proxy of the api-gateway: one public entry point for every service.
 
-Upstream answers are forwarded as they are, status code included; an upstream
-that cannot be reached becomes a 503 naming the service.
+Upstream answers are forwarded as they are (status, headers, body), streamed
+both ways through one pooled client. An upstream that cannot be reached or does
+not answer in time becomes a 503 naming the service; a path that would leave
+its service's prefix is refused with 400 before anything is forwarded.
 """
 
 from __future__ import annotations
@@ -9,26 +11,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from heimdall.core.settings import Settings
+from heimdall.gateway.paths import PathRefused, ResolvedPath, resolve
 
-# Hop-by-hop headers (RFC 9110 section 7.6.1) are not forwarded.
+# Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection, not the message.
 HOP_BY_HOP = frozenset(
     {
         "connection",
         "keep-alive",
         "proxy-authenticate",
         "proxy-authorization",
+        "proxy-connection",
         "te",
         "trailer",
         "transfer-encoding",
         "upgrade",
-        "host",
-        "content-length",
     }
 )
 
@@ -42,71 +45,154 @@ class Upstream:
 def upstream_table(settings: Settings) -> dict[str, Upstream]:
     """Map the first path segment after /api/v1/ to the service that owns it."""
     return {
-        "acquisition": Upstream("rf-acquisition", settings.acquisition_url),
-        "training": Upstream("training", settings.training_url),
-        "inference": Upstream("inference", settings.inference_url),
-        "sessions": Upstream("data-ingestion-web", settings.ingestion_url),
+        "acquisition": Upstream("rf-acquisition", settings.acquisition_url.rstrip("/")),
+        "training": Upstream("training", settings.training_url.rstrip("/")),
+        "inference": Upstream("inference", settings.inference_url.rstrip("/")),
+        "sessions": Upstream("data-ingestion-web", settings.ingestion_url.rstrip("/")),
     }
 
 
-def build_router(settings: Settings) -> APIRouter:
-    upstreams = upstream_table(settings)
-    router = APIRouter()
+class BodyTooLarge(Exception):
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"request body larger than {limit_bytes} bytes")
 
-    async def forward(request: Request, upstream: Upstream, path: str) -> Response:
+
+def _error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": detail})
+
+
+def raw_path(request: Request) -> str:
+    """The path as the client sent it (still percent-encoded)."""
+    raw = request.scope.get("raw_path")
+    if raw:
+        return bytes(raw).decode("latin-1")
+    return quote(request.scope["path"])
+
+
+def resolved_path(request: Request) -> ResolvedPath:
+    return resolve(raw_path(request))
+
+
+def _without_hop_by_hop(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    named = {
+        token.strip().lower()
+        for key, value in items
+        if key.lower() == "connection"
+        for token in value.split(",")
+    }
+    return [(k, v) for k, v in items if k.lower() not in HOP_BY_HOP and k.lower() not in named]
+
+
+def _request_headers(request: Request) -> list[tuple[str, str]]:
+    headers = [
+        (k, v) for k, v in _without_hop_by_hop(request.headers.items()) if k.lower() != "host"
+    ]
+    client_host = request.client.host if request.client else "unknown"
+    forwarded_for = request.headers.get("x-forwarded-for")
+    headers = [(k, v) for k, v in headers if not k.lower().startswith("x-forwarded-")]
+    headers += [
+        ("x-forwarded-for", f"{forwarded_for}, {client_host}" if forwarded_for else client_host),
+        ("x-forwarded-proto", request.url.scheme),
+        ("x-forwarded-host", request.headers.get("host", "")),
+    ]
+    return headers
+
+
+async def _limited_body(request: Request, limit_bytes: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit_bytes:
+            raise BodyTooLarge(limit_bytes)
+        if chunk:
+            yield chunk
+
+
+async def _relay(answer: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream's bytes as they come; its connection goes back to the pool even when
+    the client goes away mid-stream."""
+    try:
+        async for chunk in answer.aiter_raw():
+            yield chunk
+    finally:
+        await answer.aclose()
+
+
+def _has_body(request: Request) -> bool:
+    return "content-length" in request.headers or "transfer-encoding" in request.headers
+
+
+class Forwarder:
+    """Sends one request to an upstream and streams its answer back unchanged."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, request: Request, upstream: Upstream, path: str) -> Response:
         client: httpx.AsyncClient = request.app.state.http
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        try:
-            upstream_response = await client.request(
-                request.method,
-                f"{upstream.base_url}{path}",
-                params=request.query_params,
-                content=await request.body(),
-                headers=headers,
-            )
-        except httpx.TransportError as exc:
-            return JSONResponse(
-                status_code=503,
-                content={
-                    "detail": f"{upstream.name} service unavailable at {upstream.base_url}: "
-                    f"{type(exc).__name__}"
-                },
-            )
-        response_headers = {
-            k: v for k, v in upstream_response.headers.items() if k.lower() not in HOP_BY_HOP
-        }
-        response_headers.pop("content-encoding", None)
-        return Response(
-            content=upstream_response.content,
-            status_code=upstream_response.status_code,
-            headers=response_headers,
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _error(400, "invalid Content-Length")
+            if int(declared) > self.max_body_bytes:
+                return _error(413, str(BodyTooLarge(self.max_body_bytes)))
+        query = request.scope.get("query_string", b"")
+        target = httpx.URL(upstream.base_url + path, query=query or None)
+        outgoing = client.build_request(
+            request.method,
+            target,
+            headers=_request_headers(request),
+            content=_limited_body(request, self.max_body_bytes) if _has_body(request) else None,
         )
+        try:
+            answer = await client.send(outgoing, stream=True)
+        except BodyTooLarge as exc:
+            return _error(413, str(exc))
+        except httpx.TimeoutException:
+            return _error(503, f"{upstream.name} service did not answer in time")
+        except httpx.TransportError as exc:
+            # A body over the limit can surface wrapped by the transport.
+            if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
+                return _error(413, str(BodyTooLarge(self.max_body_bytes)))
+            return _error(503, f"{upstream.name} service unavailable: {type(exc).__name__}")
+        response = StreamingResponse(_relay(answer), status_code=answer.status_code)
+        response.raw_headers = [
+            (k.encode("latin-1"), self._location(k, v, upstream).encode("latin-1"))
+            for k, v in _without_hop_by_hop(answer.headers.multi_items())
+        ]
+        return response
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    @staticmethod
+    def _location(key: str, value: str, upstream: Upstream) -> str:
+        # An upstream's redirect to itself must not send the client to an internal address.
+        if key.lower() == "location" and value.startswith(upstream.base_url + "/"):
+            return value[len(upstream.base_url) :]
+        return value
 
-    @router.api_route("/api/v1/{area}/{rest:path}", methods=methods, include_in_schema=False)
-    async def api(request: Request, area: str, rest: str) -> Response:
-        upstream = upstreams.get(area)
-        if upstream is None:
-            return JSONResponse(
-                status_code=404, content={"detail": f"no service serves /api/v1/{area}"}
-            )
-        return await forward(request, upstream, f"/api/v1/{area}/{rest}")
 
-    # Short forms from the contract.
-    @router.api_route("/acquisition/{rest:path}", methods=methods, include_in_schema=False)
-    async def acquisition_short(request: Request, rest: str) -> Response:
-        return await forward(request, upstreams["acquisition"], f"/api/v1/acquisition/{rest}")
-
-    return router
+async def forward_under(
+    request: Request, forwarder: Forwarder, upstream: Upstream, prefix: str, target_prefix: str
+) -> Response:
+    """Forward a request whose path must stay under ``prefix``; the upstream sees it
+    under ``target_prefix`` instead (the same for full routes, longer for short forms)."""
+    try:
+        path = resolved_path(request).under(prefix)
+    except PathRefused as exc:
+        return _error(400, str(exc))
+    return await forwarder(request, upstream, target_prefix + path[len(prefix.rstrip("/")) :])
 
 
 def lifespan_with_client(
-    timeout_s: float = 30.0,
+    settings: Settings,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """One pooled client for the app's lifetime (connections to upstreams are reused)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
+        timeout = httpx.Timeout(settings.gateway_upstream_timeout_s, connect=5.0)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        # trust_env=False: no proxy variable may send loopback traffic elsewhere.
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False) as client:
             app.state.http = client
             yield
 

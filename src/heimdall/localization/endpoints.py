@@ -14,38 +14,10 @@ from heimdall.core.security import require_token
 from heimdall.core.settings import get_settings
 from heimdall.core.storage import ObjectStore
 from heimdall.localization import repository, service
-from heimdall.localization.estimate import ConfidenceEllipse
-from heimdall.localization.schemas import LocalizationOut, LocalizeRequest
-from heimdall.models import Localization
+from heimdall.localization.schemas import LocalizationOut, LocalizeRequest, to_out
 
 router = APIRouter(prefix="/api/v1/inference", tags=["inference"])
 Session = Annotated[AsyncSession, Depends(get_db_session)]
-
-
-def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut:
-    ellipse = None
-    if localization.semi_major_m is not None and localization.semi_minor_m is not None:
-        ellipse = ConfidenceEllipse(
-            semi_major_m=localization.semi_major_m,
-            semi_minor_m=localization.semi_minor_m,
-            orientation_deg=localization.orientation_deg or 0.0,
-        )
-    detail = localization.detail or {}
-    return LocalizationOut(
-        task_id=localization.task_id,
-        status=localization.status,
-        method=localization.method,
-        message=localization.message,
-        latitude=localization.latitude,
-        longitude=localization.longitude,
-        ellipse=ellipse,
-        gdop=localization.gdop,
-        receivers_used=localization.receivers_used,
-        residuals=(localization.residuals or {}).get("items", []),
-        calibration_version=detail.get("calibration_version"),
-        created_at=localization.created_at,
-        surface_geojson=localization.surface_geojson if with_surface else None,
-    )
 
 
 def _compute_and_store(task_id: uuid.UUID, method: str) -> uuid.UUID:

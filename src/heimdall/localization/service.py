@@ -1,9 +1,12 @@
 """Localize a finished acquisition from its stored measurements and recordings.
 
-Power observations come from the measurement rows; TDOA observations are
-measured here from the stored SigMF recordings of the GPS-timed receivers,
-each against the strongest one (N-1 independent pairs). The caller owns the
-transaction: this module flushes, never commits.
+Power observations come from the measurement rows of every receiver, KiwiSDR
+and OpenWebRX alike; TDOA observations are measured here from the stored SigMF
+recordings of the GPS-timed receivers only (OpenWebRX has neither IQ nor GPS
+time), each against the strongest one (N-1 independent pairs). The result's
+``detail.inputs`` says which receivers fed the power part and which the TDOA
+part, and why any was left out. The caller owns the transaction: this module
+flushes, never commits.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pyproj import Geod
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from heimdall.acquisition.recording import load_recording
+from heimdall.core import metrics
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.core.settings import Settings
-from heimdall.core.storage import ObjectStore, parse_s3_url
+from heimdall.core.storage import ObjectStore
 from heimdall.dsp.tdoa import (
     MIN_TDOA_QUALITY_DB,
     PreparedCapture,
@@ -43,7 +48,6 @@ from heimdall.localization.estimate import (
 )
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
-from heimdall.receivers.sigmf_io import capture_from_sigmf
 
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
@@ -151,13 +155,6 @@ def rms_bandwidth_fallback_hz(occupied_bandwidth_hz: float) -> float:
     return occupied_bandwidth_hz / math.sqrt(12)
 
 
-def _load_capture(store: ObjectStore, measurement: Measurement) -> IQCapture:
-    data_ref = parse_s3_url(measurement.data_url)
-    meta_ref = parse_s3_url(measurement.meta_url or measurement.data_url.replace("-data", "-meta"))
-    metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
-    return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
-
-
 @dataclass(frozen=True, slots=True)
 class TimedRecording:
     """One GPS-timed receiver's recording with what its measurement said of it."""
@@ -236,7 +233,7 @@ def tdoa_observations(
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
-            capture=_load_capture(store, m),
+            capture=load_recording(store, m.data_url, m.meta_url),
             snr_db=m.snr,
             occupied_bandwidth_hz=m.occupied_bandwidth_hz or 1.0,
         )
@@ -258,6 +255,61 @@ def power_observations(measurements: list[Measurement]) -> list[PowerObservation
                 PowerObservation(receiver_id=m.websdr_id, power=m.signal_power_dbfs, unit="dBFS")
             )
     return observations
+
+
+def on_network_scale(observation: PowerObservation, calibration: Calibration) -> bool:
+    """A reading is on the network's common scale in dBm, or the calibration puts it there.
+
+    dBm readings (KiwiSDR RSSI) are; a dBFS or S-meter reading (OpenWebRX) is only
+    when the calibration has fitted that receiver's full scale or gain offset.
+    """
+    return (
+        observation.unit == "dBm"
+        or observation.receiver_id in calibration.full_scale_dbm
+        or observation.receiver_id in calibration.gain_offsets_db
+    )
+
+
+def select_power_scales(
+    observations: list[PowerObservation], calibration: Calibration
+) -> tuple[list[PowerObservation], dict[str, str]]:
+    """The power readings one fit can use together, and why the others were left out.
+
+    Readings on receivers' own, uncalibrated scales (an S-meter's 0 dB is wherever its
+    SDR's gain puts it) differ from one another by offsets the unknown transmitter power
+    absorbs only in common, so they can make a fix among themselves; beside dBm readings
+    they would be tens of dB off. They then wait for a calibration that fits them.
+    """
+    own_scale = [o for o in observations if not on_network_scale(o, calibration)]
+    if not own_scale or len(own_scale) == len(observations):
+        return observations, {}
+    excluded = {
+        o.receiver_id: "uncalibrated S-meter/dBFS reading beside dBm readings; a fitted "
+        "calibration (gain offset or full scale) brings it in"
+        for o in own_scale
+    }
+    return [o for o in observations if o.receiver_id not in excluded], excluded
+
+
+def localization_inputs(
+    result: LocalizationResult,
+    measurements: list[Measurement],
+    power_excluded: dict[str, str],
+) -> dict[str, object]:
+    """Which receivers fed the power part and which the TDOA part of a fix, and why not."""
+    power = sorted({r.receiver_ids[0] for r in result.residuals if r.kind == "power"})
+    tdoa = sorted({i for r in result.residuals if r.kind == "tdoa" for i in r.receiver_ids})
+    outliers = result.diagnostics.get("excluded_power_outliers") or []
+    excluded: dict[str, str] = dict(power_excluded)
+    for receiver_id in outliers:
+        excluded[receiver_id] = "power reading rejected as an outlier"
+    return {
+        "power": power,
+        "tdoa": tdoa,
+        "gps_timed": sorted(m.websdr_id for m in measurements if m.gps_locked),
+        "no_gps_time": sorted(m.websdr_id for m in measurements if not m.gps_locked),
+        "power_excluded": excluded,
+    }
 
 
 def default_calibration(settings: Settings) -> Calibration:
@@ -302,24 +354,33 @@ def compute(
         ).all()
     }
     calibration, model_id = active_calibration(session, settings)
-    # The lags are most of a localization's time: a power-only fix does not need them.
     skipped: list[str] = []
-    pairs = (
-        []
-        if method == "rss"
-        else tdoa_observations(store, measurements, receivers, settings, skipped)
-    )
-    result: LocalizationResult = localize(
-        list(receivers.values()),
-        power_observations(measurements),
-        pairs,
-        calibration,
-        method=method,  # type: ignore[arg-type]
+    try:
+        # The lags are most of a localization's time: a power-only fix does not need them.
+        pairs = (
+            []
+            if method == "rss"
+            else tdoa_observations(store, measurements, receivers, settings, skipped)
+        )
+        powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
+        result: LocalizationResult = localize(
+            list(receivers.values()),
+            powers,
+            pairs,
+            calibration,
+            method=method,  # type: ignore[arg-type]
+        )
+    except Exception:
+        metrics.observe_localization(method, "error", time.perf_counter() - started)
+        raise
+    metrics.observe_localization(
+        result.method or method, result.status, time.perf_counter() - started
     )
     detail = {
         "calibration_version": result.calibration_version,
         "altitude_m": result.altitude_m,
         "diagnostics": result.diagnostics,
+        "inputs": localization_inputs(result, measurements, power_excluded),
         "latency_ms": round(1000 * (time.perf_counter() - started), 1),
         "tdoa_pairs_skipped": skipped,
     }

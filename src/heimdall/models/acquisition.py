@@ -55,6 +55,8 @@ class Acquisition(Base):
         CheckConstraint("progress >= 0 AND progress <= 100", name="progress"),
         Index("ix_acquisitions_created_at", "created_at"),
         Index("ix_acquisitions_status", "status"),
+        # Training selects approved sessions of known sources; deleting a source nulls links.
+        Index("ix_acquisitions_known_source_id", "known_source_id"),
         Index("uq_acquisitions_idempotency_key", "idempotency_key", unique=True),
     )
 
@@ -69,7 +71,9 @@ class Acquisition(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     approval: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    # The reviewer's comment (the API calls it review_comment).
     review_note: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(Text)
     known_source_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("known_sources.id", ondelete="SET NULL")
     )

@@ -21,7 +21,11 @@ class KnownSource(Base):
     altitude_m: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
     frequency_mhz: Mapped[float | None] = mapped_column(Float)
     eirp_dbm: Mapped[float | None] = mapped_column(Float)
+    modulation: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )

@@ -40,6 +40,9 @@ class Model(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     artifact_url: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What it was fitted from: task ids, per-receiver session counts, band and window.
+    training_data: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     training_session_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("training_sessions.id", ondelete="SET NULL")
     )

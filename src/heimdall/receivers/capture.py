@@ -1,7 +1,10 @@
-"""The one shape every receiver driver produces: an IQ capture with its time base.
+"""The shapes receiver drivers produce: IQ with its time base, or audio with spectra.
 
-A driver turns (station, frequency, duration) into an :class:`IQCapture`. DSP,
-storage and localization only ever see this type, never a protocol.
+A driver turns (station, frequency, duration) into a capture. Receivers that
+give complex baseband with GPS time (KiwiSDR) produce an :class:`IQCapture`;
+receivers that give only demodulated audio, spectrum frames and an S-meter
+(OpenWebRX) produce an :class:`AudioCapture`. DSP, storage and localization
+only ever see these types, never a protocol or its frame sizes.
 """
 
 from __future__ import annotations
@@ -91,3 +94,110 @@ class IQCapture:
                 n * 1e9 / self.sample_rate_hz
             ).astype(np.int64)
         return times
+
+
+@dataclass(frozen=True, slots=True)
+class AudioCapture:
+    """Demodulated audio, spectrum frames and S-meter readings of one receiver.
+
+    No IQ and no receiver timestamps: every series carries the host's arrival
+    time of the message it came in (integer ns since the Unix epoch), which is
+    good to a few tens of milliseconds, not for TDOA.
+
+    Attributes:
+        station_id: registry id of the receiver.
+        center_frequency_hz: the frequency measured (the one asked for).
+        dial_frequency_hz: the RF frequency at 0 Hz of the audio (the demodulator's
+            tuning); with ``demodulator == "usb"`` an RF line at ``f`` is an audio
+            tone at ``f - dial_frequency_hz``.
+        demodulator: OpenWebRX mode name (``"usb"``, ``"nfm"`` ...).
+        passband_hz: the demodulator's (low, high) cut, relative to the dial.
+        sample_rate_hz: audio sample rate.
+        samples: audio, float32, full scale 1.0 (after the receiver's AGC: its
+            level says nothing about the signal's power).
+        chunk_start_index: index into ``samples`` of each audio message's first sample.
+        chunk_arrival_ns: arrival time of each audio message (int64).
+        fft_db: spectrum frames in the receiver's own dB scale, float32
+            (frames x bins), bins in increasing frequency.
+        fft_arrival_ns: arrival time of each spectrum frame (int64).
+        fft_center_frequency_hz: RF frequency of the spectrum's centre bin.
+        fft_sample_rate_hz: span of the spectrum (bin width = span / bins).
+        smeter_power: the S-meter readings as sent: linear power in the
+            receiver's own, uncalibrated unit (float64).
+        smeter_arrival_ns: arrival time of each reading (int64).
+        start_time: UTC wall-clock time the first audio message arrived.
+        driver: name of the driver that made the capture (e.g. ``"openwebrx"``).
+        driver_version: the driver's version, and the server's where known.
+    """
+
+    station_id: str
+    center_frequency_hz: float
+    dial_frequency_hz: float
+    demodulator: str
+    passband_hz: tuple[float, float]
+    sample_rate_hz: float
+    samples: npt.NDArray[np.float32]
+    chunk_start_index: npt.NDArray[np.int64]
+    chunk_arrival_ns: npt.NDArray[np.int64]
+    fft_db: npt.NDArray[np.float32]
+    fft_arrival_ns: npt.NDArray[np.int64]
+    fft_center_frequency_hz: float
+    fft_sample_rate_hz: float
+    smeter_power: npt.NDArray[np.float64]
+    smeter_arrival_ns: npt.NDArray[np.int64]
+    start_time: datetime
+    driver: str
+    driver_version: str
+    metadata: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        expected = {
+            "samples": np.float32,
+            "fft_db": np.float32,
+            "smeter_power": np.float64,
+            "chunk_start_index": np.int64,
+            "chunk_arrival_ns": np.int64,
+            "fft_arrival_ns": np.int64,
+            "smeter_arrival_ns": np.int64,
+        }
+        for name, dtype in expected.items():
+            if getattr(self, name).dtype != dtype:
+                raise ValueError(
+                    f"{name} must be {np.dtype(dtype)}, got {getattr(self, name).dtype}"
+                )
+        if self.fft_db.ndim != 2:
+            raise ValueError(f"fft_db must be frames x bins, got shape {self.fft_db.shape}")
+        pairs = (
+            ("chunk_start_index", "chunk_arrival_ns"),
+            ("fft_db", "fft_arrival_ns"),
+            ("smeter_power", "smeter_arrival_ns"),
+        )
+        for values, times in pairs:
+            if len(getattr(self, values)) != len(getattr(self, times)):
+                raise ValueError(f"{values} and {times} differ in length")
+        if self.sample_rate_hz <= 0 or self.fft_sample_rate_hz <= 0:
+            raise ValueError("sample rates must be positive")
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate_hz
+
+    @property
+    def has_gps_time(self) -> bool:
+        """Always False: the receiver stamps nothing, arrival times are the host's."""
+        return False
+
+    @property
+    def fft_bin_width_hz(self) -> float:
+        return self.fft_sample_rate_hz / self.fft_db.shape[1]
+
+    @property
+    def mean_smeter_db(self) -> float | None:
+        """10 log10 of the mean S-meter power (a power average, not a dB average)."""
+        if len(self.smeter_power) == 0:
+            return None
+        return float(10 * np.log10(max(float(np.mean(self.smeter_power)), 1e-300)))
+
+
+#: Anything a driver produces.
+Capture = IQCapture | AudioCapture

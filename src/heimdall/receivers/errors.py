@@ -80,3 +80,11 @@ class ReceiverStreamGap(ReceiverError):
 
 class ReceiverConnectionLost(ReceiverError):
     """The connection closed before the recording was complete."""
+
+
+class ReceiverOutOfRange(ReceiverError):
+    """The receiver cannot tune to the frequency: none of its bands (profiles) covers it."""
+
+
+class ReceiverRetuned(ReceiverError):
+    """The receiver changed band during the recording (another listener chose a profile)."""

@@ -17,7 +17,7 @@ import numpy.typing as npt
 from sigmf import SigMFFile
 
 from heimdall import __version__
-from heimdall.receivers.capture import IQCapture
+from heimdall.receivers.capture import AudioCapture, IQCapture
 
 DATATYPE = "ci16_le"
 EXTENSION = {"name": "heimdall", "version": "1.0.0", "optional": True}
@@ -45,28 +45,29 @@ def decode_ci16_le(data: bytes) -> npt.NDArray[np.complex64]:
     return (values[0::2] + 1j * values[1::2]).astype(np.complex64)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if is_dataclass(value) and not isinstance(value, type):
         value = asdict(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
+        return {k: jsonable(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
     if isinstance(value, np.generic):
         return value.item()
     return value
 
 
-def sigmf_metadata(
-    capture: IQCapture,
+def global_info(
+    capture: IQCapture | AudioCapture,
     *,
+    datatype: str,
     latitude: float,
     longitude: float,
     altitude_m: float,
-    measurement: object | None = None,
-    description: str | None = None,
+    measurement: object | None,
+    description: str | None,
 ) -> dict[str, Any]:
-    """The ``.sigmf-meta`` document of a capture, validated against the SigMF schema."""
-    global_info: dict[str, Any] = {
-        SigMFFile.DATATYPE_KEY: DATATYPE,
+    """The ``global`` object every Heimdall recording starts from (IQ or audio)."""
+    info: dict[str, Any] = {
+        SigMFFile.DATATYPE_KEY: datatype,
         SigMFFile.SAMPLE_RATE_KEY: float(capture.sample_rate_hz),
         SigMFFile.VERSION_KEY: "1.2.0",
         SigMFFile.RECORDER_KEY: f"heimdall {__version__} / {capture.driver} {capture.driver_version}",
@@ -79,17 +80,46 @@ def sigmf_metadata(
         "heimdall:station_id": capture.station_id,
     }
     if description:
-        global_info[SigMFFile.DESCRIPTION_KEY] = description
+        info[SigMFFile.DESCRIPTION_KEY] = description
     if measurement is not None:
-        global_info["heimdall:measurement"] = _jsonable(measurement)
-    sigmf_file = SigMFFile(global_info=global_info, skip_checksum=True)
+        info["heimdall:measurement"] = jsonable(measurement)
+    return info
+
+
+def sigmf_datetime(moment: datetime) -> str:
+    """``core:datetime``: UTC, ISO 8601 with microseconds and a ``Z``.
+
+    >>> sigmf_datetime(datetime(2024, 6, 1, 12, 0, tzinfo=UTC))
+    '2024-06-01T12:00:00.000000Z'
+    """
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def sigmf_metadata(
+    capture: IQCapture,
+    *,
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    measurement: object | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """The ``.sigmf-meta`` document of a capture, validated against the SigMF schema."""
+    info = global_info(
+        capture,
+        datatype=DATATYPE,
+        latitude=latitude,
+        longitude=longitude,
+        altitude_m=altitude_m,
+        measurement=measurement,
+        description=description,
+    )
+    sigmf_file = SigMFFile(global_info=info, skip_checksum=True)
     sigmf_file.add_capture(
         0,
         metadata={
             SigMFFile.FREQUENCY_KEY: float(capture.center_frequency_hz),
-            SigMFFile.DATETIME_KEY: capture.start_time.astimezone(UTC)
-            .isoformat(timespec="microseconds")
-            .replace("+00:00", "Z"),
+            SigMFFile.DATETIME_KEY: sigmf_datetime(capture.start_time),
             "heimdall:block_size": 512,
             "heimdall:block_start_index": capture.block_start_index.tolist(),
             "heimdall:block_time_ns": capture.block_time_ns.tolist(),

@@ -2,7 +2,8 @@
 
 Moves the transmitter, changes its power/frequency/modulation, and sets or
 clears receiver faults while the network runs; ``GET /truth`` gives the link
-budget of every receiver so tests and demos can compare against what they measure.
+budget of every receiver, with its hidden gain offset and timing bias, so tests and
+demos can compare against what they measure and fit.
 """
 
 from __future__ import annotations
@@ -65,6 +66,14 @@ def create_control_app(state: SimulationState, ports: dict[str, int] | None = No
                 "signal_power_dbm": budget.signal_power_dbm,
                 "noise_power_dbm": budget.noise_power_dbm,
                 "snr_db": budget.snr_db,
+                "shadowing_db": budget.shadowing_db,
+                "antenna_gain_dbi": receiver.antenna_gain_dbi,
+                # The hidden imperfections, and what a perfect power reading then says.
+                "gain_offset_db": receiver.gain_offset_db,
+                "measured_signal_power_dbm": budget.measured_signal_power_dbm,
+                "timing_bias_ns": receiver.timing_bias_ns,
+                # dBm of a full-scale sample: an OpenWebRX S-meter reads dBm minus this.
+                "full_scale_dbm": state.scenario.full_scale_dbm_of(receiver),
             }
         return truth
 

@@ -23,7 +23,7 @@ class FaultKind(StrEnum):
     stall = "stall"  # stop sending frames after after_s, keep the socket open
     drop = "drop"  # abort the TCP connection after after_s
     malformed = "malformed"  # after after_s, every_n-th frame is malformed
-    no_gps = "no_gps"  # last_gps_solution 255, timestamps from a free-running clock
+    no_gps = "no_gps"  # last_gps_solution 255, timestamps from a free-running clock (KiwiSDR)
     hostile = "hostile"  # after the gate, stream large random garbage frames
 
 
@@ -69,6 +69,25 @@ def malformed_frame(valid_frame: bytes, variant: MalformedVariant) -> bytes | st
         )
         return header + valid_frame[20:]
     return "SND \x00 not a frame \ufffd"
+
+
+def malformed_openwebrx_message(valid_audio_frame: bytes, variant: MalformedVariant) -> bytes | str:
+    """Spoil a valid OpenWebRX audio frame, or replace it by a broken message.
+
+    The variants mirror the KiwiSDR ones: an unknown frame type, a spectrum frame
+    cut short or overlong for the announced FFT size, an S-meter reading that
+    cannot be a power, and text that is not JSON.
+    """
+    payload = valid_audio_frame[1:]
+    if variant is MalformedVariant.wrong_tag:
+        return bytes([9]) + payload
+    if variant is MalformedVariant.short:
+        return bytes([1]) + payload[:37]
+    if variant is MalformedVariant.long:
+        return bytes([1]) + payload * 64
+    if variant is MalformedVariant.absurd_header:
+        return '{"type": "smeter", "value": -1e30}'
+    return "smeter \x00 not json \ufffd"
 
 
 def garbage_frame(rng: np.random.Generator, size_bytes: int) -> bytes:

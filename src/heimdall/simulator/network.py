@@ -24,6 +24,7 @@ import uvicorn
 from websockets.asyncio.server import Server, serve
 
 from heimdall.simulator.control import create_control_app
+from heimdall.simulator.openwebrx_server import OpenWebRXReceiverServer
 from heimdall.simulator.scenario import DEFAULT_SCENARIO_FILE, Scenario, load_scenario
 from heimdall.simulator.server import KiwiReceiverServer, ServerOptions, SimulationState
 
@@ -46,7 +47,9 @@ class RunningNetwork:
     control_port: int | None
 
     def url(self, receiver_id: str) -> str:
-        return f"ws://{self.host}:{self.ports[receiver_id]}"
+        """The address a registry gives for the receiver (its protocol's scheme)."""
+        scheme = "http" if self.state.receiver(receiver_id).protocol == "openwebrx" else "ws"
+        return f"{scheme}://{self.host}:{self.ports[receiver_id]}"
 
     @property
     def control_url(self) -> str | None:
@@ -116,7 +119,11 @@ async def running_network(
     control: tuple[uvicorn.Server, asyncio.Task[None], int] | None = None
     try:
         for receiver_id, port in wanted.items():
-            receiver_server = KiwiReceiverServer(state, receiver_id)
+            receiver_server: KiwiReceiverServer | OpenWebRXReceiverServer
+            if scenario.receiver(receiver_id).protocol == "openwebrx":
+                receiver_server = OpenWebRXReceiverServer(state, receiver_id)
+            else:
+                receiver_server = KiwiReceiverServer(state, receiver_id)
             server = await serve(
                 receiver_server.handle,
                 host,
@@ -201,8 +208,14 @@ def run_network(
         async with running_network(
             scenario, host, base_port=base_port, control_port=control_port, options=options
         ) as network:
-            for receiver_id, port in network.ports.items():
-                logger.info("simulated receiver %s on ws://%s:%d", receiver_id, host, port)
+            for receiver_id in network.ports:
+                protocol = scenario.receiver(receiver_id).protocol
+                logger.info(
+                    "simulated %s receiver %s on %s",
+                    protocol,
+                    receiver_id,
+                    network.url(receiver_id),
+                )
             if network.control_url:
                 logger.info("simulator control API on %s", network.control_url)
             await asyncio.Event().wait()

@@ -9,9 +9,12 @@ Model (see docs/simulator.md for the derivation):
 
 * received power  P_rx = EIRP - PL(d) + G_rx                       [dBm]
 * noise power     N    = -174 + 10 log10(fs) + NF                  [dBm]
-* received IQ     x(t) = A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t)
-  with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N).
-* digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm
+* received IQ     x(t) = g (A s(t - d/c) exp(j 2 pi ((f_tx - f_lo) t - f_tx d/c)) + w(t))
+  with f_lo = f_tuned (1 + ppm 1e-6), A^2 = P_rx in full-scale units, w ~ CN(0, N),
+  g^2 = the receiver's hidden chain gain error (``gain_offset_db``).
+* digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm (the receiver's
+  own when it has one, else the scenario's)
+* block stamps    reported = true + timing_bias_ns + GPS jitter
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from pyproj import Geod
+from pyproj import Transformer
 
 from heimdall.core.constants import BOLTZMANN_DBM_PER_HZ, NS_PER_S, SPEED_OF_LIGHT_M_PER_S
 from heimdall.simulator.scenario import (
@@ -42,7 +45,8 @@ SEED_TAG_NOISE = 0x4E4F49
 SEED_TAG_SHADOW = 0x534844
 SEED_TAG_GPS = 0x475053
 
-_GEOD = Geod(ellps="WGS84")
+# Geodetic (lon, lat, ellipsoidal height) to Earth-centred Cartesian, both WGS84.
+_TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
 
 
 def free_space_path_loss_db(distance_m: float, frequency_hz: float) -> float:
@@ -68,11 +72,19 @@ def thermal_noise_dbm(bandwidth_hz: float, noise_figure_db: float) -> float:
 def slant_range_m(
     from_lat_lon_alt: tuple[float, float, float], to_lat_lon_alt: tuple[float, float, float]
 ) -> float:
-    """3-D distance: WGS84 geodesic along the ground combined with the height difference."""
-    lat1, lon1, alt1 = from_lat_lon_alt
-    lat2, lon2, alt2 = to_lat_lon_alt
-    _, _, ground_m = _GEOD.inv(lon1, lat1, lon2, lat2)
-    return float(np.hypot(ground_m, alt2 - alt1))
+    """Line-of-sight distance: the straight line between the two points (WGS84, ECEF).
+
+    A VHF/UHF wave travels the chord, not the ground arc with the height difference on
+    top; over 150 km the two differ by ~20 ns of travel time, which calibration would
+    otherwise learn as clock offsets.
+
+    Example:
+        >>> round(slant_range_m((45.0, 7.0, 0.0), (45.0, 7.0, 1000.0)), 6)
+        1000.0
+    """
+    x1, y1, z1 = _TO_ECEF.transform(from_lat_lon_alt[1], from_lat_lon_alt[0], from_lat_lon_alt[2])
+    x2, y2, z2 = _TO_ECEF.transform(to_lat_lon_alt[1], to_lat_lon_alt[0], to_lat_lon_alt[2])
+    return float(np.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2 + (z2 - z1) ** 2))
 
 
 def stable_id_hash(receiver_id: str) -> int:
@@ -80,18 +92,54 @@ def stable_id_hash(receiver_id: str) -> int:
     return zlib.crc32(receiver_id.encode("utf-8"))
 
 
+#: Transmitter positions are quantised to this many degrees (~1 m) and metres before
+#: seeding a link's shadowing, so a position that went through JSON keeps its shadow.
+SHADOWING_POSITION_DEGREES = 1e-5
+SHADOWING_POSITION_M = 1.0
+
+
 @lru_cache(maxsize=4096)
-def shadowing_db(seed: int, receiver_id: str, sigma_db: float) -> float:
-    """Log-normal shadowing of one receiver: fixed for a (seed, receiver) pair."""
+def shadowing_db(
+    seed: int,
+    receiver_id: str,
+    transmitter_lat_lon_alt: tuple[float, float, float],
+    sigma_db: float,
+) -> float:
+    """Log-normal shadowing of one link: fixed for a (seed, receiver, transmitter position).
+
+    Shadowing belongs to the path, not to the receiver: a transmitter that moves sees
+    other terrain, so a calibration cannot mistake it for the receiver's gain. Today the
+    links are independent draws (white in the transmitter position); a spatially
+    correlated field (issue 15: nearby transmitters share their shadows over a
+    decorrelation distance) replaces this function's draw and nothing else.
+
+    Example:
+        >>> here = shadowing_db(1, "torino", (45.0, 8.0, 300.0), 4.0)
+        >>> here == shadowing_db(1, "torino", (45.0, 8.0, 300.0), 4.0)
+        True
+        >>> here == shadowing_db(1, "torino", (45.1, 8.0, 300.0), 4.0)  # moved 11 km
+        False
+    """
     if sigma_db == 0.0:
         return 0.0
-    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id)])
+    latitude, longitude, altitude_m = transmitter_lat_lon_alt
+    position = [
+        round(latitude / SHADOWING_POSITION_DEGREES) % 2**32,
+        round(longitude / SHADOWING_POSITION_DEGREES) % 2**32,
+        round(altitude_m / SHADOWING_POSITION_M) % 2**32,
+    ]
+    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id), *position])
     return float(rng.normal(0.0, sigma_db))
 
 
 @dataclass(frozen=True, slots=True)
 class LinkBudget:
-    """Distance, delay and power levels of the transmitter at one receiver."""
+    """Distance, delay and power levels of the transmitter at one receiver.
+
+    ``signal_power_dbm`` and ``noise_power_dbm`` are at the receiver's input (antenna
+    gain included); the receiver's hidden ``gain_offset_db`` scales both after that, so
+    what its readings say is ``measured_signal_power_dbm``.
+    """
 
     receiver_id: str
     distance_m: float
@@ -99,10 +147,20 @@ class LinkBudget:
     path_loss_db: float
     signal_power_dbm: float
     noise_power_dbm: float
+    shadowing_db: float = 0.0
+    gain_offset_db: float = 0.0
 
     @property
     def snr_db(self) -> float:
         return self.signal_power_dbm - self.noise_power_dbm
+
+    @property
+    def measured_signal_power_dbm(self) -> float:
+        return self.signal_power_dbm + self.gain_offset_db
+
+    @property
+    def measured_noise_power_dbm(self) -> float:
+        return self.noise_power_dbm + self.gain_offset_db
 
 
 def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
@@ -116,14 +174,21 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
         ),
         1.0,  # keep the loss finite for a transmitter placed on the antenna
     )
+    shadow_db = 0.0
     if propagation.model is PropagationModel.free_space:
         loss_db = free_space_path_loss_db(distance_m, transmitter.frequency_hz)
     else:
         reference_m = propagation.reference_distance_m
+        shadow_db = shadowing_db(
+            scenario.seed,
+            receiver.id,
+            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+            propagation.shadowing_sigma_db,
+        )
         loss_db = (
             free_space_path_loss_db(reference_m, transmitter.frequency_hz)
             + 10.0 * propagation.path_loss_exponent * np.log10(distance_m / reference_m)
-            + shadowing_db(scenario.seed, receiver.id, propagation.shadowing_sigma_db)
+            + shadow_db
         )
     return LinkBudget(
         receiver_id=receiver.id,
@@ -132,6 +197,8 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
         path_loss_db=float(loss_db),
         signal_power_dbm=float(transmitter.eirp_dbm - loss_db + receiver.antenna_gain_dbi),
         noise_power_dbm=float(thermal_noise_dbm(receiver.sample_rate_hz, receiver.noise_figure_db)),
+        shadowing_db=float(shadow_db),
+        gain_offset_db=receiver.gain_offset_db,
     )
 
 
@@ -169,7 +236,8 @@ def block_times_ns(
 def reported_block_times_ns(
     scenario: Scenario, receiver: ReceiverSettings, true_block_time_ns: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """What the receiver stamps on each block: truth + GPS jitter (+ clock offset without GPS).
+    """What the receiver stamps on each block: truth + its fixed timing bias + GPS jitter
+    (+ the free-running clock's offset without GPS).
 
     The jitter of a block depends only on (seed, receiver, block time), so it is
     reproducible whichever window is rendered.
@@ -182,7 +250,9 @@ def reported_block_times_ns(
         ],
         dtype=np.float64,
     )
-    reported = true_block_time_ns + np.round(jitter * receiver.gps_jitter_ns).astype(np.int64)
+    reported = true_block_time_ns + np.round(
+        jitter * receiver.gps_jitter_ns + receiver.timing_bias_ns
+    ).astype(np.int64)
     if not receiver.has_gps:
         reported += round(_clock_offset_ns(scenario.seed, receiver.id))
     return reported
@@ -199,6 +269,7 @@ class ReceiverTruth:
     signal_power_dbm: float  # at the receiver input, while the transmitter is keyed
     noise_power_dbm: float  # in the receiver bandwidth (= sample rate)
     snr_db: float
+    gain_offset_db: float  # the chain's hidden gain error: samples are scaled by it
     frequency_offset_hz: float  # where the carrier lands in the baseband
     in_passband: bool
     sample_rate_hz: float
@@ -243,6 +314,7 @@ def render_receiver_iq(
     if tuned_frequency_hz is None:
         tuned_frequency_hz = transmitter.frequency_hz
     budget = link_budget(scenario, receiver)
+    full_scale_dbm = scenario.full_scale_dbm_of(receiver)
     sample_rate_hz = receiver.sample_rate_hz
     offset_hz = transmitter.frequency_hz - local_oscillator_hz(receiver, tuned_frequency_hz)
     in_passband = abs(offset_hz) < sample_rate_hz / 2.0
@@ -250,7 +322,7 @@ def render_receiver_iq(
     sample_offset_s = np.arange(n_samples, dtype=np.float64) / sample_rate_hz
     samples = np.zeros(n_samples, dtype=np.complex128)
     if include_signal and in_passband:
-        amplitude = 10.0 ** ((budget.signal_power_dbm - scenario.full_scale_dbm) / 20.0)
+        amplitude = 10.0 ** ((budget.measured_signal_power_dbm - full_scale_dbm) / 20.0)
         envelope = transmitted_baseband(
             transmitter, scenario.seed, start_time_ns, sample_offset_s - budget.delay_s
         )
@@ -259,7 +331,7 @@ def render_receiver_iq(
         )
         samples += amplitude * envelope * np.exp(2j * np.pi * cycles)
     if include_noise:
-        noise_power_fs = 10.0 ** ((budget.noise_power_dbm - scenario.full_scale_dbm) / 10.0)
+        noise_power_fs = 10.0 ** ((budget.measured_noise_power_dbm - full_scale_dbm) / 10.0)
         rng = np.random.default_rng(
             [scenario.seed, SEED_TAG_NOISE, stable_id_hash(receiver.id), start_time_ns]
         )
@@ -276,6 +348,7 @@ def render_receiver_iq(
         signal_power_dbm=budget.signal_power_dbm,
         noise_power_dbm=budget.noise_power_dbm,
         snr_db=budget.snr_db,
+        gain_offset_db=budget.gain_offset_db,
         frequency_offset_hz=offset_hz,
         in_passband=in_passband,
         sample_rate_hz=sample_rate_hz,

@@ -70,6 +70,18 @@ class ReceiverSettings(_Model):
     port: Annotated[int | None, Field(ge=0, le=65535)] = None
     name: str | None = None
     rx_chans: Annotated[int, Field(ge=1, le=16)] = 4
+    # Hidden imperfections that only calibration can remove (docs/simulator.md): a gain
+    # error of the receiver chain after its noise-setting front end (scales signal and
+    # noise alike: SNR unchanged, every power reading off by it), and a fixed bias of the
+    # GPS block stamps (positive = stamps late), constant over every capture.
+    gain_offset_db: Annotated[float, Field(ge=-30.0, le=30.0)] = 0.0
+    timing_bias_ns: Annotated[float, Field(ge=-1e6, le=1e6)] = 0.0
+    # The protocol it is served with; the registry's when not given, else KiwiSDR.
+    protocol: Literal["kiwisdr", "openwebrx"] | None = None
+    # This receiver's own digital scale (dBm at full scale), when it differs from the
+    # scenario's: OpenWebRX receivers are SDRs at different gains, so their S-meters
+    # read the same field differently.
+    full_scale_dbm: float | None = None
 
     def require_position(self) -> tuple[float, float, float]:
         if self.latitude is None or self.longitude is None or self.altitude_m is None:
@@ -84,7 +96,8 @@ class PropagationModel(StrEnum):
 
 class Propagation(_Model):
     model: PropagationModel = PropagationModel.free_space
-    # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per receiver.
+    # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per link
+    # (receiver and transmitter position; physics.shadowing_db).
     path_loss_exponent: Annotated[float, Field(gt=0)] = 2.0
     reference_distance_m: Annotated[float, Field(gt=0)] = 100.0
     shadowing_sigma_db: Annotated[float, Field(ge=0)] = 0.0
@@ -112,6 +125,12 @@ class Scenario(_Model):
                 return receiver
         raise KeyError(receiver_id)
 
+    def full_scale_dbm_of(self, receiver: ReceiverSettings) -> float:
+        """The power (dBm) a complex sample of magnitude 1.0 stands for at this receiver."""
+        if receiver.full_scale_dbm is not None:
+            return receiver.full_scale_dbm
+        return self.full_scale_dbm
+
 
 def _registry_entries(stations_file: Path) -> dict[str, dict[str, object]]:
     document = yaml.safe_load(stations_file.read_text(encoding="utf-8")) or {}
@@ -124,7 +143,7 @@ def _fill_from_registry(
     if entry is None:
         return receiver
     updates: dict[str, object] = {}
-    for key in ("latitude", "longitude", "altitude_m", "name"):
+    for key in ("latitude", "longitude", "altitude_m", "name", "protocol"):
         if getattr(receiver, key) is None and entry.get(key) is not None:
             updates[key] = entry[key]
     if receiver.port is None and entry.get("url"):
@@ -143,6 +162,10 @@ def resolve_scenario(scenario: Scenario, base_dir: Path | None = None) -> Scenar
     receivers = [_fill_from_registry(rx, registry.get(rx.id)) for rx in scenario.receivers]
     for receiver in receivers:
         receiver.require_position()
+    receivers = [
+        rx if rx.protocol is not None else rx.model_copy(update={"protocol": "kiwisdr"})
+        for rx in receivers
+    ]
     return scenario.model_copy(update={"receivers": receivers})
 
 

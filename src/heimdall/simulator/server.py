@@ -33,6 +33,7 @@ from heimdall.simulator.faults import (
     garbage_frame,
     malformed_frame,
 )
+from heimdall.simulator.openwebrx_render import OpenWebRXOptions
 from heimdall.simulator.physics import (
     SAMPLES_PER_BLOCK,
     power_dbm,
@@ -72,6 +73,8 @@ class ServerOptions:
     # Send the sound set-up messages at a random place among the auth replies.
     shuffle_messages: bool = True
     version_minor: int = VERSION_MINOR
+    # Stream formats of the receivers served with the OpenWebRX protocol.
+    openwebrx: OpenWebRXOptions = field(default_factory=OpenWebRXOptions)
 
 
 @dataclass
@@ -82,6 +85,8 @@ class SimulationState:
     options: ServerOptions = field(default_factory=ServerOptions)
     faults: dict[str, Fault] = field(default_factory=dict)
     active_channels: dict[str, int] = field(default_factory=dict)
+    # OpenWebRX receivers: the index of the profile their SDR is on (shared by listeners).
+    active_profiles: dict[str, int] = field(default_factory=dict)
     # Set when the network shuts down: releases handshakes held by 'not_answering'.
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -189,8 +194,8 @@ class _ClientState:
         )
 
 
-class KiwiReceiverServer:
-    """The protocol for one simulated receiver; ``handle`` serves one connection."""
+class ReceiverServerBase:
+    """What every simulated receiver's protocol shares: its state, fault and settings."""
 
     def __init__(self, state: SimulationState, receiver_id: str) -> None:
         self.state = state
@@ -203,6 +208,35 @@ class KiwiReceiverServer:
     @property
     def receiver(self) -> ReceiverSettings:
         return self.state.receiver(self.receiver_id)
+
+    async def _disrupt(
+        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
+    ) -> bool:
+        """Carry out a stream fault (stall, drop, hostile); True when the stream is over."""
+        if fault.kind is FaultKind.stall:
+            await asyncio.Event().wait()
+        if fault.kind is FaultKind.drop:
+            connection.transport.abort()
+            return True
+        if fault.kind is FaultKind.hostile:
+            await self._send_garbage(connection, fault, rng)
+            return True
+        return False
+
+    async def _send_garbage(
+        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
+    ) -> None:
+        """The hostile fault: large random frames at the fault's byte rate, until closed."""
+        interval_s = fault.garbage_frame_bytes / fault.garbage_bytes_per_s
+        deadline = time.monotonic()
+        while True:
+            await connection.send(garbage_frame(rng, fault.garbage_frame_bytes))
+            deadline += interval_s
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+
+
+class KiwiReceiverServer(ReceiverServerBase):
+    """The KiwiSDR protocol for one simulated receiver; ``handle`` serves one connection."""
 
     async def process_request(
         self, connection: ServerConnection, request: Request
@@ -367,13 +401,7 @@ class KiwiReceiverServer:
             fault = self.fault
             frame = self._frame(client, block, block_start_ns, fault)
             if fault is not None and elapsed_s >= fault.after_s:
-                if fault.kind is FaultKind.stall:
-                    await asyncio.Event().wait()
-                if fault.kind is FaultKind.drop:
-                    connection.transport.abort()
-                    return
-                if fault.kind is FaultKind.hostile:
-                    await self._send_garbage(connection, fault, rng)
+                if await self._disrupt(connection, fault, rng):
                     return
                 if fault.kind is FaultKind.malformed and block % fault.every_n == 0:
                     variant = MALFORMED_ROTATION[(block // fault.every_n) % len(MALFORMED_ROTATION)]
@@ -402,18 +430,8 @@ class KiwiReceiverServer:
         return encode_snd_frame(
             sequence=block + 1,
             samples=rendered.samples,
-            rssi_dbm=power_dbm(rendered.samples, scenario.full_scale_dbm),
+            rssi_dbm=power_dbm(rendered.samples, scenario.full_scale_dbm_of(receiver)),
             reported_time_ns=int(rendered.truth.reported_block_time_ns[0]),
             gps_status=gps_status,
             little_endian=client.little_endian,
         )
-
-    async def _send_garbage(
-        self, connection: ServerConnection, fault: Fault, rng: np.random.Generator
-    ) -> None:
-        interval_s = fault.garbage_frame_bytes / fault.garbage_bytes_per_s
-        deadline = time.monotonic()
-        while True:
-            await connection.send(garbage_frame(rng, fault.garbage_frame_bytes))
-            deadline += interval_s
-            await asyncio.sleep(max(0.0, deadline - time.monotonic()))

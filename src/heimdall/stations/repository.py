@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from heimdall.models import WebSDRStation
+from heimdall.models import Acquisition, AcquisitionState, WebSDRStation
 from heimdall.stations.schemas import StationIn
 
 
@@ -48,3 +50,37 @@ def get_many_sync(session: Session, station_ids: Sequence[str]) -> Sequence[WebS
     return session.scalars(
         select(WebSDRStation).where(WebSDRStation.id.in_(station_ids)).order_by(WebSDRStation.id)
     ).all()
+
+
+async def recording_now(session: AsyncSession) -> dict[str, uuid.UUID]:
+    """Station id -> the acquisition in PROGRESS that records it."""
+    rows = await session.execute(
+        select(Acquisition.task_id, Acquisition.station_ids)
+        .where(Acquisition.status == AcquisitionState.PROGRESS.value)
+        .order_by(Acquisition.started_at)
+    )
+    return {station: task_id for task_id, stations in rows.all() for station in stations}
+
+
+async def last_finished(
+    session: AsyncSession,
+) -> Sequence[tuple[str, uuid.UUID | None, list[dict[str, str]] | None, datetime | None]]:
+    """Per active station: its last SUCCESS or FAILED acquisition (task, errors, end)."""
+    last = (
+        select(Acquisition.task_id, Acquisition.errors, Acquisition.finished_at)
+        .where(
+            Acquisition.station_ids.has_key(WebSDRStation.id),
+            Acquisition.status.in_([AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value]),
+        )
+        .order_by(Acquisition.finished_at.desc().nulls_last())
+        .limit(1)
+        .correlate(WebSDRStation)
+        .lateral("last")
+    )
+    rows = await session.execute(
+        select(WebSDRStation.id, last.c.task_id, last.c.errors, last.c.finished_at)
+        .outerjoin(last, true())
+        .where(WebSDRStation.active)
+        .order_by(WebSDRStation.id)
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows.all()]

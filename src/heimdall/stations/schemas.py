@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -57,3 +59,21 @@ class StationOut(BaseModel):
     frequency_ranges_mhz: list[list[float]]
     channels: int
     active: bool
+
+
+class StationStateOut(BaseModel):
+    """A receiver's live state, derived from the acquisitions that include it."""
+
+    station_id: str
+    state: Literal["idle", "recording", "failed"] = Field(
+        description="recording: in an acquisition in PROGRESS; failed: its last finished "
+        "acquisition reported an error for it; idle otherwise"
+    )
+    task_id: uuid.UUID | None = Field(
+        default=None, description="the acquisition recording now, else the last finished one"
+    )
+    error: str | None = Field(default=None, description="the last acquisition's error for it")
+    last_finished_at: datetime | None = None
+    # Receiver channels in use and available; null until channel leases track them.
+    busy_channels: int | None = None
+    channels: int | None = None

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from heimdall.stations import repository
-from heimdall.stations.schemas import StationIn, StationRegistryFile
+from heimdall.stations.schemas import StationIn, StationRegistryFile, StationStateOut
 
 
 class RegistryFileError(ValueError):
@@ -32,3 +33,31 @@ def seed_stations(session: Session, path: Path) -> list[StationIn]:
     stations = load_registry_file(path)
     repository.upsert_many(session, stations)
     return stations
+
+
+async def station_states(session: AsyncSession) -> list[StationStateOut]:
+    """Live state of every active receiver, from the acquisitions that include it."""
+    recording = await repository.recording_now(session)
+    states = []
+    for station_id, task_id, errors, finished_at in await repository.last_finished(session):
+        error = next((e["error"] for e in errors or [] if e.get("station_id") == station_id), None)
+        if station_id in recording:
+            states.append(
+                StationStateOut(
+                    station_id=station_id,
+                    state="recording",
+                    task_id=recording[station_id],
+                    last_finished_at=finished_at,
+                )
+            )
+        else:
+            states.append(
+                StationStateOut(
+                    station_id=station_id,
+                    state="failed" if error else "idle",
+                    task_id=task_id,
+                    error=error,
+                    last_finished_at=finished_at,
+                )
+            )
+    return states

@@ -189,6 +189,16 @@ async def test_sessions_list_and_metrics(
 
     api_metrics = (await api.get("/metrics")).text
     assert "acquisitions_total" in api_metrics
+    # State read from the database and the broker when scraped.
+    for line in (
+        "active_acquisitions 0.0",
+        'receiver_up{websdr_id="milano"} 0.0',
+        'receiver_up{websdr_id="torino"} 1.0',
+        'receiver_consecutive_failures{websdr_id="milano"} 1.0',
+        'receiver_busy_channels{websdr_id="milano"} 0.0',
+        'celery_queue_depth{queue="acquisition"} 0.0',
+    ):
+        assert line in api_metrics.splitlines(), line
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(worker_metrics_dir))
     samples = {s.name: s.value for m in registry.collect() for s in m.samples}
@@ -200,8 +210,7 @@ async def test_sessions_list_and_metrics(
         for m in registry.collect()
         for s in m.samples
     )
-    for name in ("active_acquisitions", "celery_queue_depth"):
-        assert name in samples
+    assert "worker_tasks_running" in samples
     # The same figures, as Prometheus scrapes them from the worker.
     async with httpx.AsyncClient() as client:
         scraped = (await client.get(f"http://127.0.0.1:{worker_metrics_port}/metrics")).text
@@ -210,8 +219,8 @@ async def test_sessions_list_and_metrics(
         "websdr_failures_total",
         "acquisition_seconds_bucket",
         "iq_download_seconds_bucket",
-        "active_acquisitions",
-        "celery_queue_depth",
+        "worker_tasks_running",
+        "localization_seconds_bucket",
     ):
         assert name in scraped, name
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from pyproj import Geod
 from scipy import signal
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
@@ -81,24 +84,115 @@ def test_log_distance_adds_ten_n_log_distance_ratio_and_seeded_shadowing() -> No
     )
     budget = link_budget(scenario, scenario.receivers[0])
     at_reference = 32.45 + 20 * np.log10(0.1) + 20 * np.log10(145.5)
-    expected = at_reference + 33.0 * np.log10(100.0) + shadowing_db(7, "far", 6.0)
+    shadow_db = shadowing_db(7, "far", (TX_LAT, TX_LON, 0.0), 6.0)
+    expected = at_reference + 33.0 * np.log10(100.0) + shadow_db
     assert budget.path_loss_db == pytest.approx(expected, abs=0.01)
+    assert budget.shadowing_db == shadow_db != 0.0
 
 
-def test_shadowing_is_fixed_per_seed_and_has_the_configured_spread() -> None:
-    assert shadowing_db(1, "torino", 4.0) == shadowing_db(1, "torino", 4.0)
-    assert shadowing_db(1, "torino", 4.0) != shadowing_db(2, "torino", 4.0)
-    assert shadowing_db(1, "torino", 0.0) == 0.0
-    values = np.array([shadowing_db(3, f"rx{i}", 4.0) for i in range(2000)])
+HERE = (45.0, 8.0, 300.0)
+
+
+def test_shadowing_is_fixed_per_link_and_seed_and_has_the_configured_spread() -> None:
+    assert shadowing_db(1, "torino", HERE, 4.0) == shadowing_db(1, "torino", HERE, 4.0)
+    assert shadowing_db(1, "torino", HERE, 4.0) != shadowing_db(2, "torino", HERE, 4.0)
+    assert shadowing_db(1, "torino", HERE, 0.0) == 0.0
+    # Far below a metre the link is the same one (positions that went through JSON).
+    assert shadowing_db(1, "torino", HERE, 4.0) == shadowing_db(
+        1, "torino", (45.0 + 1e-9, 8.0 - 1e-9, 300.0 + 1e-6), 4.0
+    )
+    across_receivers = np.array([shadowing_db(3, f"rx{i}", HERE, 4.0) for i in range(2000)])
+    assert abs(across_receivers.mean()) < 0.3
+    assert across_receivers.std() == pytest.approx(4.0, rel=0.08)
+
+
+def test_one_receiver_sees_new_shadowing_wherever_the_transmitter_goes() -> None:
+    """A receiver's shadowing is not a property of the receiver: a fit could not
+    otherwise tell it from the receiver's gain. Across transmitter positions it has
+    mean zero and the configured spread."""
+    rng = np.random.default_rng(5)
+    positions = zip(rng.uniform(44.0, 46.0, 2000), rng.uniform(7.0, 9.5, 2000), strict=True)
+    values = np.array([shadowing_db(3, "torino", (lat, lon, 300.0), 4.0) for lat, lon in positions])
     assert abs(values.mean()) < 0.3
     assert values.std() == pytest.approx(4.0, rel=0.08)
+    scenario = load_scenario()
+    moved = scenario.model_copy(
+        update={"transmitter": scenario.transmitter.model_copy(update={"latitude": 44.95})}
+    )
+    before = link_budget(scenario, scenario.receiver("torino")).shadowing_db
+    after = link_budget(moved, moved.receiver("torino")).shadowing_db
+    assert before != after
 
 
-def test_slant_range_combines_geodesic_and_height() -> None:
-    ground = slant_range_m((45.0, 8.0, 0.0), (45.1, 8.0, 0.0))
-    assert ground == pytest.approx(11_116.0, rel=1e-3)  # 0.1 degree of latitude at 45 N
-    slanted = slant_range_m((45.0, 8.0, 0.0), (45.1, 8.0, 3000.0))
-    assert slanted == pytest.approx(np.hypot(ground, 3000.0), rel=1e-9)
+def test_a_gain_offset_scales_signal_and_noise_and_so_every_power_reading() -> None:
+    plain = make_scenario([receiver_at("rx", 45.3, antenna_gain_dbi=2.0)])
+    offset = make_scenario([receiver_at("rx", 45.3, antenna_gain_dbi=2.0, gain_offset_db=-4.5)])
+    budget = link_budget(offset, offset.receivers[0])
+    assert budget.signal_power_dbm == link_budget(plain, plain.receivers[0]).signal_power_dbm
+    assert budget.measured_signal_power_dbm == pytest.approx(budget.signal_power_dbm - 4.5)
+    for include_noise, include_signal in ((False, True), (True, False)):
+        kwargs = {"include_noise": include_noise, "include_signal": include_signal}
+        reference = render_receiver_iq(plain, "rx", START_NS, 8192, **kwargs)
+        scaled = render_receiver_iq(offset, "rx", START_NS, 8192, **kwargs)
+        change_db = power_dbm(scaled.samples, offset.full_scale_dbm) - power_dbm(
+            reference.samples, plain.full_scale_dbm
+        )
+        assert change_db == pytest.approx(-4.5, abs=1e-3)
+    assert scaled.truth.gain_offset_db == -4.5
+    assert scaled.truth.snr_db == reference.truth.snr_db  # after the noise is set
+
+
+def test_a_timing_bias_shifts_every_reported_stamp_by_exactly_the_bias() -> None:
+    plain = make_scenario([receiver_at("rx", 45.2, gps_jitter_ns=80.0)])
+    biased = make_scenario([receiver_at("rx", 45.2, gps_jitter_ns=80.0, timing_bias_ns=-730.0)])
+    reference = render_receiver_iq(plain, "rx", START_NS, 512 * 20).truth
+    shifted = render_receiver_iq(biased, "rx", START_NS, 512 * 20).truth
+    np.testing.assert_array_equal(shifted.block_time_ns, reference.block_time_ns)
+    np.testing.assert_array_equal(
+        shifted.reported_block_time_ns - reference.reported_block_time_ns, -730
+    )
+
+
+def test_the_imperfections_are_scenario_yaml_fields(tmp_path: Path) -> None:
+    scenario_file = tmp_path / "scenario.yaml"
+    scenario_file.write_text(
+        "transmitter: {latitude: 45.0, longitude: 8.0}\n"
+        "receivers:\n"
+        "  - {id: torino, gain_offset_db: 5.5, timing_bias_ns: 900}\n"
+        "  - {id: milano}\n",
+        encoding="utf-8",
+    )
+    scenario = load_scenario(scenario_file)
+    assert scenario.receiver("torino").gain_offset_db == 5.5
+    assert scenario.receiver("torino").timing_bias_ns == 900.0
+    assert scenario.receiver("milano").gain_offset_db == 0.0
+    assert scenario.receiver("milano").timing_bias_ns == 0.0
+
+
+def _ecef_m(lat_deg: float, lon_deg: float, height_m: float) -> np.ndarray:
+    """WGS84 geodetic to Earth-centred Cartesian by the closed-form formula."""
+    a, f = 6_378_137.0, 1 / 298.257223563
+    e2 = f * (2 - f)
+    lat, lon = np.radians(lat_deg), np.radians(lon_deg)
+    n = a / np.sqrt(1 - e2 * np.sin(lat) ** 2)
+    return np.array(
+        [
+            (n + height_m) * np.cos(lat) * np.cos(lon),
+            (n + height_m) * np.cos(lat) * np.sin(lon),
+            (n * (1 - e2) + height_m) * np.sin(lat),
+        ]
+    )
+
+
+def test_slant_range_is_the_straight_line_between_the_points() -> None:
+    assert slant_range_m((45.0, 8.0, 0.0), (45.0, 8.0, 3000.0)) == pytest.approx(3000.0)
+    a, b = (45.0, 7.5, 300.0), (45.9, 9.2, 1200.0)  # ~160 km apart
+    chord_m = float(np.linalg.norm(_ecef_m(*a) - _ecef_m(*b)))
+    assert slant_range_m(a, b) == pytest.approx(chord_m, abs=1e-3)
+    # On the ground, shorter than the arc by about d^3 / (24 R^2) (3.5 m at 166 km).
+    _, _, arc_m = Geod(ellps="WGS84").inv(a[1], a[0], b[1], b[0])
+    sag_m = arc_m - slant_range_m((a[0], a[1], 0.0), (b[0], b[1], 0.0))
+    assert sag_m == pytest.approx(arc_m**3 / (24 * 6_371_000.0**2), rel=0.05)
 
 
 def test_noise_power_is_ktb_plus_noise_figure() -> None:

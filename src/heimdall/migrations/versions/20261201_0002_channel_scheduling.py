@@ -7,7 +7,7 @@
 * ``task_outbox``: tasks decided in a transaction, published after its commit.
 
 Revision ID: 0002_channels
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0002_channels"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import math
 import time
@@ -21,30 +22,26 @@ from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidURI,
-    PayloadTooBig,
-)
-from websockets.exceptions import (
-    ProtocolError as WebSocketProtocolError,
-)
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
 from heimdall.core.constants import NS_PER_S
 from heimdall.receivers.capture import GPS_STATUS_NO_GPS, SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.errors import (
-    ReceiverConnectionLost,
     ReceiverError,
     ReceiverProtocolError,
     ReceiverStreamGap,
     ReceiverTimeout,
-    ReceiverUnreachable,
 )
 from heimdall.receivers.gps import GPS_UTC_OFFSET_S, gps_time_of_week_to_utc_ns
 from heimdall.receivers.kiwisdr import protocol
+from heimdall.receivers.websocket import (
+    close_connection,
+    closed_error,
+    explain_close,
+    open_connection,
+)
 
 DRIVER_NAME = "kiwisdr"
 DRIVER_VERSION = "1.0"
@@ -55,7 +52,6 @@ DRIVER_VERSION = "1.0"
 #: bigger is refused by the websockets library from the frame header, before
 #: the payload is read.
 MAX_FRAME_BYTES = 64 * 1024
-RECEIVE_QUEUE_FRAMES = 16
 #: Non-sample frames (MSG, W/F, EXT, DAT) tolerated per recording: a fixed
 #: allowance for the handshake plus a generous rate for occasional status messages.
 OTHER_FRAMES_BASE_ALLOWANCE = 256
@@ -302,46 +298,12 @@ async def _send_keepalives(connection: ClientConnection, interval_s: float) -> N
 def _closed_error(
     recording: _IQRecording, exc: ConnectionClosed, max_frame_bytes: int
 ) -> ReceiverError:
-    """Name why the websocket closed: our refusal of a bad frame, or the server leaving."""
-    cause = exc.__cause__
-    if isinstance(cause, PayloadTooBig):
-        return recording.protocol_error(
-            f"sent a frame larger than the {max_frame_bytes}-byte limit; connection dropped"
-        )
-    if isinstance(cause, WebSocketProtocolError | UnicodeDecodeError):
-        return recording.protocol_error(f"broke the websocket protocol ({cause}); dropped")
     progress = (
         f"after {recording.blocks_received} of {recording.n_blocks} blocks"
         if recording.configured
         else "during the handshake"
     )
-    return ReceiverConnectionLost(
-        recording.station_id, f"connection closed by the receiver {progress} ({exc})"
-    )
-
-
-async def _explain_close(
-    connection: ClientConnection,
-    recording: _IQRecording,
-    exc: ConnectionClosed,
-    max_frame_bytes: int,
-) -> ReceiverError:
-    """The error for a closed connection, preferring a refusal the server sent before closing.
-
-    A receiver that refuses (``too_busy``, ``down``) may close right after its
-    message, so the close can surface on our next send while the message still
-    waits, unread, in the library's queue. Frames left there are read (the queue
-    is bounded and nothing more arrives) and a refusal among them wins.
-    """
-    while True:
-        try:
-            frame = await connection.recv()
-        except ConnectionClosed:
-            return _closed_error(recording, exc, max_frame_bytes)
-        try:
-            recording.handle_frame(frame.encode("utf-8") if isinstance(frame, str) else frame)
-        except ReceiverError as error:
-            return error
+    return closed_error(recording.station_id, exc, max_frame_bytes, progress)
 
 
 def _timeout_error(recording: _IQRecording, timeout_s: float) -> ReceiverTimeout:
@@ -357,68 +319,21 @@ def _timeout_error(recording: _IQRecording, timeout_s: float) -> ReceiverTimeout
     return ReceiverTimeout(recording.station_id, detail)
 
 
-async def _discard_incoming(connection: ClientConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for _ in connection:
-            pass
-
-
-async def _close(connection: ClientConnection, code: CloseCode) -> None:
-    """Close handshake, bounded by the connection's close timeout.
-
-    The library stops reading from the socket while its receive queue is full,
-    which would hold the server's close reply behind sample blocks we no longer
-    want; reading and discarding them meanwhile lets the handshake finish.
-    """
-    discard = asyncio.create_task(_discard_incoming(connection))
-    try:
-        await connection.close(code)
-    finally:
-        discard.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await discard
-
-
 async def _open(
     station: StationEndpoint,
     connect_timeout_s: float,
     max_frame_bytes: int,
     close_timeout_s: float,
 ) -> ClientConnection:
-    url = sound_channel_url(station.url, next(_connection_ids))
-    try:
-        return await connect(
-            url,
-            open_timeout=connect_timeout_s,
-            close_timeout=close_timeout_s,
-            max_size=max_frame_bytes,
-            # At most this many received frames wait for us: buffering <= 16 * max_size.
-            max_queue=RECEIVE_QUEUE_FRAMES,
-            # The server's own keepalive is SET keepalive; websocket pings add nothing
-            # and an unanswered ping must not end a good recording.
-            ping_interval=None,
-            # KiwiSDR frames are not deflated; refusing the extension also rules out
-            # decompression work on hostile input.
-            compression=None,
-            # Go straight to the receiver: never route through an environment proxy.
-            proxy=None,
-            user_agent_header=f"heimdall-kiwisdr/{DRIVER_VERSION}",
-        )
-    except TimeoutError as exc:
-        raise ReceiverTimeout(
-            station.station_id, f"no connection to {station.url} within {connect_timeout_s:g} s"
-        ) from exc
-    except InvalidURI as exc:
-        raise ReceiverUnreachable(station.station_id, f"invalid address {station.url!r}") from exc
-    except InvalidHandshake as exc:
-        raise ReceiverUnreachable(
-            station.station_id, f"{station.url} refused the websocket handshake ({exc})"
-        ) from exc
-    except OSError as exc:
-        reason = exc.strerror or exc.__class__.__name__
-        raise ReceiverUnreachable(
-            station.station_id, f"cannot connect to {station.url}: {reason}"
-        ) from exc
+    return await open_connection(
+        sound_channel_url(station.url, next(_connection_ids)),
+        station_id=station.station_id,
+        station_url=station.url,
+        connect_timeout_s=connect_timeout_s,
+        max_frame_bytes=max_frame_bytes,
+        close_timeout_s=close_timeout_s,
+        user_agent=f"heimdall-kiwisdr/{DRIVER_VERSION}",
+    )
 
 
 async def record_iq(
@@ -516,7 +431,13 @@ async def record_iq(
                 deadline = loop.time() + stall_timeout_s
                 timeout_s = stall_timeout_s
     except ConnectionClosed as exc:
-        raise await _explain_close(connection, recording, exc, max_frame_bytes) from exc
+        raise await explain_close(
+            connection,
+            lambda frame: recording.handle_frame(
+                frame.encode("utf-8") if isinstance(frame, str) else frame
+            ),
+            functools.partial(_closed_error, recording, exc, max_frame_bytes),
+        ) from exc
     except ReceiverProtocolError:
         close_code = CloseCode.PROTOCOL_ERROR
         raise
@@ -525,7 +446,7 @@ async def record_iq(
         keepalive.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keepalive
-        await _close(connection, close_code)
+        await close_connection(connection, close_code)
 
     assert recording.sample_rate_hz is not None  # done implies configured
     return _capture(station, recording, first_block_host_ns, gps_utc_offset_s)

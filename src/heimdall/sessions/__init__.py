@@ -1,0 +1,1 @@
+"""Session review: operators approve or reject finished acquisitions; training reads the decision."""

@@ -1,0 +1,265 @@
+"""Robust fit of the power model from sessions of known sources (pure numpy).
+
+For known source positions the log-distance model of ``localization.rss`` is linear in
+its unknowns. Reading ``k`` (session ``s``, receiver ``i``, distance ``d``):
+
+    P_k = P0_s - n D_k + g_i + e_k,   D_k = 10 log10(max(d, d0) / d0),
+    e_k ~ N(0, sigma^2 + m_k^2)
+
+with ``P0_s = EIRP_s - L0`` when the session's EIRP is known (``L0`` the path loss at
+``d0``, the reference loss), else a free per-session power. Gains are known only up to
+a common constant (``P0`` or ``L0`` absorbs it): they are fitted with mean zero over
+the fitted receivers (``gauge_basis``), and ``L0`` is then the loss relative to the
+network's mean gain.
+
+The free ``P0_s`` are eliminated exactly by weighted centring within each session
+(Frisch-Waugh-Lovell), leaving a regression on ``R - 1 + 1 (+1)`` columns. Robustness:
+Huber IRLS with the residual scale re-estimated each pass (median absolute residual),
+then bisquare from there with the scale fixed (an MM-type estimate), and a session weight
+from each session's weighted chi-square. ``sigma`` is the robust, dof-corrected scale.
+Standard errors are the larger of the model-based and the site-clustered sandwich ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from heimdall.training.robust import (
+    BISQUARE_LOG_SD_FACTOR,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    bisquare_psi_derivative,
+    bisquare_scale,
+    bisquare_weights,
+    cluster_covariance,
+    gauge_basis,
+    huber_weights,
+    robust_sigma,
+    session_weight,
+)
+
+_MAX_PASSES = 100
+_TOLERANCE = 1e-7
+
+
+@dataclass(frozen=True, slots=True)
+class PowerData:
+    """One row per power reading (already in dBm) of a fitted receiver."""
+
+    session: IntArray  # index into the session arrays
+    receiver: IntArray  # index into receiver_ids
+    power_dbm: FloatArray
+    measurement_sigma_db: FloatArray  # the reading's own error, 0 when unknown
+    log_distance_db: FloatArray  # 10 log10(max(d, d0) / d0)
+    eirp_dbm: FloatArray  # per session, NaN when unknown
+    site: IntArray  # per session: sessions of one site are one cluster
+    receiver_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PowerFit:
+    gains_db: FloatArray  # mean zero over receiver_ids
+    gain_se_db: FloatArray
+    path_loss_exponent: float
+    path_loss_exponent_se: float
+    reference_loss_db: float | None  # relative to the mean gain; None without known EIRPs
+    reference_loss_se_db: float | None
+    shadowing_sigma_db: float
+    shadowing_log_se: float  # standard error of log(sigma)
+    source_power_dbm: FloatArray  # per session: fitted P0 (EIRP - L0 when known)
+    residuals_db: FloatArray  # per row: observed - predicted
+    observation_weights: FloatArray  # per row, bisquare
+    session_weights: FloatArray  # per session
+    session_chi_square: FloatArray  # per session, weighted
+    session_dof: FloatArray
+    dof: float
+
+
+def _design(data: PowerData) -> tuple[FloatArray, FloatArray, BoolArray, bool]:
+    """Columns (gauge gains, exponent, reference loss) and the response; rows of free sessions."""
+    receivers = len(data.receiver_ids)
+    basis = gauge_basis(receivers)
+    known_eirp = np.isfinite(data.eirp_dbm)
+    row_known = known_eirp[data.session]
+    has_reference_loss = bool(row_known.any())
+    columns = [basis[data.receiver], -data.log_distance_db[:, np.newaxis]]
+    if has_reference_loss:
+        columns.append(-row_known.astype(np.float64)[:, np.newaxis])
+    design = np.hstack(columns)
+    response = data.power_dbm - np.where(row_known, data.eirp_dbm[data.session], 0.0)
+    return design, response, ~row_known, has_reference_loss
+
+
+def _centre(
+    values: FloatArray, weights: FloatArray, session: IntArray, free_rows: BoolArray, sessions: int
+) -> FloatArray:
+    """Subtract the weighted session mean from the rows of free-P0 sessions (FWL)."""
+    values2 = values if values.ndim == 2 else values[:, np.newaxis]
+    total = np.zeros((sessions, values2.shape[1]))
+    weight_sum = np.zeros(sessions)
+    np.add.at(total, session, weights[:, np.newaxis] * values2)
+    np.add.at(weight_sum, session, weights)
+    means = total / np.maximum(weight_sum, 1e-300)[:, np.newaxis]
+    centred = values2 - np.where(free_rows[:, np.newaxis], means[session], 0.0)
+    return centred if values.ndim == 2 else centred[:, 0]
+
+
+def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) -> PowerFit:
+    """Robust estimate of gains, exponent, reference loss and shadowing sigma."""
+    sessions = len(data.eirp_dbm)
+    design, response, free_rows, has_reference_loss = _design(data)
+    free_sessions = int(np.unique(data.session[free_rows]).size)
+    n_parameters = design.shape[1] + free_sessions
+    rows = len(response)
+    dof = rows - n_parameters
+    if dof < 1:
+        raise ValueError(f"{rows} power readings cannot fit {n_parameters} parameters")
+    centred_design = _centre(design, np.ones(rows), data.session, free_rows, sessions)
+    if np.linalg.matrix_rank(centred_design) < design.shape[1]:
+        raise ValueError(
+            "the sessions cannot separate the path-loss exponent from the gains "
+            "(too few distinct source-receiver distances)"
+        )
+    measurement_var = np.square(data.measurement_sigma_db)
+    sigma = start_sigma_db
+    observation_w = np.ones(rows)
+    session_w = np.ones(sessions)
+    coefficients = np.zeros(design.shape[1])
+
+    def solve(weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        centred_x = _centre(design, weights, data.session, free_rows, sessions)
+        centred_y = _centre(response, weights, data.session, free_rows, sessions)
+        root = np.sqrt(weights)[:, np.newaxis]
+        solution: FloatArray = np.linalg.lstsq(
+            root * centred_x, root[:, 0] * centred_y, rcond=None
+        )[0].astype(np.float64)
+        return solution, centred_y - centred_x @ solution, centred_x
+
+    def scale(residuals: FloatArray, estimator: Any = robust_sigma) -> float:
+        used = session_w[data.session] > 0.0
+        return float(estimator(residuals[used], measurement_var[used], dof / rows, min_sigma_db))
+
+    # Huber with the scale re-estimated, from least squares; then session weights.
+    for phase in ("huber", "bisquare"):
+        for _ in range(_MAX_PASSES):
+            total_var = sigma**2 + measurement_var
+            weights = observation_w * session_w[data.session] / total_var
+            updated, residuals, _ = solve(weights)
+            z = residuals / np.sqrt(total_var)
+            if phase == "huber":
+                new_sigma = scale(residuals)
+                observation_w = huber_weights(residuals / np.sqrt(new_sigma**2 + measurement_var))
+            else:
+                new_sigma = scale(residuals, bisquare_scale)
+                observation_w = bisquare_weights(
+                    residuals / np.sqrt(new_sigma**2 + measurement_var)
+                )
+            change = float(np.max(np.abs(updated - coefficients), initial=0.0))
+            change = max(change, abs(new_sigma - sigma))
+            coefficients, sigma = updated, new_sigma
+            if change < _TOLERANCE:
+                break
+        chi_square, session_dof = _session_chi_square(data, z, observation_w, free_rows, sessions)
+        session_w = np.array(
+            [session_weight(t, d) for t, d in zip(chi_square, session_dof, strict=True)]
+        )
+        if phase == "huber":
+            observation_w = bisquare_weights(z)
+
+    # Final pass with the final weights: residuals, scale and covariance agree.
+    total_var = sigma**2 + measurement_var
+    weights = observation_w * session_w[data.session] / total_var
+    coefficients, residuals, centred_x = solve(weights)
+    sigma = scale(residuals, bisquare_scale)
+    total_sd = np.sqrt(sigma**2 + measurement_var)
+    z = residuals / total_sd
+    chi_square, session_dof = _session_chi_square(data, z, observation_w, free_rows, sessions)
+
+    # M-estimator sandwich: bread from psi'(z), meat from psi(z)^2 (rows independent) or
+    # from psi summed over each site's rows (clustered); x scaled by each row's sigma.
+    row_w = session_w[data.session]
+    scaled_x = centred_x / total_sd[:, np.newaxis]
+    psi = bisquare_weights(z) * z
+    information = scaled_x.T @ ((row_w * bisquare_psi_derivative(z))[:, np.newaxis] * scaled_x)
+    if np.any(np.linalg.eigvalsh(information) <= 0.0):
+        information = scaled_x.T @ ((row_w * observation_w)[:, np.newaxis] * scaled_x)
+    bread: FloatArray = np.linalg.pinv(information).astype(np.float64)
+    scores = scaled_x * (row_w * psi)[:, np.newaxis]
+    small_sample = rows / max(dof, 1.0)
+    model_cov = small_sample * bread @ (scores.T @ scores) @ bread
+    clustered_cov = cluster_covariance(bread, scores, data.site[data.session], n_parameters)
+    weights = observation_w * row_w / total_sd**2
+
+    receivers = len(data.receiver_ids)
+    basis = gauge_basis(receivers)
+    to_gains = np.zeros((receivers, design.shape[1]))
+    to_gains[:, : receivers - 1] = basis
+
+    def standard_errors(transform: FloatArray) -> FloatArray:
+        variances = [
+            np.einsum("ij,jk,ik->i", transform, covariance, transform)
+            for covariance in (model_cov, clustered_cov)
+        ]
+        return np.asarray(np.sqrt(np.maximum(*variances)), dtype=np.float64)
+
+    gains = basis @ coefficients[: receivers - 1]
+    exponent_index = receivers - 1
+    unit = np.eye(design.shape[1])
+    gain_se = standard_errors(to_gains)
+    exponent_se = float(standard_errors(unit[[exponent_index]])[0])
+    reference_loss = reference_se = None
+    if has_reference_loss:
+        reference_loss = float(coefficients[exponent_index + 1])
+        reference_se = float(standard_errors(unit[[exponent_index + 1]])[0])
+    fitted_no_p0 = design @ coefficients
+    # P0 of free sessions: the weighted session mean of what is left; known: EIRP - L0.
+    source_power = np.full(sessions, np.nan)
+    leftover = response - fitted_no_p0
+    weight_sum = np.zeros(sessions)
+    total = np.zeros(sessions)
+    np.add.at(weight_sum, data.session, weights)
+    np.add.at(total, data.session, weights * leftover)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        source_power = np.where(
+            np.isfinite(data.eirp_dbm),
+            data.eirp_dbm - (reference_loss or 0.0),
+            total / weight_sum,
+        )
+    return PowerFit(
+        gains_db=gains,
+        gain_se_db=gain_se,
+        path_loss_exponent=float(coefficients[exponent_index]),
+        path_loss_exponent_se=exponent_se,
+        reference_loss_db=reference_loss,
+        reference_loss_se_db=reference_se,
+        shadowing_sigma_db=sigma,
+        shadowing_log_se=BISQUARE_LOG_SD_FACTOR / np.sqrt(dof),
+        source_power_dbm=source_power,
+        residuals_db=residuals,
+        observation_weights=observation_w,
+        session_weights=session_w,
+        session_chi_square=chi_square,
+        session_dof=session_dof,
+        dof=float(dof),
+    )
+
+
+def _session_chi_square(
+    data: PowerData,
+    z: FloatArray,
+    observation_w: FloatArray,
+    free_rows: BoolArray,
+    sessions: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per session: sum of w z^2 over its readings, and its dof (sum of w, minus a free P0)."""
+    chi_square = np.zeros(sessions)
+    dof = np.zeros(sessions)
+    np.add.at(chi_square, data.session, observation_w * z**2)
+    np.add.at(dof, data.session, observation_w)
+    has_free = np.zeros(sessions, dtype=bool)
+    has_free[data.session[free_rows]] = True
+    return chi_square, dof - has_free

@@ -1,0 +1,1 @@
+"""The operator's web page, served by data-ingestion-web (and through the gateway)."""
