@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     acquisition_concurrency: int = Field(default=64, ge=1)
     # Localization and training processes of the compute worker.
     compute_concurrency: int = Field(default=2, ge=1)
+    # Celery node name of a worker ("%h": the host name); empty: unique per process.
+    # Two workers with one name on a broker fight over their remote-control queue.
+    worker_node_name: str = ""
 
     # --- localization -----------------------------------------------------
     # Seconds of each recording used for TDOA (the central part): enough blocks

@@ -68,9 +68,9 @@ def worker_argv(role: WorkerRole, settings: Settings) -> list[str]:
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
-        # A unique node name: two workers named alike on one broker fight over
-        # their exclusive remote-control queue and the second one dies.
-        f"--hostname=heimdall-{role.name}-{uuid.uuid4().hex[:8]}@%h",
+        # A unique node name unless one is configured (a container's, with %h): two
+        # workers named alike on one broker fight over their remote-control queue.
+        f"--hostname={settings.worker_node_name or f'heimdall-{role.name}-{uuid.uuid4().hex[:8]}@%h'}",
     ]
 
 
