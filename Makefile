@@ -59,7 +59,8 @@ format: install
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-bench: install
+# bench_stack.py starts a stack of its own on the machine's services.
+bench: install services
 	@for script in benchmarks/bench_*.py; do \
 	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done

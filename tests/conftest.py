@@ -25,5 +25,12 @@ os.environ.update(
         "HEIMDALL_STATE_DIR": STATE_DIR,
         # Workers started by tests serve /metrics only where a test asks for it.
         "HEIMDALL_WORKER_METRICS_PORT": "0",
+        # Faults are tried with short outages: quick sweeps, claims and retries.
+        "HEIMDALL_SWEEP_INTERVAL_S": "1",
+        "HEIMDALL_CLAIM_TTL_S": "8",
+        "HEIMDALL_DEPENDENCY_RETRY_S": "10",
+        "HEIMDALL_RECEIVER_BUSY_RETRY_S": "2",
+        "HEIMDALL_RECEIVER_START_WAIT_S": "1",
+        "HEIMDALL_ACQUISITION_FINISH_ALLOWANCE_S": "20",
     }
 )

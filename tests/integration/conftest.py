@@ -7,6 +7,7 @@ worker is a real ``celery worker`` process consuming this run's queues.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -31,6 +32,8 @@ from tests.support.tcp_proxy import TcpProxy, free_port
 
 # Tables emptied between tests; the station registry is kept (it is seeded once).
 MUTABLE_TABLES = (
+    "channel_leases",
+    "task_outbox",
     "measurements",
     "localizations",
     "acquisitions",
@@ -77,7 +80,8 @@ def remove_this_runs_queues() -> Iterator[None]:
     from heimdall.core.celery_app import ALL_QUEUES, celery_app
 
     run = get_settings().queue_prefix
-    prefixes = [run, f"{run}kill-", f"{run}cli-", f"{run}scale-", f"{run}sigkill-"]
+    own = ("kill", "cli", "scale", "sigkill", "pgbudget", "broker", "crashcancel", "sweeper")
+    prefixes = [run, *(f"{run}{suffix}-" for suffix in own)]
     names = [f"{p}{q}" for p in prefixes for q in (*ALL_QUEUES, "heimdall")]
     with celery_app.connection_for_write() as connection:
         channel = connection.channel()
@@ -131,9 +135,9 @@ def object_store(settings: Settings) -> Iterator[ObjectStore]:
 def worker(
     database: str, object_store: ObjectStore, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ManagedProcess]:
-    """A real Celery worker (prefork) consuming this run's queues."""
-    process = start_worker("worker", {}, tmp_path_factory.mktemp("prometheus"))
-    wait_for_worker(process)
+    """A real Celery worker (the compute kind: prefork) consuming this run's queues."""
+    process = start_worker("worker", {}, tmp_path_factory.mktemp("prometheus"), role="compute")
+    wait_for_worker(process, "compute")
     yield process
     process.stop()
 
@@ -172,28 +176,63 @@ def s3_proxy(object_store: ObjectStore, settings: Settings) -> Iterator[TcpProxy
 
 
 def start_worker(
-    name: str, env: dict[str, str], metrics_dir: Path, *, concurrency: int = 2
+    name: str,
+    env: dict[str, str],
+    metrics_dir: Path,
+    role: str = "acquisition",
+    *,
+    concurrency: int | None = None,
 ) -> ManagedProcess:
     from heimdall.cli.supervisor import worker_command
 
     metrics_dir.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
         name,
-        worker_command(concurrency=concurrency),
-        env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), **env},
+        worker_command(role),
+        env={
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            **({f"HEIMDALL_{role.upper()}_CONCURRENCY": str(concurrency)} if concurrency else {}),
+            **env,
+        },
         log_dir=Path(STATE_DIR),
     )
 
 
-def wait_for_worker(process: ManagedProcess) -> None:
+def wait_for_worker(process: ManagedProcess, role: str = "acquisition") -> None:
     """Until the worker serves a ping task; a worker that never does fails the test run."""
     from heimdall.cli.supervisor import worker_answers
 
+    prefix = process.env.get("HEIMDALL_QUEUE_PREFIX")
     try:
-        wait_until(lambda: worker_answers(timeout_s=2), 60, "worker answering a ping task")
+        wait_until(
+            lambda: worker_answers(role, timeout_s=2, queue_prefix=prefix),
+            60,
+            f"{role} worker answering",
+        )
     except TimeoutError:
         process.stop()
         pytest.fail(f"{process.name} did not start:\n" + process.log_tail())
+
+
+@contextlib.contextmanager
+def worker_pair(
+    name: str, env: dict[str, str], metrics_dir: Path
+) -> Iterator[tuple[ManagedProcess, ManagedProcess]]:
+    """An acquisition worker and a compute worker sharing ``env`` (and queue names)."""
+    acquisition = start_worker(f"{name}-acquisition", env, metrics_dir)
+    compute = start_worker(
+        f"{name}-compute",
+        {**env, "HEIMDALL_WORKER_METRICS_PORT": "0"},
+        metrics_dir,
+        role="compute",
+    )
+    try:
+        wait_for_worker(acquisition)
+        wait_for_worker(compute, "compute")
+        yield acquisition, compute
+    finally:
+        acquisition.stop()
+        compute.stop()
 
 
 @pytest.fixture(scope="session")
@@ -213,17 +252,15 @@ def acquisition_worker(
     worker_metrics_dir: Path,
     worker_metrics_port: int,
 ) -> Iterator[ManagedProcess]:
-    process = start_worker(
-        "acquisition-worker",
+    with worker_pair(
+        "worker",
         {
             "HEIMDALL_S3_ENDPOINT": f"http://127.0.0.1:{s3_proxy.port}",
             "HEIMDALL_WORKER_METRICS_PORT": str(worker_metrics_port),
         },
         worker_metrics_dir,
-    )
-    wait_for_worker(process)
-    yield process
-    process.stop()
+    ) as (acquisition, _):
+        yield acquisition
 
 
 @pytest.fixture

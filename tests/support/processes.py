@@ -34,6 +34,7 @@ class ManagedProcess:
 
     def __init__(self, name: str, command: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
+        self.env = env
         self.log_path = log_dir / f"{name}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(

@@ -6,11 +6,12 @@ import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from heimdall.acquisition import repository, service
+from heimdall.acquisition import ACQUIRE_TASK, repository, service
 from heimdall.acquisition.schemas import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
     AcquireAccepted,
     AcquireRequest,
     AcquisitionStatus,
@@ -20,6 +21,7 @@ from heimdall.acquisition.schemas import (
     SpectrumOut,
 )
 from heimdall.core import metrics
+from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
@@ -33,9 +35,9 @@ ENQUEUE_TIMEOUT_S = 10.0
 
 
 def _enqueue(task_id: uuid.UUID) -> None:
-    from heimdall.acquisition.tasks import acquire_iq
-
-    acquire_iq.apply_async(args=[str(task_id)], retry=False)
+    # By name: the API never imports the worker's recording code (seconds on a cold start).
+    # ignore_result: the row is the record; nothing may wait on the result backend (Redis).
+    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False, ignore_result=True)
 
 
 async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
@@ -45,41 +47,76 @@ async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
     return acquisition
 
 
+def _accepted(acquisition: Acquisition) -> AcquireAccepted:
+    return AcquireAccepted(
+        task_id=acquisition.task_id,
+        state=acquisition.state,
+        frequency_mhz=acquisition.frequency_mhz,
+        duration_seconds=acquisition.duration_seconds,
+        stations=acquisition.station_ids,
+        status_url=f"/api/v1/acquisition/status/{acquisition.task_id}",
+        deadline_at=acquisition.deadline_at,
+    )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        description="Repeating a request with the same key returns the same task, never a second",
+    ),
+]
+
+
 @router.post(
     "/acquire",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcquireAccepted,
     dependencies=[Depends(require_token)],
 )
-async def acquire(request: AcquireRequest, session: Session) -> AcquireAccepted:
-    async with session.begin():
-        try:
-            acquisition = await service.create_acquisition(session, request)
-        except service.AcquisitionRequestError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+async def acquire(
+    request: AcquireRequest, session: Session, idempotency_key: IdempotencyKey = None
+) -> AcquireAccepted:
+    try:
+        async with session.begin():
+            # One statement, its own transaction: no BEGIN/COMMIT round trips on the
+            # trigger's path (the registry is cached, the key checked by the INSERT).
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            acquisition, created = await service.create_acquisition(
+                session, request, idempotency_key
+            )
+    except service.AcquisitionRequestError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    if not created:
+        if not service.same_request(acquisition, request):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Idempotency-Key {idempotency_key!r} was used for another request "
+                f"(task {acquisition.task_id})",
+            )
+        return _accepted(acquisition)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
-        await asyncio.wait_for(asyncio.to_thread(_enqueue, acquisition.task_id), ENQUEUE_TIMEOUT_S)
+        async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+            await asyncio.to_thread(_enqueue, acquisition.task_id)
     except Exception as exc:
         async with session.begin():
-            await session.delete(acquisition)  # no orphan row for a task that never ran
+            await repository.remove(session, acquisition.task_id)  # no orphan row
         raise DependencyUnavailable(
             f"RabbitMQ message broker unavailable, acquisition not queued: {type(exc).__name__}"
         ) from exc
     metrics.acquisitions_total.inc()
-    return AcquireAccepted(
-        task_id=acquisition.task_id,
-        state=AcquisitionState.PENDING,
-        frequency_mhz=acquisition.frequency_mhz,
-        duration_seconds=acquisition.duration_seconds,
-        stations=acquisition.station_ids,
-        status_url=f"/api/v1/acquisition/status/{acquisition.task_id}",
-    )
+    return _accepted(acquisition)
 
 
 @router.get("/status/{task_id}", response_model=AcquisitionStatus)
 async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
-    return AcquisitionStatus.of(await _load(session, task_id))
+    a = await _load(session, task_id)
+    status_out = AcquisitionStatus.of(a)
+    status_out.queue_position = await repository.queue_position(session, a)
+    return status_out
 
 
 @router.post(

@@ -1,20 +1,25 @@
 """Record, measure and store one acquisition's receivers concurrently (worker side).
 
-Every receiver runs as its own asyncio task: record IQ, measure it, write its
-SigMF pair. A receiver that fails becomes an outcome with an error; the object
-store failing, or the operator cancelling, stops them all.
+Every receiver runs as its own asyncio task: connect and hand-shake, wait at a
+common start gate so that all captures cover the same time, record, give the
+channel back, then measure (CPU, in a thread) and write the SigMF pair (S3, in a
+thread, retried while the store is briefly down). A receiver that fails becomes
+an outcome with an error; the object store staying down, or the acquisition
+being stopped (cancel, deadline), ends them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from heimdall.acquisition.audio_recording import (
     measure_capture,
@@ -22,19 +27,24 @@ from heimdall.acquisition.audio_recording import (
     store_audio_recording,
 )
 from heimdall.core import metrics
+from heimdall.core.retry import retry_transient, storage_unavailable
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
 from heimdall.dsp.measurement import Measurement
 from heimdall.receivers.capture import AudioCapture, Capture, IQCapture
-from heimdall.receivers.errors import ReceiverError
+from heimdall.receivers.errors import ReceiverBusy, ReceiverError
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
 from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
 
-CANCEL_POLL_S = 0.25
+P = ParamSpec("P")
+T = TypeVar("T")
+
+BUSY_FIRST_DELAY_S = 0.05
+BUSY_MAX_DELAY_S = 1.0
 
 
-class AcquisitionCancelled(Exception):
-    pass
+class AcquisitionStopped(Exception):
+    """The acquisition was cancelled, failed elsewhere or taken over while recording."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +74,65 @@ def session_prefix(task_id: uuid.UUID) -> str:
     return f"sessions/{task_id}/"
 
 
+class StartGate:
+    """Receivers of one acquisition start streaming together, so their captures overlap.
+
+    Each receiver reports ``ready`` once its handshake is done, or withdraws when it
+    fails; the gate opens when every receiver has done either, or ``max_wait_s``
+    after the first one was ready (a receiver slower than that starts on its own).
+    """
+
+    def __init__(self, station_ids: list[str], max_wait_s: float) -> None:
+        self._pending = set(station_ids)
+        self._open = asyncio.Event()
+        self._max_wait_s = max_wait_s
+        self.opened_at_ns: int | None = None
+
+    def _update(self) -> None:
+        if not self._pending and not self._open.is_set():
+            self.opened_at_ns = time.time_ns()
+            self._open.set()
+
+    def withdraw(self, station_id: str) -> None:
+        self._pending.discard(station_id)
+        self._update()
+
+    async def ready(self, station_id: str) -> None:
+        self._pending.discard(station_id)
+        self._update()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._max_wait_s):
+                await self._open.wait()
+
+
+class Inflight:
+    """Blocking calls run in an executor, tracked so that a stopped acquisition can
+    wait for them (an S3 write still running must not land after the clean-up)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._futures: set[asyncio.Future[Any]] = set()
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        # Shielded: cancelling the caller leaves the thread's future to finish and be drained.
+        return await asyncio.shield(future)
+
+    async def drain(self) -> None:
+        if self._futures:
+            await asyncio.wait(list(self._futures))
+
+
 async def record_station(
-    target: StationTarget, *, frequency_hz: float, duration_s: float, settings: Settings
+    target: StationTarget,
+    *,
+    frequency_hz: float,
+    duration_s: float,
+    settings: Settings,
+    start: Callable[[], Awaitable[None]] | None = None,
 ) -> Capture:
     if target.protocol == "openwebrx":
         # No IQ, no GPS time: audio, spectra and S-meter, for power and frequency.
@@ -81,7 +148,48 @@ async def record_station(
         connect_timeout_s=settings.receiver_connect_timeout_s,
         first_frame_timeout_s=settings.receiver_first_frame_timeout_s,
         stall_timeout_s=settings.receiver_stall_timeout_s,
+        close_timeout_s=settings.receiver_close_timeout_s,
+        start=start,
     )
+
+
+async def record_when_free(
+    target: StationTarget,
+    *,
+    frequency_hz: float,
+    duration_s: float,
+    settings: Settings,
+    gate: StartGate,
+) -> Capture:
+    """``record_station``, tried again while the receiver answers "too busy".
+
+    Its channels are shared with other listeners: busy is normal, and is an error
+    only when it lasts ``receiver_busy_retry_s``.
+    """
+    if target.protocol != "kiwisdr":
+        gate.withdraw(target.id)  # no start hook: such a receiver streams when it is ready
+    give_up_at = time.monotonic() + settings.receiver_busy_retry_s
+    delay_s = BUSY_FIRST_DELAY_S
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await record_station(
+                target,
+                frequency_hz=frequency_hz,
+                duration_s=duration_s,
+                settings=settings,
+                start=lambda: gate.ready(target.id),
+            )
+        except ReceiverBusy as exc:
+            if time.monotonic() + delay_s > give_up_at:
+                if tries == 1:
+                    raise
+                raise ReceiverBusy(
+                    target.id, f"{exc.detail} (still busy after {tries} tries)"
+                ) from exc
+        await asyncio.sleep(delay_s)
+        delay_s = min(2 * delay_s, BUSY_MAX_DELAY_S)
 
 
 def store_recording(
@@ -93,7 +201,10 @@ def store_recording(
     measurement: Measurement,
     description: str | None,
 ) -> tuple[str, str]:
-    """Write the SigMF pair; the metadata last, so a reader never finds meta without data."""
+    """Write the SigMF pair; the metadata last, so a reader never finds meta without data.
+
+    Encoding happens here too: the caller runs this in a thread, off the event loop.
+    """
     stem = f"{session_prefix(task_id)}{target.id}"
     if isinstance(capture, AudioCapture):
         return store_audio_recording(store, bucket, stem, target, capture, measurement, description)
@@ -120,19 +231,30 @@ def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> I
     return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
 
 
-async def record_all(
-    task_id: uuid.UUID,
-    targets: list[StationTarget],
-    *,
-    frequency_hz: float,
-    duration_s: float,
-    description: str | None,
-    settings: Settings,
-    store: ObjectStore,
-    on_finished: Callable[[ReceiverOutcome, int], None],
-    is_cancelled: Callable[[], bool],
-) -> list[ReceiverOutcome]:
-    """Run every receiver; ``on_finished(outcome, finished_count)`` runs (in a thread) as each ends."""
+@dataclass(slots=True)
+class RecordingContext:
+    """What ``record_all`` needs from the task running it."""
+
+    task_id: uuid.UUID
+    frequency_hz: float
+    duration_s: float
+    description: str | None
+    settings: Settings
+    store: ObjectStore
+    cpu: Executor
+    io: Inflight
+    #: Set when the acquisition must stop (cancelled, failed elsewhere, claim lost).
+    stop: asyncio.Event
+    #: Called once the receiver's connection is closed: its channel is free again.
+    on_released: Callable[[str], Awaitable[None]]
+    #: Called as each receiver ends, with the outcome and how many have ended.
+    on_finished: Callable[[ReceiverOutcome, int], Awaitable[None]]
+
+
+async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> list[ReceiverOutcome]:
+    """Run every receiver; raises AcquisitionStopped, or DependencyFailed (object storage)."""
+    settings = ctx.settings
+    gate = StartGate([t.id for t in targets], settings.receiver_start_wait_s)
     finished = 0
     for target in targets:  # at zero before a first failure, so rate() sees that failure
         metrics.websdr_failures_total.labels(websdr_id=target.id)
@@ -141,20 +263,36 @@ async def record_all(
         nonlocal finished
         started = time.monotonic()
         try:
-            capture = await record_station(
-                target, frequency_hz=frequency_hz, duration_s=duration_s, settings=settings
+            try:
+                capture = await record_when_free(
+                    target,
+                    frequency_hz=ctx.frequency_hz,
+                    duration_s=ctx.duration_s,
+                    settings=settings,
+                    gate=gate,
+                )
+            finally:
+                gate.withdraw(target.id)
+                await ctx.on_released(target.id)
+            metrics.iq_download_seconds.observe(
+                max(0.0, time.monotonic() - started - ctx.duration_s)
             )
-            metrics.iq_download_seconds.observe(max(0.0, time.monotonic() - started - duration_s))
-            measurement = measure_capture(capture)
-            data_url, meta_url = await asyncio.to_thread(
-                store_recording,
-                store,
-                settings.s3_bucket_raw,
-                task_id,
-                target,
-                capture,
-                measurement,
-                description,
+            loop = asyncio.get_running_loop()
+            measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
+            data_url, meta_url = await retry_transient(
+                lambda: ctx.io.run(
+                    store_recording,
+                    ctx.store,
+                    settings.s3_bucket_raw,
+                    ctx.task_id,
+                    target,
+                    capture,
+                    measurement,
+                    ctx.description,
+                ),
+                budget_s=settings.dependency_retry_s,
+                transient=storage_unavailable,
+                what=f"writing the recording of {target.id}",
             )
             outcome = ReceiverOutcome(
                 station_id=target.id,
@@ -173,26 +311,23 @@ async def record_all(
             metrics.websdr_failures_total.labels(websdr_id=target.id).inc()
             outcome = ReceiverOutcome(station_id=target.id, error=f"{target.id}: {exc}")
         finished += 1
-        await asyncio.to_thread(on_finished, outcome, finished)
+        await ctx.on_finished(outcome, finished)
         return outcome
 
-    async def watch_for_cancel() -> None:
-        # The flag lives in PostgreSQL (the record of state), so it is polled.
-        while not await asyncio.to_thread(is_cancelled):  # noqa: ASYNC110
-            await asyncio.sleep(CANCEL_POLL_S)
-        raise AcquisitionCancelled(str(task_id))
-
     receivers = [asyncio.create_task(one(t), name=f"receiver-{t.id}") for t in targets]
-    watcher = asyncio.create_task(watch_for_cancel(), name="cancel-watcher")
-    gathered: asyncio.Future[list[ReceiverOutcome]] = asyncio.gather(*receivers)
+    stopper: asyncio.Future[Any] = asyncio.create_task(ctx.stop.wait(), name="stop-watcher")
+    gathered: asyncio.Future[Any] = asyncio.gather(*receivers)
     try:
-        pending: set[asyncio.Future[Any]] = {watcher, gathered}
-        done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if watcher in done:
-            watcher.result()  # raises AcquisitionCancelled
-        return gathered.result()  # raises what a receiver could not handle (storage down)
+        done, _ = await asyncio.wait({stopper, gathered}, return_when=asyncio.FIRST_COMPLETED)
+        if stopper in done:
+            raise AcquisitionStopped(str(ctx.task_id))
+        outcomes: list[ReceiverOutcome] = (
+            gathered.result()
+        )  # raises what a receiver could not handle (storage down)
+        return outcomes
     finally:
-        watcher.cancel()
+        stopper.cancel()
         for receiver in receivers:
             receiver.cancel()
-        await asyncio.gather(watcher, gathered, return_exceptions=True)
+        await asyncio.gather(stopper, gathered, return_exceptions=True)
+        await ctx.io.drain()  # no write of ours lands after this returns

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from heimdall.models import Acquisition, AcquisitionState, Approval
 
 MAX_DURATION_S = 300.0
+MAX_WAIT_S = 3600.0
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 class AcquireRequest(BaseModel):
@@ -21,14 +23,20 @@ class AcquireRequest(BaseModel):
     stations: list[str] | None = Field(
         default=None, min_length=1, max_length=64, description="Station ids; default: all active"
     )
+    max_wait_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_WAIT_S,
+        description="Longest wait for a free channel on every receiver (default: the server's)",
+    )
     known_source_id: uuid.UUID | None = Field(
         default=None, description="The known transmitter recorded (ground truth for training)"
     )
 
-    @field_validator("frequency_mhz", "duration_seconds")
+    @field_validator("frequency_mhz", "duration_seconds", "max_wait_seconds")
     @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
 
@@ -47,6 +55,7 @@ class AcquireAccepted(BaseModel):
     duration_seconds: float
     stations: list[str]
     status_url: str
+    deadline_at: datetime | None = None
 
 
 class ReceiverErrorOut(BaseModel):
@@ -68,6 +77,14 @@ class AcquisitionStatus(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    deadline_at: datetime | None = Field(
+        default=None, description="It ends (SUCCESS, FAILED or CANCELLED) by then at the latest"
+    )
+    queue_position: int | None = Field(
+        default=None,
+        description="While PENDING: 1 + acquisitions requested earlier that wait for "
+        "one of the same receivers",
+    )
 
     @classmethod
     def of(cls, a: Acquisition) -> AcquisitionStatus:
@@ -85,6 +102,7 @@ class AcquisitionStatus(BaseModel):
             created_at=a.created_at,
             started_at=a.started_at,
             finished_at=a.finished_at,
+            deadline_at=a.deadline_at,
         )
 
 

@@ -1,209 +1,400 @@
-"""The acquisition task: one Celery task per acquisition, idempotent on redelivery.
+"""The acquisition task: claim, wait for channels, record, store, finish, and recover.
 
-The acquisition row is the record of state. The task locks it to start and to
-finish; measurements are inserted in the same transaction that marks SUCCESS,
-so a redelivered task either finds the work committed (and returns) or finds
-nothing committed (and starts again, after removing any partial objects).
+One Celery task per acquisition, run by a thread of an acquisition worker on the
+process's shared event loop (``runtime``). The acquisition row is the record of
+state. A task attempt first *claims* the row (a holder id with an expiry it keeps
+renewing); a second delivery of the same message finds it held and waits for the
+first to finish or to lose its claim. Measurements are inserted in the transaction
+that marks SUCCESS, so a redelivered attempt either finds the work committed or
+starts over after removing the objects of the first attempt. Every way out of an
+acquisition ends in SUCCESS, FAILED (reason stated, nothing kept) or CANCELLED
+(nothing kept), before the acquisition's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from heimdall.acquisition import repository
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from heimdall.acquisition import ACQUIRE_TASK, LOCALIZE_TASK, repository
 from heimdall.acquisition.recording import (
-    AcquisitionCancelled,
+    AcquisitionStopped,
+    Inflight,
     ReceiverOutcome,
+    RecordingContext,
     StationTarget,
     record_all,
     session_prefix,
 )
+from heimdall.acquisition.runtime import AcquisitionRuntime, Running, get_runtime
+from heimdall.acquisition.schemas import MAX_DURATION_S, MAX_WAIT_S
+from heimdall.acquisition.sweeper import publish_now
 from heimdall.core import metrics
 from heimdall.core.celery_app import celery_app
-from heimdall.core.db import session_scope
-from heimdall.core.settings import get_settings
-from heimdall.core.storage import ObjectStore, ObjectStoreError
-from heimdall.models import Acquisition, AcquisitionState, Measurement
-from heimdall.stations.repository import get_many_sync
+from heimdall.core.retry import DependencyFailed
+from heimdall.models import AcquisitionState, WebSDRStation
 
 logger = logging.getLogger(__name__)
 
-
-def summary(acquisition: Acquisition) -> dict[str, Any]:
-    return {"task_id": str(acquisition.task_id), "state": acquisition.status}
+# Finish this long before the deadline, so the final write lands before it.
+DEADLINE_MARGIN_S = 1.0
+# A second delivery checks this often whether the first attempt still holds the row.
+HELD_POLL_S = 1.0
+# The hard bound of a task, whatever its row says: the longest wait and recording allowed.
+TIME_LIMIT_S = MAX_WAIT_S + MAX_DURATION_S + 600
 
 
 # The acquisition row is the record; a result in Redis would be a second, weaker copy.
-@celery_app.task(name="heimdall.acquisition.acquire_iq", ignore_result=True)
+# The threads pool does not enforce Celery's time limits: run() bounds the wait itself.
+@celery_app.task(
+    name=ACQUIRE_TASK,
+    ignore_result=True,
+    soft_time_limit=TIME_LIMIT_S,
+    time_limit=TIME_LIMIT_S + 30,
+)
 def acquire_iq(task_id: str) -> dict[str, Any]:
-    return run_acquisition(uuid.UUID(task_id))
+    runtime = get_runtime()
+    return runtime.run(run_acquisition(uuid.UUID(task_id), runtime), timeout_s=TIME_LIMIT_S)
 
 
-def run_acquisition(task_id: uuid.UUID) -> dict[str, Any]:
-    settings = get_settings()
-    store = ObjectStore(settings)
-    with session_scope() as session:
-        acquisition = repository.lock(session, task_id)
-        if acquisition is None:
+def summary(task_id: uuid.UUID, state: str, **extra: Any) -> dict[str, Any]:
+    return {"task_id": str(task_id), "state": state, **extra}
+
+
+def new_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+async def run_acquisition(task_id: uuid.UUID, rt: AcquisitionRuntime) -> dict[str, Any]:
+    holder = new_holder()
+    claimed = await _claim(task_id, holder, rt)
+    if isinstance(claimed, dict):
+        return claimed
+    running = rt.hold(task_id, holder)
+    try:
+        return await _run_claimed(claimed, running, rt)
+    finally:
+        rt.let_go(task_id)
+
+
+async def _claim(
+    task_id: uuid.UUID, holder: str, rt: AcquisitionRuntime
+) -> repository.Claimed | dict[str, Any]:
+    """The claimed row, or (as a summary) why there is nothing to do."""
+    ttl_s = rt.settings.claim_ttl_s
+    while True:
+        claimed = await rt.db_retry(
+            lambda s: repository.claim(s, task_id, holder, ttl_s), "claiming the acquisition"
+        )
+        if claimed is not None:
+            return claimed
+        state = await rt.db_retry(lambda s: repository.claim_state(s, task_id), "reading it")
+        if state is None:
             logger.warning("acquisition %s does not exist; nothing to do", task_id)
-            return {"task_id": str(task_id), "state": "UNKNOWN"}
-        if acquisition.state.finished:
-            return summary(acquisition)  # a redelivery of work already done
-        redelivered = acquisition.state is AcquisitionState.PROGRESS
-        acquisition.status = AcquisitionState.PROGRESS.value
-        acquisition.started_at = datetime.now(UTC)
-        acquisition.progress = 0.0
-        acquisition.errors = []
-        targets = [
-            StationTarget(s.id, s.url, s.protocol, s.latitude, s.longitude, s.altitude_m)
-            for s in get_many_sync(session, acquisition.station_ids)
-        ]
-        frequency_hz = acquisition.frequency_mhz * 1e6
-        duration_s = acquisition.duration_seconds
-        description = acquisition.description
+            return summary(task_id, "UNKNOWN")
+        if state.status not in repository.ACTIVE_STATES:
+            if state.cleanup_pending:  # e.g. cancelled after the worker that held it crashed
+                await rt.scheduler.release(task_id)
+                await rt.remove_objects(task_id)
+            return summary(task_id, state.status)
+        # Another attempt holds it (a redelivery while the first still runs): wait for
+        # it to finish, or to stop renewing its claim and let us take over.
+        await asyncio.sleep(HELD_POLL_S)
 
+
+async def _run_claimed(
+    claimed: repository.Claimed, running: Running, rt: AcquisitionRuntime
+) -> dict[str, Any]:
+    settings = rt.settings
+    task_id = claimed.task_id
+    now = datetime.now(UTC)
+    deadline_at = claimed.deadline_at or now + timedelta(
+        seconds=settings.acquisition_max_wait_s
+        + claimed.duration_seconds
+        + settings.acquisition_finish_allowance_s
+    )
+    remaining_s = (deadline_at - now).total_seconds() - DEADLINE_MARGIN_S
+    bound = asyncio.timeout(max(0.0, remaining_s))
+    try:
+        async with bound:
+            return await _wait_and_record(claimed, running, rt, deadline_at)
+    except TimeoutError:
+        if not bound.expired():
+            raise
+        return await _fail(
+            task_id,
+            running.holder,
+            rt,
+            f"did not finish by its deadline ({deadline_at:%Y-%m-%dT%H:%M:%SZ}): "
+            "recording or storing took too long",
+        )
+    except DependencyFailed as exc:
+        return await _fail(task_id, running.holder, rt, str(exc), deadline_at=deadline_at)
+    except AcquisitionStopped:
+        return await _stopped(task_id, running.holder, rt)
+
+
+async def _wait_and_record(
+    claimed: repository.Claimed,
+    running: Running,
+    rt: AcquisitionRuntime,
+    deadline_at: datetime,
+) -> dict[str, Any]:
+    settings = rt.settings
+    task_id, holder = claimed.task_id, running.holder
+    if claimed.status == AcquisitionState.PROGRESS.value:
+        # Redelivered after the worker recording it died: start over, cleanly.
+        logger.info("acquisition %s redelivered; removing partial objects", task_id)
+        if not await rt.remove_objects(task_id):
+            raise DependencyFailed(f"object storage unreachable at {settings.s3_endpoint}")
+        await rt.db_retry(
+            lambda s: repository.restart_from_pending(s, task_id, holder), "starting over"
+        )
+    start_by = deadline_at - timedelta(
+        seconds=claimed.duration_seconds + settings.acquisition_finish_allowance_s
+    )
+    if start_by <= datetime.now(UTC):
+        return await _fail(
+            task_id,
+            holder,
+            rt,
+            f"too late to start: {claimed.duration_seconds:g} s of recording and its storing "
+            f"would end after the deadline ({deadline_at:%Y-%m-%dT%H:%M:%SZ})",
+        )
+    targets = await rt.db_retry(lambda s: _targets(s, claimed.station_ids), "loading stations")
+    waited = time.monotonic()
+    granted = await _wait_for_channels(task_id, running, rt, start_by)
+    if not granted:
+        full = await rt.db_retry(
+            lambda s: repository.full_stations(s, claimed.station_ids), "reading channels"
+        )
+        return await _fail(
+            task_id,
+            holder,
+            rt,
+            f"no free channel on every receiver within {time.monotonic() - waited:.0f} s "
+            f"(without a free channel: {', '.join(full) or 'none now'})",
+        )
+    metrics.acquisition_wait_seconds.observe(time.monotonic() - waited)
+    if running.stop.is_set():
+        raise AcquisitionStopped(str(task_id))
+    return await _record(claimed, running, rt, targets)
+
+
+async def _wait_for_channels(
+    task_id: uuid.UUID, running: Running, rt: AcquisitionRuntime, start_by: datetime
+) -> bool:
+    """True once granted (the row is PROGRESS with our leases); False past ``start_by``."""
+    while True:
+        timeout_s = (start_by - datetime.now(UTC)).total_seconds()
+        if timeout_s <= 0:
+            return False
+        grant = asyncio.ensure_future(rt.scheduler.wait_for_grant(task_id, timeout_s))
+        stop = asyncio.ensure_future(running.stop.wait())
+        try:
+            await asyncio.wait({grant, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            grant.cancel()
+            stop.cancel()
+        if running.stop.is_set():
+            raise AcquisitionStopped(str(task_id))
+        if grant.cancelled() or grant.exception() is not None:
+            return False  # timed out
+        if grant.result():
+            return True
+        found = await rt.db_retry(lambda s: repository.states(s, [task_id]), "reading state")
+        row = found.get(task_id)
+        if row is None or row.holder != running.holder:
+            raise AcquisitionStopped(str(task_id))
+        if row.status == AcquisitionState.PROGRESS.value:
+            return True
+        if row.status != AcquisitionState.PENDING.value:
+            raise AcquisitionStopped(str(task_id))
+
+
+async def _targets(session: AsyncSession, station_ids: list[str]) -> list[StationTarget]:
+    stations = await session.scalars(
+        select(WebSDRStation).where(WebSDRStation.id.in_(station_ids)).order_by(WebSDRStation.id)
+    )
+    return [
+        StationTarget(s.id, s.url, s.protocol, s.latitude, s.longitude, s.altitude_m)
+        for s in stations
+    ]
+
+
+async def _record(
+    claimed: repository.Claimed,
+    running: Running,
+    rt: AcquisitionRuntime,
+    targets: list[StationTarget],
+) -> dict[str, Any]:
+    task_id, holder = claimed.task_id, running.holder
+
+    async def released(station_id: str) -> None:
+        rt.scheduler.release_soon(task_id, station_id)
+
+    async def finished(outcome: ReceiverOutcome, count: int) -> None:
+        error = (
+            None
+            if outcome.error is None
+            else {
+                "station_id": outcome.station_id,
+                "error": outcome.error,
+            }
+        )
+        try:  # progress is for people watching: never worth failing the recording for
+            await rt.db(
+                lambda s: repository.record_receiver_finished(
+                    s, task_id, holder, progress=round(100.0 * count / len(targets), 1), error=error
+                )
+            )
+        except Exception as exc:
+            logger.info("progress of %s not recorded: %s", task_id, exc)
+
+    context = RecordingContext(
+        task_id=task_id,
+        frequency_hz=claimed.frequency_mhz * 1e6,
+        duration_s=claimed.duration_seconds,
+        description=claimed.description,
+        settings=rt.settings,
+        store=rt.store,
+        cpu=rt.cpu,
+        io=Inflight(rt.io),
+        stop=running.stop,
+        on_released=released,
+        on_finished=finished,
+    )
     started = time.monotonic()
     try:
-        if redelivered:
-            logger.info("acquisition %s redelivered; removing partial objects", task_id)
-            store.delete_prefix(settings.s3_bucket_raw, session_prefix(task_id))
-        outcomes = asyncio.run(
-            record_all(
-                task_id,
-                targets,
-                frequency_hz=frequency_hz,
-                duration_s=duration_s,
-                description=description,
-                settings=settings,
-                store=store,
-                on_finished=lambda outcome, count: _progress(task_id, outcome, count, len(targets)),
-                is_cancelled=lambda: _is_cancelled(task_id),
-            )
-        )
-    except AcquisitionCancelled:
-        _remove_objects(store, task_id)
-        return {"task_id": str(task_id), "state": AcquisitionState.CANCELLED.value}
-    except ObjectStoreError as exc:
-        return _fail(task_id, str(exc), store)
+        outcomes = await record_all(context, targets)
     finally:
         metrics.acquisition_seconds.observe(time.monotonic() - started)
-    return _finish(task_id, outcomes, len(targets), store)
+        await rt.scheduler.release(task_id)
+    return await _finish(claimed, holder, rt, outcomes)
 
 
-def _progress(task_id: uuid.UUID, outcome: ReceiverOutcome, finished: int, total: int) -> None:
-    error = (
-        None
-        if outcome.error is None
-        else {"station_id": outcome.station_id, "error": outcome.error}
-    )
-    with session_scope() as session:
-        repository.record_receiver_finished(
-            session, task_id, progress=round(100.0 * finished / total, 1), error=error
-        )
-
-
-def _is_cancelled(task_id: uuid.UUID) -> bool:
-    with session_scope() as session:
-        return repository.status_of(session, task_id) == AcquisitionState.CANCELLED.value
-
-
-def _remove_objects(store: ObjectStore, task_id: uuid.UUID) -> None:
-    try:
-        store.delete_prefix(get_settings().s3_bucket_raw, session_prefix(task_id))
-    except ObjectStoreError as exc:
-        logger.error("could not remove objects of acquisition %s: %s", task_id, exc)
-
-
-def _fail(task_id: uuid.UUID, message: str, store: ObjectStore) -> dict[str, Any]:
-    with session_scope() as session:
-        acquisition = repository.lock(session, task_id)
-        if acquisition is None or acquisition.state.finished:
-            return {
-                "task_id": str(task_id),
-                "state": acquisition.status if acquisition else "UNKNOWN",
-            }
-        repository.delete_measurements(session, task_id)
-        acquisition.status = AcquisitionState.FAILED.value
-        acquisition.error_message = message
-        acquisition.finished_at = datetime.now(UTC)
-    metrics.acquisitions_failed_total.inc()
-    _remove_objects(store, task_id)
-    return {"task_id": str(task_id), "state": AcquisitionState.FAILED.value, "error": message}
-
-
-def _finish(
-    task_id: uuid.UUID, outcomes: list[ReceiverOutcome], selected: int, store: ObjectStore
+async def _finish(
+    claimed: repository.Claimed,
+    holder: str,
+    rt: AcquisitionRuntime,
+    outcomes: list[ReceiverOutcome],
 ) -> dict[str, Any]:
-    settings = get_settings()
+    settings = rt.settings
+    task_id = claimed.task_id
     delivered = [o for o in outcomes if o.error is None]
     failed = [o for o in outcomes if o.error is not None]
     # A request for fewer receivers than the minimum needs all of them.
-    required = min(settings.min_receivers, selected)
+    required = min(settings.min_receivers, len(outcomes))
     if len(delivered) < required:
         reasons = "; ".join(o.error or "" for o in failed)
-        return _fail(
+        return await _fail(
             task_id,
-            f"only {len(delivered)} of {selected} receivers delivered (at least {required} "
-            f"needed): {reasons}",
-            store,
+            holder,
+            rt,
+            f"only {len(delivered)} of {len(outcomes)} receivers delivered (at least "
+            f"{required} needed): {reasons}",
         )
-    with session_scope() as session:
-        acquisition = repository.lock(session, task_id)
-        if acquisition is None or acquisition.state is AcquisitionState.CANCELLED:
-            cancelled = True
-        else:
-            cancelled = False
-            repository.delete_measurements(session, task_id)
-            repository.add_measurements(
-                session, [_measurement_row(acquisition, o) for o in delivered]
-            )
-            acquisition.status = AcquisitionState.SUCCESS.value
-            acquisition.progress = 100.0
-            acquisition.errors = [
-                {"station_id": o.station_id, "error": o.error or ""} for o in failed
-            ]
-            acquisition.finished_at = datetime.now(UTC)
-            acquisition.result = {
-                "receivers_selected": selected,
+    rows = [measurement_row(task_id, claimed.frequency_mhz, o) for o in delivered]
+    then: tuple[str, list[Any]] | None = (
+        (LOCALIZE_TASK, [str(task_id)]) if settings.localize_after_acquisition else None
+    )
+    state, message_id = await rt.db_retry(
+        lambda s: repository.commit_success(
+            s,
+            task_id,
+            holder,
+            measurements=rows,
+            errors=[{"station_id": o.station_id, "error": o.error or ""} for o in failed],
+            result={
+                "receivers_selected": len(outcomes),
                 "receivers_delivered": len(delivered),
                 "prefix": f"s3://{settings.s3_bucket_raw}/{session_prefix(task_id)}",
-            }
-    if cancelled:
-        _remove_objects(store, task_id)
-        return {"task_id": str(task_id), "state": AcquisitionState.CANCELLED.value}
+            },
+            then=then,
+        ),
+        "storing the measurements",
+    )
+    if state != AcquisitionState.SUCCESS.value:
+        return await _stopped(task_id, holder, rt)
     metrics.acquisitions_succeeded_total.inc()
-    if settings.localize_after_acquisition:
-        # After the commit: the localization task reloads everything from the database.
-        from heimdall.localization.tasks import localize_acquisition
-
-        localize_acquisition.apply_async(args=[str(task_id)])
-    return {"task_id": str(task_id), "state": AcquisitionState.SUCCESS.value}
+    if then is not None and message_id is not None:
+        # After the commit; if the broker refuses, the outbox row stays for the sweeper.
+        await publish_now(rt, message_id, then[0], then[1])
+    return summary(task_id, state)
 
 
-def _measurement_row(acquisition: Acquisition, outcome: ReceiverOutcome) -> Measurement:
+async def _stopped(task_id: uuid.UUID, holder: str, rt: AcquisitionRuntime) -> dict[str, Any]:
+    """Cancelled, failed by the sweeper, or taken over: leave nothing of ours behind."""
+    await rt.scheduler.release(task_id)
+    found = await rt.db_retry(lambda s: repository.claim_state(s, task_id), "reading state")
+    state = found.status if found is not None else "UNKNOWN"
+    if found is not None and found.status not in repository.ACTIVE_STATES:
+        if found.cleanup_pending:
+            await rt.remove_objects(task_id)
+        await rt.db_retry(lambda s: repository.release_claim(s, task_id, holder), "letting go")
+    return summary(task_id, state)
+
+
+async def _fail(
+    task_id: uuid.UUID,
+    holder: str,
+    rt: AcquisitionRuntime,
+    message: str,
+    deadline_at: datetime | None = None,
+) -> dict[str, Any]:
+    """FAILED with the reason; nothing kept. When PostgreSQL itself is what failed, the
+    FAILED state is written as soon as it answers again (until the deadline; past it
+    the sweeper writes its own)."""
+    await rt.scheduler.release(task_id)
+    until = deadline_at or datetime.now(UTC) + timedelta(seconds=rt.settings.dependency_retry_s)
+    while True:
+        try:
+            marked = await rt.db_retry(
+                lambda s: repository.mark_failed(s, task_id, holder, message), "marking FAILED"
+            )
+            break
+        except DependencyFailed:
+            if datetime.now(UTC) >= until:
+                logger.error("acquisition %s: could not record FAILED (%s)", task_id, message)
+                await rt.remove_objects(task_id)
+                return summary(task_id, AcquisitionState.FAILED.value, error=message)
+    if not marked:
+        return await _stopped(task_id, holder, rt)
+    metrics.acquisitions_failed_total.inc()
+    await rt.remove_objects(task_id)
+    return summary(task_id, AcquisitionState.FAILED.value, error=message)
+
+
+def measurement_row(
+    task_id: uuid.UUID, frequency_mhz: float, outcome: ReceiverOutcome
+) -> dict[str, Any]:
     m = outcome.measurement
     assert m is not None and outcome.start_time is not None and outcome.data_url is not None
-    return Measurement(
-        id=uuid.uuid4(),
-        task_id=acquisition.task_id,
-        websdr_id=outcome.station_id,
-        timestamp=outcome.start_time,
-        frequency_mhz=acquisition.frequency_mhz,
-        snr=float(m.snr_db),
-        frequency_offset=float(m.frequency_offset_hz),
-        power_dbm=None if m.power_dbm is None else float(m.power_dbm),
-        noise_floor_dbm=None if m.noise_floor_dbm is None else float(m.noise_floor_dbm),
-        signal_power_dbfs=float(m.signal_power_dbfs),
-        noise_floor_dbfs=float(m.noise_floor_dbfs),
-        occupied_bandwidth_hz=float(m.occupied_bandwidth_hz),
-        sample_rate_hz=outcome.sample_rate_hz,
-        sample_count=outcome.sample_count,
-        gps_locked=outcome.gps_locked,
-        data_url=outcome.data_url,
-        meta_url=outcome.meta_url,
-    )
+    return {
+        "id": uuid.uuid4(),
+        "task_id": task_id,
+        "websdr_id": outcome.station_id,
+        "timestamp": outcome.start_time,
+        "frequency_mhz": frequency_mhz,
+        "snr": float(m.snr_db),
+        "frequency_offset": float(m.frequency_offset_hz),
+        "power_dbm": None if m.power_dbm is None else float(m.power_dbm),
+        "noise_floor_dbm": None if m.noise_floor_dbm is None else float(m.noise_floor_dbm),
+        "signal_power_dbfs": float(m.signal_power_dbfs),
+        "noise_floor_dbfs": float(m.noise_floor_dbfs),
+        "occupied_bandwidth_hz": float(m.occupied_bandwidth_hz),
+        "sample_rate_hz": outcome.sample_rate_hz,
+        "sample_count": outcome.sample_count,
+        "gps_locked": outcome.gps_locked,
+        "data_url": outcome.data_url,
+        "meta_url": outcome.meta_url,
+    }

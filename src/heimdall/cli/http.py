@@ -72,7 +72,10 @@ def follow_progress(
         bar = progress.add_task("PENDING", total=100)
         while True:
             state = fetch()
-            progress.update(bar, completed=state["progress"], description=state["state"])
+            description = state["state"]
+            if state.get("queue_position") is not None:  # an acquisition waiting for channels
+                description = f"PENDING: waiting for channels, #{state['queue_position']} in line"
+            progress.update(bar, completed=state["progress"], description=description)
             if state["state"] in FINISHED:
                 return state
             time.sleep(interval_s)

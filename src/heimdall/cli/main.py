@@ -319,6 +319,21 @@ def _packaged(path: Path) -> Path:
 
 
 @app.command()
+def worker(
+    role: str = typer.Argument(
+        ..., help="acquisition (records many acquisitions per process) or compute"
+    ),
+) -> None:
+    """Run one Celery worker process of the given kind until stopped."""
+    from heimdall.core.worker import ROLES, run_worker
+
+    if role not in ROLES:
+        console.print(f"[red]unknown worker kind {role!r}[/]; one of: {', '.join(ROLES)}")
+        raise typer.Exit(2)
+    run_worker(role)
+
+
+@app.command()
 def migrate() -> None:
     """Apply database migrations and seed the station registry."""
     from heimdall.core.migrate import migrate_and_seed

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -58,30 +57,28 @@ def python_module(*args: str) -> list[str]:
     return [sys.executable, "-m", *args]
 
 
-def worker_command(concurrency: int = 2) -> list[str]:
-    # No --queues: the worker consumes every queue its own settings declare, so a
-    # worker started with another HEIMDALL_QUEUE_PREFIX serves that deployment.
-    return python_module(
-        "celery",
-        "-A",
-        "heimdall.core.celery_app:celery_app",
-        "worker",
-        "--pool=prefork",
-        f"--concurrency={concurrency}",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-        # A unique node name: two workers named alike on one broker fight over
-        # their exclusive remote-control queue and the second one dies.
-        f"--hostname=heimdall-{uuid.uuid4().hex[:8]}@%h",
-    )
+def worker_command(role: str) -> list[str]:
+    # The worker resolves its queue names from its own settings, so a worker started
+    # with another HEIMDALL_QUEUE_PREFIX serves that deployment.
+    return python_module("heimdall", "worker", role)
 
 
-def worker_answers(timeout_s: float = 3.0) -> bool:
+def worker_answers(
+    role: str = "acquisition", timeout_s: float = 3.0, queue_prefix: str | None = None
+) -> bool:
+    """A ping sent to a queue only this kind of worker consumes comes back.
+
+    ``queue_prefix`` names another deployment's queues (default: this process's).
+    """
+    from heimdall.core.celery_app import queue_name
     from heimdall.core.tasks import ping
+    from heimdall.core.worker import ROLES
 
+    base = ROLES[role].ping_queue
+    queue = queue_name(base) if queue_prefix is None else f"{queue_prefix}{base}"
     try:
-        return bool(ping.apply_async().get(timeout=timeout_s)["pong"])
+        result = ping.apply_async(queue=queue, routing_key=queue).get(timeout=timeout_s)
+        return bool(result["pong"])
     except Exception:  # no worker, broker down, or backend down: not ready
         return False
 
@@ -110,15 +107,24 @@ def plan_components(settings: Settings) -> list[Component]:
             )
         )
     multiproc_dir = (settings.state_dir / "prometheus").resolve()
-    components.append(
-        Component(
-            name="worker",
-            command=worker_command(),
-            ports=[settings.worker_metrics_port] if settings.worker_metrics_port else [],
-            ready_check=worker_answers,
-            env={"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)},
+    # Two kinds of worker, so that a long recording never delays a localization.
+    # The acquisition worker serves /metrics for both (one multiprocess directory).
+    for role, ports in (
+        ("acquisition", [settings.worker_metrics_port] if settings.worker_metrics_port else []),
+        ("compute", []),
+    ):
+        env = {"PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir)}
+        if not ports:
+            env["HEIMDALL_WORKER_METRICS_PORT"] = "0"  # one port per host: the first serves
+        components.append(
+            Component(
+                name=f"{role}-worker",
+                command=worker_command(role),
+                ports=ports,
+                ready_check=lambda role=role: worker_answers(role),  # type: ignore[misc]
+                env=env,
+            )
         )
-    )
     return components
 
 

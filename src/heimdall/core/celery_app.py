@@ -2,7 +2,9 @@
 
 Tasks acknowledge late and are rejected (so redelivered) when their worker
 process dies: an acquisition interrupted by a crash runs again, and the tasks
-are written to be idempotent for exactly that reason.
+are written to be idempotent for exactly that reason. Two kinds of worker
+consume the queues (``heimdall.core.worker``): acquisition workers (one process
+records many acquisitions) and compute workers (localization, training).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ TASK_MODULES = [
     "heimdall.training.tasks",
 ]
 OPS_QUEUE = "ops"
+DEFAULT_SOFT_TIME_LIMIT_S = 1800
+DEFAULT_TIME_LIMIT_S = 1900
 ALL_QUEUES = (ACQUISITION_QUEUE, LOCALIZATION_QUEUE, TRAINING_QUEUE, OPS_QUEUE)
 
 
@@ -53,6 +57,9 @@ def create_celery() -> Celery:
         worker_prefetch_multiplier=1,
         worker_pool="prefork",
         task_track_started=True,
+        # Every task has a time limit; tasks with a known bound set their own.
+        task_soft_time_limit=DEFAULT_SOFT_TIME_LIMIT_S,
+        task_time_limit=DEFAULT_TIME_LIMIT_S,
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         # Fail fast when the broker is down at publish time: the API answers 503.

@@ -7,13 +7,16 @@ the transaction: repositories and services flush, they never commit.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, func
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, func
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -38,6 +41,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://``) as plain libpq takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 @lru_cache(maxsize=4)
 def sync_engine(url: str | None = None) -> Engine:
     return create_engine(
@@ -47,13 +55,43 @@ def sync_engine(url: str | None = None) -> Engine:
     )
 
 
+# A pooled connection unused for longer than this is pinged before use.
+IDLE_PING_S = 1.0
+
+
+def ping_when_idle(engine: Engine) -> None:
+    """``pool_pre_ping``, but only for connections that sat idle ``IDLE_PING_S``.
+
+    A ping at every checkout is a round trip on every request (the trigger's included);
+    a connection in use a moment ago is alive. After an outage every pooled connection
+    has been idle for its length, so each is tested (and replaced) before a request
+    gets it.
+    """
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", -math.inf) < IDLE_PING_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(str(exc)) from exc
+        if not alive:
+            raise DisconnectionError("ping failed")
+
+
 @lru_cache(maxsize=4)
 def async_engine(url: str | None = None) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url or get_settings().sync_database_url,
-        pool_pre_ping=True,
         connect_args={"connect_timeout": 3},
     )
+    ping_when_idle(engine.sync_engine)
+    return engine
 
 
 @contextmanager
@@ -79,9 +117,14 @@ async def get_db_session() -> AsyncIterator[AsyncSession]:
     they, not services, decide when work is committed and what follows a commit
     (enqueueing a task, for one).
     """
-    factory = async_sessionmaker(async_engine(), expire_on_commit=False)
-    async with factory() as session:
+    async with _sessions_for(async_engine())() as session:
         yield session
+
+
+@lru_cache(maxsize=4)
+def _sessions_for(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Built once per engine: requests only open sessions from it.
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 # Shared column shapes (SQLAlchemy reads the mapped_column out of Annotated).

@@ -269,3 +269,10 @@ http_request_seconds = Histogram(
     ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+# --- acquisition scheduling (issue 13; the lead merges this block) ---------------
+acquisition_wait_seconds = Histogram(
+    "acquisition_wait_seconds",
+    "Time an acquisition waited for a free channel on every receiver",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)

@@ -10,7 +10,7 @@ from alembic.config import Config
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from heimdall.core.db import session_scope
+from heimdall.core.db import libpq_url, session_scope
 from heimdall.core.settings import Settings, get_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parents[3] / "alembic.ini"
@@ -33,8 +33,7 @@ def ensure_database(database_url: str) -> bool:
     what an operator would do by hand before the first migration.
     """
     url = make_url(database_url)
-    admin_url = url.set(database="postgres").render_as_string(hide_password=False)
-    admin_url = admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    admin_url = libpq_url(url.set(database="postgres").render_as_string(hide_password=False))
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)

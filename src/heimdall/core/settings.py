@@ -84,8 +84,35 @@ class Settings(BaseSettings):
     receiver_connect_timeout_s: float = 5.0
     receiver_first_frame_timeout_s: float = 5.0
     receiver_stall_timeout_s: float = 3.0
+    # Receivers of one acquisition wait for each other's handshake (a common start time,
+    # so their captures overlap) at most this long; a later one starts on its own.
+    receiver_start_wait_s: float = 3.0
+    # The closing handshake after the last block; past it the connection is dropped
+    # (the samples are all in), so a slow receiver cannot hold a channel up for long.
+    receiver_close_timeout_s: float = 0.5
     receiver_password: SecretStr = SecretStr("")
     min_receivers: int = 3
+
+    # --- acquisition scheduling and recovery ---------------------------------
+    # How long an acquisition may wait for free channels when the request names no limit.
+    acquisition_max_wait_s: float = Field(default=600.0, gt=0)
+    # Beyond its duration: connecting, "too busy" retries, measuring, storing, committing.
+    acquisition_finish_allowance_s: float = Field(default=30.0, gt=0)
+    # A receiver answering "too busy" is tried again for this long before it is an error.
+    receiver_busy_retry_s: float = Field(default=10.0, ge=0)
+    # PostgreSQL, S3 or the broker failing mid-task: retried with backoff for this long.
+    dependency_retry_s: float = Field(default=20.0, ge=0)
+    # A worker renews its claims and channel leases; unrenewed for this long, they lapse.
+    claim_ttl_s: float = Field(default=20.0, gt=1)
+    # Sweeper period: deadlines, lapsed claims, leftover objects, unpublished tasks.
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    # Acquisitions one acquisition worker process runs at once (they mostly wait on I/O).
+    acquisition_concurrency: int = Field(default=64, ge=1)
+    # Localization and training processes of the compute worker.
+    compute_concurrency: int = Field(default=2, ge=1)
+    # Celery node name of a worker ("%h": the host name); empty: unique per process.
+    # Two workers with one name on a broker fight over their remote-control queue.
+    worker_node_name: str = ""
 
     # --- localization -----------------------------------------------------
     # Seconds of each recording used for TDOA (the central part): enough blocks

@@ -12,16 +12,18 @@ from celery.signals import (
     worker_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
 )
 from prometheus_client import multiprocess, start_http_server
 
-from heimdall.core import metrics
+from heimdall.core import metrics, worker
 from heimdall.core.celery_app import celery_app
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 
 
-@celery_app.task(name="heimdall.ops.ping", acks_late=False)
+@celery_app.task(name="heimdall.ops.ping", acks_late=False, soft_time_limit=10, time_limit=15)
 def ping() -> dict[str, object]:
     """Answer with who served the task: proves a worker consumes from the broker."""
     return {"pong": True, "hostname": socket.gethostname(), "pid": os.getpid()}
@@ -50,6 +52,23 @@ def forget_dead_child(pid: int | None = None, **_: object) -> None:
     # A SIGKILLed child never gets here; metrics.registry() forgets it at the next scrape.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@worker_ready.connect
+def start_acquisition_runtime(**_: object) -> None:
+    # Its sweeper must run even before the first acquisition arrives.
+    if worker.current_role == "acquisition":
+        from heimdall.acquisition.runtime import get_runtime
+
+        get_runtime()
+
+
+@worker_shutdown.connect
+def stop_acquisition_runtime(**_: object) -> None:
+    if worker.current_role == "acquisition":
+        from heimdall.acquisition.runtime import stop_runtime
+
+        stop_runtime()
 
 
 @task_prerun.connect

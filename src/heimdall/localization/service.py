@@ -166,12 +166,14 @@ class TimedRecording:
 
 
 def tdoa_observations_from_recordings(
-    recordings: list[TimedRecording], *, window_s: float
+    recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
 ) -> list[TdoaObservation]:
     """Arrival-time differences of every receiver against the strongest one (N-1 pairs).
 
     Each pair's sigma is the correlation's own delay error; the receivers' clock errors
     belong to the calibration (``Calibration.timing_sigma_s``), which ``localize`` adds.
+    A pair that cannot be correlated (captures not overlapping in time) is left out,
+    and why is appended to ``skipped`` when given.
     """
     if len(recordings) < 2:
         return []
@@ -181,19 +183,26 @@ def tdoa_observations_from_recordings(
     prepared_reference = PreparedCapture(reference_window)
     others = [r for r in recordings if r is not reference]
 
-    def lag_against_reference(other: TimedRecording) -> TdoaLag:
+    def lag_against_reference(other: TimedRecording) -> TdoaLag | str:
         max_lag_s = baseline_s(reference.station, other.station) + 1e-4
-        return tdoa_lag(
-            prepared_reference,
-            window_covering(other.capture, reference_window),
-            max_lag_s=max_lag_s,
-        )
+        try:
+            return tdoa_lag(
+                prepared_reference,
+                window_covering(other.capture, reference_window),
+                max_lag_s=max_lag_s,
+            )
+        except ValueError as exc:  # e.g. recordings made at different times
+            return f"{other.station.id}-{reference.station.id}: {exc}"
 
     # numpy and scipy.fft release the GIL for the heavy parts: the pairs overlap on cores.
     with ThreadPoolExecutor(max_workers=TDOA_WORKERS) as pool:
         lags = list(pool.map(lag_against_reference, others))
     observations = []
     for other, lag in zip(others, lags, strict=True):
+        if isinstance(lag, str):
+            if skipped is not None:
+                skipped.append(lag)
+            continue
         rms_bandwidth_hz = lag.rms_bandwidth_hz or rms_bandwidth_fallback_hz(
             min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
         )
@@ -218,6 +227,7 @@ def tdoa_observations(
     measurements: list[Measurement],
     receivers: dict[str, Receiver],
     settings: Settings,
+    skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
     recordings = [
@@ -230,7 +240,9 @@ def tdoa_observations(
         for m in measurements
         if m.gps_locked
     ]
-    return tdoa_observations_from_recordings(recordings, window_s=settings.tdoa_window_s)
+    return tdoa_observations_from_recordings(
+        recordings, window_s=settings.tdoa_window_s, skipped=skipped
+    )
 
 
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
@@ -342,10 +354,13 @@ def compute(
         ).all()
     }
     calibration, model_id = active_calibration(session, settings)
+    skipped: list[str] = []
     try:
         # The lags are most of a localization's time: a power-only fix does not need them.
         pairs = (
-            [] if method == "rss" else tdoa_observations(store, measurements, receivers, settings)
+            []
+            if method == "rss"
+            else tdoa_observations(store, measurements, receivers, settings, skipped)
         )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
         result: LocalizationResult = localize(
@@ -367,7 +382,13 @@ def compute(
         "diagnostics": result.diagnostics,
         "inputs": localization_inputs(result, measurements, power_excluded),
         "latency_ms": round(1000 * (time.perf_counter() - started), 1),
+        "tdoa_pairs_skipped": skipped,
     }
+    message = result.message
+    if skipped:
+        message = "; ".join(
+            [m for m in (message, "TDOA pairs left out: " + "; ".join(skipped)) if m]
+        )
     localization = Localization(
         task_id=task_id,
         status=result.status,
@@ -383,7 +404,7 @@ def compute(
         surface_geojson=result.surface_geojson,
         detail=json.loads(json.dumps(detail, default=str)),
         model_id=model_id,
-        message=result.message or None,
+        message=message or None,
     )
     repository.replace(session, localization)
     return localization

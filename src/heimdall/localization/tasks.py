@@ -15,7 +15,10 @@ from heimdall.localization import service
 logger = logging.getLogger(__name__)
 
 
-@celery_app.task(name="heimdall.localization.localize", ignore_result=True)
+# A localization takes well under a second; the limits catch a pathological input.
+@celery_app.task(
+    name="heimdall.localization.localize", ignore_result=True, soft_time_limit=120, time_limit=150
+)
 def localize_acquisition(task_id: str, method: str = "auto") -> dict[str, Any]:
     settings = get_settings()
     try:

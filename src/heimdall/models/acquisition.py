@@ -5,7 +5,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Text, Uuid, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Text,
+    Uuid,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,6 +57,7 @@ class Acquisition(Base):
         Index("ix_acquisitions_status", "status"),
         # Training selects approved sessions of known sources; deleting a source nulls links.
         Index("ix_acquisitions_known_source_id", "known_source_id"),
+        Index("uq_acquisitions_idempotency_key", "idempotency_key", unique=True),
     )
 
     task_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -72,6 +83,15 @@ class Acquisition(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # --- scheduling and recovery (docs/decisions.md, "Acquisition at scale") ---
+    # The latest time it may finish: waiting for channels, recording and storing included.
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The task attempt working on it, and until when that claim holds without renewal.
+    holder: Mapped[str | None] = mapped_column(Text)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Objects under its prefix may remain (cancelled or failed before they were removed).
+    cleanup_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
 
     @property
     def state(self) -> AcquisitionState:

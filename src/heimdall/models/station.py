@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Float, Text, func
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Float, Integer, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -13,6 +13,7 @@ class WebSDRStation(Base):
     """A receiver of the network (simulated or real)."""
 
     __tablename__ = "websdr_stations"
+    __table_args__ = (CheckConstraint("channels >= 1", name="channels"),)
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
@@ -23,6 +24,8 @@ class WebSDRStation(Base):
     altitude_m: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
     # [[low_mhz, high_mhz], ...]: what the receiver can tune.
     frequency_ranges_mhz: Mapped[list[list[float]]] = mapped_column(JSONB, nullable=False)
+    # Receiver channels Heimdall may hold at once (a KiwiSDR has 4-14, shared with others).
+    channels: Mapped[int] = mapped_column(Integer, nullable=False, server_default="4")
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()

@@ -35,6 +35,10 @@ async def list_active(session: AsyncSession) -> Sequence[WebSDRStation]:
     return result.all()
 
 
+async def all_stations(session: AsyncSession) -> Sequence[WebSDRStation]:
+    return (await session.scalars(select(WebSDRStation).order_by(WebSDRStation.id))).all()
+
+
 async def get_many(session: AsyncSession, station_ids: Sequence[str]) -> Sequence[WebSDRStation]:
     result = await session.scalars(
         select(WebSDRStation).where(WebSDRStation.id.in_(station_ids)).order_by(WebSDRStation.id)

@@ -20,6 +20,8 @@ class StationIn(BaseModel):
     longitude: float = Field(ge=-180, le=180)
     altitude_m: float = 0.0
     frequency_ranges_mhz: list[tuple[float, float]] = Field(min_length=1)
+    # Channels Heimdall may hold at once on this receiver (shared with other listeners).
+    channels: int = Field(default=4, ge=1, le=64)
     active: bool = True
 
     @field_validator("frequency_ranges_mhz")
@@ -55,6 +57,7 @@ class StationOut(BaseModel):
     longitude: float
     altitude_m: float
     frequency_ranges_mhz: list[list[float]]
+    channels: int
     active: bool
 
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import text
 
 from heimdall.core.db import sync_engine
 from heimdall.core.storage import ObjectStore
 from heimdall.simulator.network import RunningNetwork
-from tests.conftest import STATE_DIR
 from tests.integration.conftest import start_worker
-from tests.support.processes import ManagedProcess, http_status, uvicorn_command, wait_until
-from tests.support.tcp_proxy import TcpProxy, free_port
+from tests.support.processes import ManagedProcess, wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 BODY = {"frequency_mhz": 145.5, "duration_seconds": 1}
 
@@ -24,28 +21,6 @@ BODY = {"frequency_mhz": 145.5, "duration_seconds": 1}
 def acquisition_count() -> int:
     with sync_engine().connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM acquisitions")).scalar_one())
-
-
-@pytest.fixture
-def api_process_factory(clean_db: str) -> Iterator:  # type: ignore[type-arg]
-    started: list[ManagedProcess] = []
-
-    def start(env: dict[str, str]) -> str:
-        port = free_port()
-        process = ManagedProcess(
-            f"rf-acquisition-{port}",
-            uvicorn_command("heimdall.services.rf_acquisition:app", port),
-            env=env,
-            log_dir=Path(STATE_DIR),
-        )
-        started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_status(f"{base}/health") == 200, 30, "rf-acquisition up")
-        return base
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def test_postgresql_down_at_trigger_is_503(clean_db: str, api_process_factory) -> None:  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ EXPECTED = {
     *HEIMDALL_SERVICES,
     *ONE_SHOT,
     "worker",
+    "compute-worker",
     "simulator",
     "timescaledb",
     "rabbitmq",
@@ -90,39 +91,47 @@ def test_dependencies_wait_for_health_or_completion(example: dict[str, Any]) -> 
                 assert how["condition"] == "service_healthy", (name, dependency)
                 assert "healthcheck" in services[dependency], dependency
     # Everything that needs the schema waits for the migration.
-    for name in [*HEIMDALL_SERVICES - {"api-gateway"}, "worker"]:
+    for name in [*HEIMDALL_SERVICES - {"api-gateway"}, "worker", "compute-worker"]:
         assert "migrate" in services[name]["depends_on"], name
-    for name in ("rf-acquisition", "training", "inference", "worker"):
+    for name in ("rf-acquisition", "training", "inference", "worker", "compute-worker"):
         assert "minio-init" in services[name]["depends_on"], name
 
 
 def test_one_image_runs_every_heimdall_process(example: dict[str, Any]) -> None:
     services = example["services"]
     ours = {n for n, s in services.items() if s.get("build", {}).get("context") == str(ROOT)}
-    assert ours == HEIMDALL_SERVICES | {"worker", "simulator", "migrate"}
+    assert ours == HEIMDALL_SERVICES | {"worker", "compute-worker", "simulator", "migrate"}
     assert len({services[n]["image"] for n in ours}) == 1
     commands = {n: " ".join(services[n]["command"]) for n in ours}
     assert commands["migrate"] == "heimdall migrate"
     assert commands["simulator"] == "heimdall sim"
-    assert "celery -A heimdall.core.celery_app:celery_app worker" in commands["worker"]
+    assert commands["worker"].endswith("exec heimdall worker acquisition\n")
+    assert commands["compute-worker"].endswith("exec heimdall worker compute\n")
     for name in HEIMDALL_SERVICES:
         module = name.replace("-", "_").replace("api_gateway", "gateway")
         assert commands[name].startswith(f"uvicorn heimdall.services.{module}:app"), name
 
 
-def test_the_worker_scales_out(example: dict[str, Any]) -> None:
-    worker = example["services"]["worker"]
-    assert "container_name" not in worker and "ports" not in worker
-    # %h: a unique Celery node name per replica.
-    assert '--hostname="heimdall@%h"' in worker["command"][-1]
-    environment = worker["environment"]
-    assert environment["HEIMDALL_WORKER_METRICS_PORT"] == "9808"
-    assert environment["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
-    assert "/tmp" in worker["tmpfs"]
+def test_the_workers_scale_out(example: dict[str, Any]) -> None:
+    for name, node in (("worker", "heimdall@%h"), ("compute-worker", "heimdall-compute@%h")):
+        worker = example["services"][name]
+        assert "container_name" not in worker and "ports" not in worker
+        environment = worker["environment"]
+        # %h: a unique Celery node name per replica, the one its healthcheck pings.
+        assert environment["HEIMDALL_WORKER_NODE_NAME"] == node
+        assert node.replace("%h", "$$HOSTNAME") in worker["healthcheck"]["test"][-1]
+        assert environment["HEIMDALL_WORKER_METRICS_PORT"] == "9808"
+        assert environment["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+        assert "/tmp" in worker["tmpfs"]
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "worker")
     assert job["dns_sd_configs"] == [
-        {"names": ["worker"], "type": "A", "port": 9808, "refresh_interval": "15s"}
+        {
+            "names": ["worker", "compute-worker"],
+            "type": "A",
+            "port": 9808,
+            "refresh_interval": "15s",
+        }
     ]
 
 
@@ -236,7 +245,7 @@ def test_the_shell_scripts_in_the_file_parse(example: dict[str, Any]) -> None:
         for name, service in example["services"].items()
         if "/bin/sh" in [*service.get("entrypoint", []), *service.get("command", [])[:1]]
     }
-    assert set(scripts) == {"minio-init", "worker"}
+    assert set(scripts) == {"minio-init", "worker", "compute-worker"}
     for name, script in scripts.items():
         # `config` keeps compose's $$ escapes; the container's shell sees single $.
         checked = subprocess.run(["sh", "-n", "-c", script.replace("$$", "$")], capture_output=True)

@@ -133,3 +133,33 @@ def test_correlation_sigma_of_no_correlation_is_huge_not_infinite() -> None:
     sigma = correlation_sigma_s(0.0, 24_000, 1_000.0)
     assert math.isfinite(sigma)
     assert sigma > 1e-4
+
+
+def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
+    from heimdall.localization.service import TimedRecording, tdoa_observations_from_recordings
+
+    rng = np.random.default_rng(11)
+    sites = {"a": (45.0, 7.0), "b": (45.1, 7.2), "c": (44.9, 7.3)}
+    signal = broadband_burst(12_000 * 3, rng)
+    start_ns = 1_700_000_000 * 10**9
+    # "c" recorded ten seconds after the others: nothing in common to correlate.
+    starts = {"a": start_ns, "b": start_ns, "c": start_ns + 10 * 10**9}
+    recordings = [
+        TimedRecording(
+            station=Receiver(id=rid, latitude=lat, longitude=lon, altitude_m=0.0),
+            capture=make_capture(
+                (signal + complex_white_noise(0.01, len(signal), rng)).astype(np.complex64),
+                SAMPLE_RATE_HZ,
+                station_id=rid,
+                start_time_ns=starts[rid],
+            ),
+            snr_db={"a": 20.0, "b": 15.0, "c": 10.0}[rid],
+            occupied_bandwidth_hz=5000.0,
+        )
+        for rid, (lat, lon) in sites.items()
+    ]
+    skipped: list[str] = []
+    pairs = tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    assert [(p.receiver_i, p.receiver_j) for p in pairs] == [("b", "a")]
+    assert len(skipped) == 1
+    assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]

@@ -423,3 +423,19 @@ async def test_hostile_byte_stream_is_refused_without_buffering(
 async def test_endless_stream_stops_at_the_requested_length(fake_kiwi: FakeKiwi) -> None:
     error_free = await record(fake_kiwi, duration_s=DURATION_S)
     assert len(error_free.samples) == math.ceil(DURATION_S * 12001.135 / 512) * 512
+
+
+async def test_the_stream_starts_only_once_the_start_hook_returns(fake_kiwi: FakeKiwi) -> None:
+    # The hook runs after the handshake and before the tuning commands; its wait is
+    # not counted against the first-frame timeout.
+    seen_at_start: list[list[str]] = []
+
+    async def start() -> None:
+        seen_at_start.append(list(fake_kiwi.sessions[0].commands))
+        await asyncio.sleep(0.3)
+
+    capture = await record(fake_kiwi, duration_s=0.1, start=start, first_frame_timeout_s=0.25)
+    assert len(seen_at_start) == 1
+    assert not any(c.startswith("SET mod=iq") for c in seen_at_start[0])
+    assert "SET AR OK in=12000 out=44100" in fake_kiwi.sessions[0].commands
+    assert len(capture.samples) == math.ceil(0.1 * 12001.135 / 512) * 512

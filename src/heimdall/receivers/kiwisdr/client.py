@@ -16,7 +16,7 @@ import functools
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -177,13 +177,22 @@ class _IQRecording:
             self.rx_channels = int(params["rx_chans"])
         if "load_cfg" in params:
             self._read_configuration(params["load_cfg"])
-        if not self.configured and self.audio_rate is not None and self.sample_rate_hz is not None:
-            commands.extend(
-                protocol.configuration_commands(
-                    self.frequency_hz, self.manual_gain_db, self.ident_user
-                )
-            )
-            self._allocate(protocol.blocks_for_duration(self.duration_s, self.sample_rate_hz))
+        return commands
+
+    @property
+    def ready_to_configure(self) -> bool:
+        """Both rates are known and the tuning commands have not been sent yet."""
+        return (
+            not self.configured and self.audio_rate is not None and self.sample_rate_hz is not None
+        )
+
+    def configure(self) -> list[str]:
+        """The commands that start the stream (the receiver's start gate), once."""
+        assert self.ready_to_configure and self.sample_rate_hz is not None
+        commands = protocol.configuration_commands(
+            self.frequency_hz, self.manual_gain_db, self.ident_user
+        )
+        self._allocate(protocol.blocks_for_duration(self.duration_s, self.sample_rate_hz))
         return commands
 
     def _parse_audio_rate(self, value: str) -> int:
@@ -342,6 +351,7 @@ async def record_iq(
     max_frame_bytes: int = MAX_FRAME_BYTES,
     close_timeout_s: float = 1.0,
     clock: Callable[[], int] = time.time_ns,
+    start: Callable[[], Awaitable[None]] | None = None,
 ) -> IQCapture:
     """Record ``duration_s`` of IQ around ``frequency_hz`` from one KiwiSDR.
 
@@ -363,6 +373,9 @@ async def record_iq(
         max_frame_bytes: largest websocket message accepted.
         close_timeout_s: how long to wait for the server to acknowledge our close.
         clock: UTC now in Unix ns; gives the GPS week and the fallback time base.
+        start: awaited once the handshake is done, before the tuning commands that
+            start the stream; lets several receivers start together. Its wait does
+            not count against ``first_frame_timeout_s``.
 
     Returns:
         The capture, with driver ``"kiwisdr"`` and the receiver's position and
@@ -406,6 +419,12 @@ async def record_iq(
             blocks_before = recording.blocks_received
             for command in recording.handle_frame(frame):
                 await connection.send(command)
+            if recording.ready_to_configure:
+                if start is not None:
+                    await start()
+                for command in recording.configure():
+                    await connection.send(command)
+                deadline = loop.time() + first_frame_timeout_s
             if recording.blocks_received > blocks_before:
                 if blocks_before == 0:
                     first_block_host_ns = clock()

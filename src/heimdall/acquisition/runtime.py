@@ -1,0 +1,229 @@
+"""The acquisition worker's process-wide runtime: one event loop for every acquisition.
+
+Celery's threads pool hands each acquisition task to a thread; the thread submits
+the acquisition's coroutine to this process's single event loop and waits for it.
+On the loop, one of each per process:
+
+* the channel scheduler (``channels.ChannelScheduler``);
+* the watcher: every ``WATCH_INTERVAL_S`` it reads the state of the acquisitions
+  this process runs (a cancel, a deadline failure or a lost claim stops them) and
+  renews their claims and channel leases;
+* the sweeper (``sweeper.sweep_once``) every ``sweep_interval_s``.
+
+CPU work (measurement) runs in a small thread pool, blocking I/O (S3, publishing
+to the broker) in another; the loop itself only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from heimdall.acquisition import repository
+from heimdall.acquisition.channels import ChannelScheduler
+from heimdall.core.retry import database_unavailable, retry_transient, storage_unavailable
+from heimdall.core.settings import Settings, get_settings
+from heimdall.core.storage import ObjectStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WATCH_INTERVAL_S = 0.25
+CPU_THREADS = 2
+IO_THREADS = 32
+
+
+@dataclass(slots=True)
+class Running:
+    """One acquisition this process holds."""
+
+    holder: str
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class AcquisitionRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ObjectStore(settings)
+        self.cpu = concurrent.futures.ThreadPoolExecutor(CPU_THREADS, "acq-cpu")
+        self.io = concurrent.futures.ThreadPoolExecutor(IO_THREADS, "acq-io")
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(self.io)
+        self._thread = threading.Thread(target=self._run_loop, name="acquisition-loop", daemon=True)
+        self._running: dict[uuid.UUID, Running] = {}
+        self._background: list[asyncio.Task[None]] = []
+        # Created on the loop: the async engine and scheduler belong to it.
+        self.engine: AsyncEngine
+        self.sessions: async_sessionmaker[AsyncSession]
+        self.scheduler: ChannelScheduler
+
+    # --- life cycle (called from other threads) --------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.cpu.shutdown(wait=False)
+        self.io.shutdown(wait=False)
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        """Run ``coro`` on the loop and wait for it; cancel it past ``timeout_s``."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self.engine = create_async_engine(
+            settings.sync_database_url,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+            connect_args={"connect_timeout": 3},
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.scheduler = ChannelScheduler(self.engine, lease_ttl_s=settings.claim_ttl_s)
+        from heimdall.acquisition.sweeper import Sweeper
+
+        sweeper = Sweeper(self)
+        self._background = [
+            asyncio.create_task(self.scheduler.run(), name="channel-scheduler"),
+            asyncio.create_task(self._watch(), name="acquisition-watcher"),
+            asyncio.create_task(sweeper.run(), name="sweeper"),
+        ]
+
+    async def _stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.engine.dispose()
+
+    # --- database ------------------------------------------------------------------
+    async def db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """One transaction: ``work(session)``, committed when it returns."""
+        async with self.sessions() as session, session.begin():
+            return await work(session)
+
+    async def db_retry(self, work: Callable[[AsyncSession], Awaitable[T]], what: str) -> T:
+        """``db(work)``, retried while PostgreSQL is unreachable, for the configured budget."""
+        return await retry_transient(
+            lambda: self.db(work),
+            budget_s=self.settings.dependency_retry_s,
+            transient=database_unavailable,
+            what=what,
+        )
+
+    # --- object storage -----------------------------------------------------------
+    async def remove_objects(self, task_id: uuid.UUID) -> bool:
+        """Remove the acquisition's objects and clear its clean-up flag; False if S3 is down."""
+        from heimdall.acquisition.recording import session_prefix
+
+        try:
+            await retry_transient(
+                lambda: asyncio.to_thread(
+                    self.store.delete_prefix, self.settings.s3_bucket_raw, session_prefix(task_id)
+                ),
+                budget_s=self.settings.dependency_retry_s,
+                transient=storage_unavailable,
+            )
+        except Exception as exc:
+            logger.warning("objects of %s not removed yet (the sweeper retries): %s", task_id, exc)
+            return False
+        with contextlib.suppress(Exception):
+            await self.db(lambda s: repository.mark_cleaned(s, task_id))
+        return True
+
+    # --- acquisitions this process holds ------------------------------------------------
+    def hold(self, task_id: uuid.UUID, holder: str) -> Running:
+        running = Running(holder)
+        self._running[task_id] = running
+        return running
+
+    def let_go(self, task_id: uuid.UUID) -> None:
+        self._running.pop(task_id, None)
+
+    async def _watch(self) -> None:
+        """Stop what was cancelled or taken away; keep claims and leases alive."""
+        renew_every_s = self.settings.claim_ttl_s / 4
+        renewed_at = time.monotonic()
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if not self._running:
+                continue
+            running = dict(self._running)
+            try:
+                found = await self.db(partial(repository.states, task_ids=list(running)))
+                for task_id, held in running.items():
+                    row = found.get(task_id)
+                    if (
+                        row is None
+                        or row.holder != held.holder
+                        or row.status not in repository.ACTIVE_STATES
+                    ):
+                        held.stop.set()
+                if time.monotonic() - renewed_at >= renew_every_s:
+                    claims = {t: r.holder for t, r in running.items() if not r.stop.is_set()}
+                    if claims:
+                        await self.db(
+                            partial(
+                                repository.renew, claims=claims, ttl_s=self.settings.claim_ttl_s
+                            )
+                        )
+                    renewed_at = time.monotonic()
+            except Exception as exc:
+                # PostgreSQL down: recordings go on; their end retries its own writes.
+                if not database_unavailable(exc):
+                    logger.exception("acquisition watcher failed")
+                await asyncio.sleep(0.5)
+
+
+_runtime: AcquisitionRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> AcquisitionRuntime:
+    """This process's runtime, started on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            runtime = AcquisitionRuntime(get_settings())
+            runtime.start()
+            _runtime = runtime
+        return _runtime
+
+
+def stop_runtime() -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.stop()
+            _runtime = None
