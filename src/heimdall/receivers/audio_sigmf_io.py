@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import sigmf
 from sigmf import SigMFFile
 
 from heimdall.receivers.capture import AudioCapture
@@ -121,8 +122,8 @@ def audio_sigmf_metadata(
     sigmf_file.add_capture(
         0,
         metadata={
-            SigMFFile.FREQUENCY_KEY: float(capture.dial_frequency_hz),
-            SigMFFile.DATETIME_KEY: sigmf_datetime(capture.start_time),
+            sigmf.FREQUENCY_KEY: float(capture.dial_frequency_hz),
+            sigmf.DATETIME_KEY: sigmf_datetime(capture.start_time),
         },
     )
     sigmf_file.validate()
@@ -133,20 +134,20 @@ def audio_sigmf_metadata(
 def audio_capture_from_sigmf(metadata: dict[str, Any], data: bytes, sidecar: bytes) -> AudioCapture:
     """Rebuild an :class:`AudioCapture` from what :func:`audio_sigmf_metadata` described."""
     global_info = metadata["global"]
-    if global_info[SigMFFile.DATATYPE_KEY] != DATATYPE:
-        raise ValueError(f"unsupported SigMF datatype {global_info[SigMFFile.DATATYPE_KEY]!r}")
+    if global_info[sigmf.DATATYPE_KEY] != DATATYPE:
+        raise ValueError(f"unsupported SigMF datatype {global_info[sigmf.DATATYPE_KEY]!r}")
     capture = metadata["captures"][0]
     arrays = read_sidecar(sidecar)
-    recorder = str(global_info.get(SigMFFile.RECORDER_KEY, ""))
+    recorder = str(global_info.get(sigmf.RECORDER_KEY, ""))
     driver = recorder.split(" / ", 1)[-1].split(" ", 1)
     low_hz, high_hz = global_info["heimdall:passband_hz"]
     return AudioCapture(
         station_id=global_info["heimdall:station_id"],
         center_frequency_hz=float(global_info["heimdall:measured_frequency_hz"]),
-        dial_frequency_hz=float(capture[SigMFFile.FREQUENCY_KEY]),
+        dial_frequency_hz=float(capture[sigmf.FREQUENCY_KEY]),
         demodulator=str(global_info["heimdall:demodulator"]),
         passband_hz=(float(low_hz), float(high_hz)),
-        sample_rate_hz=float(global_info[SigMFFile.SAMPLE_RATE_KEY]),
+        sample_rate_hz=float(global_info[sigmf.SAMPLE_RATE_KEY]),
         samples=decode_ri16_le(data),
         chunk_start_index=arrays["chunk_start_index"],
         chunk_arrival_ns=arrays["chunk_arrival_ns"],
@@ -156,7 +157,7 @@ def audio_capture_from_sigmf(metadata: dict[str, Any], data: bytes, sidecar: byt
         fft_sample_rate_hz=float(global_info["heimdall:fft_sample_rate_hz"]),
         smeter_power=arrays["smeter_power"],
         smeter_arrival_ns=arrays["smeter_arrival_ns"],
-        start_time=datetime.fromisoformat(capture[SigMFFile.DATETIME_KEY].replace("Z", "+00:00")),
+        start_time=datetime.fromisoformat(capture[sigmf.DATETIME_KEY].replace("Z", "+00:00")),
         driver=driver[0],
         driver_version=driver[1] if len(driver) > 1 else "",
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import sigmf
 from sigmf import SigMFFile
 
 from heimdall import __version__
@@ -67,20 +68,20 @@ def global_info(
 ) -> dict[str, Any]:
     """The ``global`` object every Heimdall recording starts from (IQ or audio)."""
     info: dict[str, Any] = {
-        SigMFFile.DATATYPE_KEY: datatype,
-        SigMFFile.SAMPLE_RATE_KEY: float(capture.sample_rate_hz),
-        SigMFFile.VERSION_KEY: "1.2.0",
-        SigMFFile.RECORDER_KEY: f"heimdall {__version__} / {capture.driver} {capture.driver_version}",
-        SigMFFile.NUM_CHANNELS_KEY: 1,
-        SigMFFile.GEOLOCATION_KEY: {
+        sigmf.DATATYPE_KEY: datatype,
+        sigmf.SAMPLE_RATE_KEY: float(capture.sample_rate_hz),
+        sigmf.VERSION_KEY: "1.2.0",
+        sigmf.RECORDER_KEY: f"heimdall {__version__} / {capture.driver} {capture.driver_version}",
+        sigmf.NUM_CHANNELS_KEY: 1,
+        sigmf.GEOLOCATION_KEY: {
             "type": "Point",
             "coordinates": [float(longitude), float(latitude), float(altitude_m)],
         },
-        SigMFFile.EXTENSIONS_KEY: [EXTENSION],
+        sigmf.EXTENSIONS_KEY: [EXTENSION],
         "heimdall:station_id": capture.station_id,
     }
     if description:
-        info[SigMFFile.DESCRIPTION_KEY] = description
+        info[sigmf.DESCRIPTION_KEY] = description
     if measurement is not None:
         info["heimdall:measurement"] = jsonable(measurement)
     return info
@@ -118,8 +119,8 @@ def sigmf_metadata(
     sigmf_file.add_capture(
         0,
         metadata={
-            SigMFFile.FREQUENCY_KEY: float(capture.center_frequency_hz),
-            SigMFFile.DATETIME_KEY: sigmf_datetime(capture.start_time),
+            sigmf.FREQUENCY_KEY: float(capture.center_frequency_hz),
+            sigmf.DATETIME_KEY: sigmf_datetime(capture.start_time),
             "heimdall:block_size": 512,
             "heimdall:block_start_index": capture.block_start_index.tolist(),
             "heimdall:block_time_ns": capture.block_time_ns.tolist(),
@@ -136,21 +137,21 @@ def sigmf_metadata(
 def capture_from_sigmf(metadata: dict[str, Any], data: bytes) -> IQCapture:
     """Rebuild an :class:`IQCapture` from a recording written by :func:`sigmf_metadata`."""
     global_info = metadata["global"]
-    if global_info[SigMFFile.DATATYPE_KEY] != DATATYPE:
-        raise ValueError(f"unsupported SigMF datatype {global_info[SigMFFile.DATATYPE_KEY]!r}")
+    if global_info[sigmf.DATATYPE_KEY] != DATATYPE:
+        raise ValueError(f"unsupported SigMF datatype {global_info[sigmf.DATATYPE_KEY]!r}")
     capture = metadata["captures"][0]
-    recorder = str(global_info.get(SigMFFile.RECORDER_KEY, ""))
+    recorder = str(global_info.get(sigmf.RECORDER_KEY, ""))
     driver = recorder.split(" / ", 1)[-1].split(" ", 1)
     return IQCapture(
         station_id=global_info["heimdall:station_id"],
-        center_frequency_hz=float(capture[SigMFFile.FREQUENCY_KEY]),
-        sample_rate_hz=float(global_info[SigMFFile.SAMPLE_RATE_KEY]),
+        center_frequency_hz=float(capture[sigmf.FREQUENCY_KEY]),
+        sample_rate_hz=float(global_info[sigmf.SAMPLE_RATE_KEY]),
         samples=decode_ci16_le(data),
         block_start_index=np.asarray(capture["heimdall:block_start_index"], dtype=np.int64),
         block_time_ns=np.asarray(capture["heimdall:block_time_ns"], dtype=np.int64),
         block_gps_status=np.asarray(capture["heimdall:block_gps_status"], dtype=np.uint8),
         rssi_dbm=np.asarray(capture["heimdall:rssi_dbm"], dtype=np.float32),
-        start_time=datetime.fromisoformat(capture[SigMFFile.DATETIME_KEY].replace("Z", "+00:00")),
+        start_time=datetime.fromisoformat(capture[sigmf.DATETIME_KEY].replace("Z", "+00:00")),
         driver=driver[0],
         driver_version=driver[1] if len(driver) > 1 else "",
     )
