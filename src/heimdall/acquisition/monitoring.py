@@ -8,7 +8,6 @@ read it (served by rf-acquisition, see ``heimdall.core.metrics``).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from heimdall.acquisition import repository
 from heimdall.core import metrics
 from heimdall.core.db import async_session_scope
 from heimdall.models import AcquisitionState
-from heimdall.stations.repository import list_active
+from heimdall.stations.repository import channels_held, list_active
 
 # An acquisition in PROGRESS this long past its requested duration is stuck: the
 # receivers' own timeouts (connect, first frame, stall) and storing the recordings
@@ -85,23 +84,12 @@ def receiver_health(
     return health
 
 
-def busy_channels(
-    station_ids: Iterable[str], in_progress: Iterable[Sequence[str]]
-) -> dict[str, int]:
-    """Channels held on each receiver: one per acquisition in PROGRESS that selected it.
-
-    >>> busy_channels(["a", "b"], [["a", "b"], ["a"]])
-    {'a': 2, 'b': 1}
-    """
-    held = Counter(station for stations in in_progress for station in stations)
-    return {station: held[station] for station in station_ids}
-
-
 async def read_acquisition_state() -> metrics.GaugeSamples:
     """One scrape's values of ``ACQUISITION_STATE_GAUGES``."""
     async with async_session_scope() as session:
         stations = [s.id for s in await list_active(session)]
         running = await repository.in_progress_station_ids(session)
+        held = await channels_held(session)
         overdue = await repository.count_overdue(session, grace_s=OVERDUE_GRACE_S)
         finished = [
             FinishedAcquisition(
@@ -123,9 +111,9 @@ async def read_acquisition_state() -> metrics.GaugeSamples:
         metrics.RECEIVER_CONSECUTIVE_FAILURES: [
             ((station,), float(h.consecutive_failures)) for station, h in health.items()
         ],
+        # Unexpired channel leases: what the scheduler counts, waiting acquisitions excluded.
         metrics.RECEIVER_BUSY_CHANNELS: [
-            ((station,), float(count))
-            for station, count in busy_channels(stations, running).items()
+            ((station,), float(held.get(station, 0))) for station in stations
         ],
     }
 

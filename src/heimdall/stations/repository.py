@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, true
+from sqlalchemy import func, select, true
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from heimdall.models import Acquisition, AcquisitionState, WebSDRStation
+from heimdall.models import Acquisition, AcquisitionState, ChannelLease, WebSDRStation
 from heimdall.stations.schemas import StationIn
 
 
@@ -84,3 +84,13 @@ async def last_finished(
         .order_by(WebSDRStation.id)
     )
     return [(r[0], r[1], r[2], r[3]) for r in rows.all()]
+
+
+async def channels_held(session: AsyncSession) -> dict[str, int]:
+    """Channels held on each receiver now: leases that have not expired."""
+    rows = await session.execute(
+        select(ChannelLease.station_id, func.count())
+        .where(ChannelLease.expires_at > func.now())
+        .group_by(ChannelLease.station_id)
+    )
+    return {station_id: int(count) for station_id, count in rows.all()}

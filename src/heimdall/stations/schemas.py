@@ -74,6 +74,6 @@ class StationStateOut(BaseModel):
     )
     error: str | None = Field(default=None, description="the last acquisition's error for it")
     last_finished_at: datetime | None = None
-    # Receiver channels in use and available; null until channel leases track them.
+    # Receiver channels held by acquisitions (unexpired leases) and how many Heimdall may hold.
     busy_channels: int | None = None
     channels: int | None = None

@@ -38,8 +38,11 @@ def seed_stations(session: Session, path: Path) -> list[StationIn]:
 async def station_states(session: AsyncSession) -> list[StationStateOut]:
     """Live state of every active receiver, from the acquisitions that include it."""
     recording = await repository.recording_now(session)
+    held = await repository.channels_held(session)
+    channels = {s.id: s.channels for s in await repository.list_active(session)}
     states = []
     for station_id, task_id, errors, finished_at in await repository.last_finished(session):
+        in_use = {"busy_channels": held.get(station_id, 0), "channels": channels.get(station_id)}
         error = next((e["error"] for e in errors or [] if e.get("station_id") == station_id), None)
         if station_id in recording:
             states.append(
@@ -48,6 +51,7 @@ async def station_states(session: AsyncSession) -> list[StationStateOut]:
                     state="recording",
                     task_id=recording[station_id],
                     last_finished_at=finished_at,
+                    **in_use,
                 )
             )
         else:
@@ -58,6 +62,7 @@ async def station_states(session: AsyncSession) -> list[StationStateOut]:
                     task_id=task_id,
                     error=error,
                     last_finished_at=finished_at,
+                    **in_use,
                 )
             )
     return states

@@ -26,24 +26,29 @@ async def test_receivers_are_recording_then_idle_or_failed(
     before = await states(api)
     assert len(before) == 7
     assert {s["state"] for s in before.values()} == {"idle"}
-    assert all(s["task_id"] is None and s["busy_channels"] is None for s in before.values())
+    assert all(s["task_id"] is None and s["busy_channels"] == 0 for s in before.values())
+    assert {s["channels"] for s in before.values()} == {4}
 
     await set_fault(simulator, "genova", kind="refuse")
     selected = ["genova", "giaveno", "milano", "torino"]  # three are enough for SUCCESS
     task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=1.5, stations=selected)
     seen_recording: set[str] = set()
+    seen_busy: set[str] = set()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         now = await states(api)
         seen_recording |= {k for k, s in now.items() if s["state"] == "recording"}
+        seen_busy |= {k for k, s in now.items() if s["busy_channels"] == 1}
         status = (await api.get(f"/api/v1/acquisition/status/{task_id}")).json()
         if status["state"] not in ("PENDING", "PROGRESS"):
             break
         await asyncio.sleep(0.05)
     assert seen_recording == set(selected)
+    assert seen_busy == set(selected)  # one leased channel on each receiver it selected
     assert (await wait_finished(api, task_id))["state"] == "SUCCESS"
 
     after = await states(api)
+    assert {s["busy_channels"] for s in after.values()} == {0}  # released when it ended
     assert after["genova"]["state"] == "failed"
     assert "channels are in use" in str(after["genova"]["error"])
     assert after["genova"]["task_id"] == task_id
