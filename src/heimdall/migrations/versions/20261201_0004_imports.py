@@ -33,7 +33,7 @@ def upgrade() -> None:
         "acquisitions", sa.Column("source", sa.Text(), server_default="live", nullable=False)
     )
     op.create_check_constraint("source", "acquisitions", "source IN ('live', 'import')")
-    op.drop_constraint("ck_acquisitions_duration", "acquisitions", type_="check")
+    op.drop_constraint(op.f("ck_acquisitions_duration"), "acquisitions", type_="check")
     op.create_check_constraint("duration", "acquisitions", ANY_DURATION)
     op.add_column(
         "websdr_stations",
@@ -43,10 +43,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_websdr_stations_source", "websdr_stations", type_="check")
+    op.drop_constraint(op.f("ck_websdr_stations_source"), "websdr_stations", type_="check")
     op.drop_column("websdr_stations", "source")
     op.execute("DELETE FROM acquisitions WHERE source = 'import'")
-    op.drop_constraint("ck_acquisitions_duration", "acquisitions", type_="check")
+    op.drop_constraint(op.f("ck_acquisitions_duration"), "acquisitions", type_="check")
     op.create_check_constraint("duration", "acquisitions", LIVE_DURATION)
-    op.drop_constraint("ck_acquisitions_source", "acquisitions", type_="check")
+    op.drop_constraint(op.f("ck_acquisitions_source"), "acquisitions", type_="check")
     op.drop_column("acquisitions", "source")
