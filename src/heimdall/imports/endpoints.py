@@ -26,6 +26,7 @@ from heimdall.acquisition import ACQUIRE_TASK
 from heimdall.acquisition import repository as acquisition_repository
 from heimdall.acquisition.endpoints import accepted_response
 from heimdall.acquisition.sweeper import publish
+from heimdall.core import metrics
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
@@ -176,6 +177,7 @@ async def import_recordings(request: Request, session: Session) -> ImportAccepte
         raise DependencyUnavailable(
             f"RabbitMQ message broker unavailable, import not queued: {type(exc).__name__}"
         ) from exc
+    metrics.acquisitions_total.inc()
     return ImportAccepted(
         **accepted_response(acquisition).model_dump(),
         recordings=[
