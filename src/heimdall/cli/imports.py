@@ -64,6 +64,7 @@ def check_locally(console: Console, files: list[Path], positions: list[Path]) ->
         _, errors = read_positions([read(p) for p in positions])
         recordings, reading_errors = read_recordings(named)
         errors += reading_errors
+        progress.update(bar, description="checked")
     for error in errors:
         console.print(f"[red]{error.file}:[/] {error.error}")
     if errors:
