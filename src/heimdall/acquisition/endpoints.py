@@ -26,7 +26,7 @@ from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable
 from heimdall.core.security import require_token
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
-from heimdall.models import Acquisition, AcquisitionState, Approval
+from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 
 router = APIRouter(prefix="/api/v1/acquisition", tags=["acquisition"])
 Session = Annotated[AsyncSession, Depends(get_db_session)]
@@ -47,7 +47,7 @@ async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
     return acquisition
 
 
-def _accepted(acquisition: Acquisition) -> AcquireAccepted:
+def accepted_response(acquisition: Acquisition) -> AcquireAccepted:
     return AcquireAccepted(
         task_id=acquisition.task_id,
         state=acquisition.state,
@@ -96,7 +96,7 @@ async def acquire(
                 f"Idempotency-Key {idempotency_key!r} was used for another request "
                 f"(task {acquisition.task_id})",
             )
-        return _accepted(acquisition)
+        return accepted_response(acquisition)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
         async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
@@ -108,7 +108,7 @@ async def acquire(
             f"RabbitMQ message broker unavailable, acquisition not queued: {type(exc).__name__}"
         ) from exc
     metrics.acquisitions_total.inc()
-    return _accepted(acquisition)
+    return accepted_response(acquisition)
 
 
 @router.get("/status/{task_id}", response_model=AcquisitionStatus)
@@ -166,6 +166,7 @@ async def sessions(
             timestamp=a.created_at,
             approval=Approval(a.approval),
             description=a.description,
+            source=AcquisitionSource(a.source),
         )
         for a, count in rows
     ]

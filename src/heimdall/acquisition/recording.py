@@ -251,6 +251,41 @@ class RecordingContext:
     on_finished: Callable[[ReceiverOutcome, int], Awaitable[None]]
 
 
+async def measure_and_store(
+    ctx: RecordingContext, target: StationTarget, capture: Capture
+) -> ReceiverOutcome:
+    """Measure a capture (CPU pool) and write its recording (I/O pool, retried while the
+    store is briefly down). ValueError: it cannot be measured."""
+    settings = ctx.settings
+    loop = asyncio.get_running_loop()
+    measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
+    data_url, meta_url = await retry_transient(
+        lambda: ctx.io.run(
+            store_recording,
+            ctx.store,
+            settings.s3_bucket_raw,
+            ctx.task_id,
+            target,
+            capture,
+            measurement,
+            ctx.description,
+        ),
+        budget_s=settings.dependency_retry_s,
+        transient=storage_unavailable,
+        what=f"writing the recording of {target.id}",
+    )
+    return ReceiverOutcome(
+        station_id=target.id,
+        measurement=measurement,
+        start_time=capture.start_time,
+        sample_rate_hz=capture.sample_rate_hz,
+        sample_count=len(capture.samples),
+        gps_locked=capture.has_gps_time,
+        data_url=data_url,
+        meta_url=meta_url,
+    )
+
+
 async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> list[ReceiverOutcome]:
     """Run every receiver; raises AcquisitionStopped, or DependencyFailed (object storage)."""
     settings = ctx.settings
@@ -277,33 +312,7 @@ async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> lis
             metrics.iq_download_seconds.observe(
                 max(0.0, time.monotonic() - started - ctx.duration_s)
             )
-            loop = asyncio.get_running_loop()
-            measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
-            data_url, meta_url = await retry_transient(
-                lambda: ctx.io.run(
-                    store_recording,
-                    ctx.store,
-                    settings.s3_bucket_raw,
-                    ctx.task_id,
-                    target,
-                    capture,
-                    measurement,
-                    ctx.description,
-                ),
-                budget_s=settings.dependency_retry_s,
-                transient=storage_unavailable,
-                what=f"writing the recording of {target.id}",
-            )
-            outcome = ReceiverOutcome(
-                station_id=target.id,
-                measurement=measurement,
-                start_time=capture.start_time,
-                sample_rate_hz=capture.sample_rate_hz,
-                sample_count=len(capture.samples),
-                gps_locked=capture.has_gps_time,
-                data_url=data_url,
-                meta_url=meta_url,
-            )
+            outcome = await measure_and_store(ctx, target, capture)
         except ReceiverError as exc:
             metrics.websdr_failures_total.labels(websdr_id=target.id).inc()
             outcome = ReceiverOutcome(station_id=target.id, error=str(exc))
@@ -315,19 +324,26 @@ async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> lis
         return outcome
 
     receivers = [asyncio.create_task(one(t), name=f"receiver-{t.id}") for t in targets]
+    return await gather_unless_stopped(ctx, receivers)
+
+
+async def gather_unless_stopped(
+    ctx: RecordingContext, tasks: list[asyncio.Task[ReceiverOutcome]]
+) -> list[ReceiverOutcome]:
+    """The tasks' outcomes; AcquisitionStopped as soon as ``ctx.stop`` is set. Raises what
+    a task could not handle (storage down); every task is ended and every write of ours
+    has landed when this returns."""
     stopper: asyncio.Future[Any] = asyncio.create_task(ctx.stop.wait(), name="stop-watcher")
-    gathered: asyncio.Future[Any] = asyncio.gather(*receivers)
+    gathered: asyncio.Future[Any] = asyncio.gather(*tasks)
     try:
         done, _ = await asyncio.wait({stopper, gathered}, return_when=asyncio.FIRST_COMPLETED)
         if stopper in done:
             raise AcquisitionStopped(str(ctx.task_id))
-        outcomes: list[ReceiverOutcome] = (
-            gathered.result()
-        )  # raises what a receiver could not handle (storage down)
+        outcomes: list[ReceiverOutcome] = gathered.result()
         return outcomes
     finally:
         stopper.cancel()
-        for receiver in receivers:
-            receiver.cancel()
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(stopper, gathered, return_exceptions=True)
-        await ctx.io.drain()  # no write of ours lands after this returns
+        await ctx.io.drain()

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.models import (
     Acquisition,
+    AcquisitionSource,
     AcquisitionState,
     ChannelLease,
     Measurement,
@@ -42,6 +43,8 @@ from heimdall.models import (
 PENDING = AcquisitionState.PENDING.value
 PROGRESS = AcquisitionState.PROGRESS.value
 ACTIVE_STATES = (PENDING, PROGRESS)
+# Imports hold no receiver channels and say nothing about the receivers' health now.
+LIVE = Acquisition.source == AcquisitionSource.live.value
 # Advisory lock keys: channel grant passes, and the sweeper.
 CHANNEL_LOCK_KEY = 0x48454D4401
 SWEEPER_LOCK_KEY = 0x48454D4402
@@ -116,7 +119,9 @@ async def recent_sessions(
 async def in_progress_station_ids(session: AsyncSession) -> list[list[str]]:
     """The stations of every acquisition being recorded now."""
     rows = await session.scalars(
-        select(Acquisition.station_ids).where(Acquisition.status == AcquisitionState.PROGRESS.value)
+        select(Acquisition.station_ids).where(
+            Acquisition.status == AcquisitionState.PROGRESS.value, LIVE
+        )
     )
     return [list(ids) for ids in rows.all()]
 
@@ -127,6 +132,7 @@ async def count_overdue(session: AsyncSession, *, grace_s: float) -> int:
     count = await session.scalar(
         select(func.count()).where(
             Acquisition.status == AcquisitionState.PROGRESS.value,
+            LIVE,
             running_s > Acquisition.duration_seconds + grace_s,
         )
     )
@@ -140,7 +146,8 @@ async def recent_finished(
     rows = await session.execute(
         select(Acquisition.status, Acquisition.station_ids, Acquisition.errors)
         .where(
-            Acquisition.status.in_((AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value))
+            Acquisition.status.in_((AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value)),
+            LIVE,
         )
         .order_by(Acquisition.created_at.desc())
         .limit(limit)
@@ -176,13 +183,14 @@ async def by_idempotency_key(session: AsyncSession, key: str) -> Acquisition | N
 
 async def queue_position(session: AsyncSession, acquisition: Acquisition) -> int | None:
     """1 + the waiting acquisitions requested earlier that need one of the same receivers."""
-    if acquisition.status != PENDING:
+    if acquisition.status != PENDING or acquisition.source != AcquisitionSource.live.value:
         return None
     ahead = await session.scalar(
         select(func.count())
         .select_from(Acquisition)
         .where(
             Acquisition.status == PENDING,
+            LIVE,
             Acquisition.created_at < acquisition.created_at,
             Acquisition.station_ids.op("?|")(array(acquisition.station_ids)),
         )
@@ -204,6 +212,7 @@ class Claimed:
     duration_seconds: float
     description: str | None
     deadline_at: datetime | None
+    source: str = AcquisitionSource.live.value
 
 
 async def claim(
@@ -230,6 +239,7 @@ async def claim(
                 Acquisition.duration_seconds,
                 Acquisition.description,
                 Acquisition.deadline_at,
+                Acquisition.source,
             )
         )
     ).one_or_none()
@@ -254,6 +264,21 @@ async def claim_state(session: AsyncSession, task_id: uuid.UUID) -> State | None
         )
     ).one_or_none()
     return None if row is None else State(row.status, row.holder, row.cleanup_pending)
+
+
+async def start_import(session: AsyncSession, task_id: uuid.UUID, holder: str) -> bool:
+    """An import starts at once (it waits for no channel): PROGRESS, if still ours."""
+    started = await session.scalar(
+        update(Acquisition)
+        .where(
+            Acquisition.task_id == task_id,
+            Acquisition.holder == holder,
+            Acquisition.status.in_(ACTIVE_STATES),
+        )
+        .values(status=PROGRESS, started_at=func.now(), progress=0.0, errors=[])
+        .returning(Acquisition.task_id)
+    )
+    return started is not None
 
 
 async def restart_from_pending(session: AsyncSession, task_id: uuid.UUID, holder: str) -> None:
@@ -312,6 +337,7 @@ async def claimed_waiters(session: AsyncSession) -> list[tuple[uuid.UUID, list[s
         select(Acquisition.task_id, Acquisition.station_ids)
         .where(
             Acquisition.status == PENDING,
+            LIVE,
             Acquisition.holder.is_not(None),
             Acquisition.claimed_until > func.now(),
         )
@@ -441,8 +467,12 @@ async def commit_success(
     errors: list[dict[str, str]],
     result: dict[str, Any],
     then: tuple[str, list[Any]] | None,
+    new_stations: Sequence[dict[str, Any]] = (),
 ) -> tuple[str, uuid.UUID | None]:
     """Measurements and SUCCESS in one transaction, with the follow-up task in the outbox.
+
+    ``new_stations``: registry rows an import brings (its receivers unknown so far),
+    created with the measurements that refer to them (one already there is kept).
 
     Returns the state the acquisition ends in (another one when it was cancelled or
     taken over meanwhile: nothing is written then) and the outbox message's id. Few
@@ -472,6 +502,10 @@ async def commit_success(
             select(Acquisition.status).where(Acquisition.task_id == task_id)
         )
         return status or "UNKNOWN", None
+    if new_stations:
+        await session.execute(
+            pg_insert(WebSDRStation).values(list(new_stations)).on_conflict_do_nothing()
+        )
     if measurements:
         await session.execute(insert(Measurement), list(measurements))
     await session.execute(delete(ChannelLease).where(ChannelLease.task_id == task_id))

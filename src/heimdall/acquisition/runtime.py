@@ -143,24 +143,39 @@ class AcquisitionRuntime:
         )
 
     # --- object storage -----------------------------------------------------------
-    async def remove_objects(self, task_id: uuid.UUID) -> bool:
-        """Remove the acquisition's objects and clear its clean-up flag; False if S3 is down."""
+    async def remove_objects(self, task_id: uuid.UUID, *, keep_staged: bool = False) -> bool:
+        """Remove the acquisition's objects (an import's staged files too, unless
+        ``keep_staged``) and clear its clean-up flag; False if S3 is down."""
         from heimdall.acquisition.recording import session_prefix
+        from heimdall.imports.staging import staging_prefix
 
+        prefixes = [session_prefix(task_id)] + ([] if keep_staged else [staging_prefix(task_id)])
+        bucket = self.settings.s3_bucket_raw
         try:
-            await retry_transient(
-                lambda: asyncio.to_thread(
-                    self.store.delete_prefix, self.settings.s3_bucket_raw, session_prefix(task_id)
-                ),
-                budget_s=self.settings.dependency_retry_s,
-                transient=storage_unavailable,
-            )
+            for prefix in prefixes:
+                await retry_transient(
+                    partial(asyncio.to_thread, self.store.delete_prefix, bucket, prefix),
+                    budget_s=self.settings.dependency_retry_s,
+                    transient=storage_unavailable,
+                )
         except Exception as exc:
             logger.warning("objects of %s not removed yet (the sweeper retries): %s", task_id, exc)
             return False
-        with contextlib.suppress(Exception):
-            await self.db(lambda s: repository.mark_cleaned(s, task_id))
+        if not keep_staged:
+            with contextlib.suppress(Exception):
+                await self.db(lambda s: repository.mark_cleaned(s, task_id))
         return True
+
+    async def remove_staged(self, task_id: uuid.UUID) -> None:
+        """A finished import's staged files; left behind (logged) if S3 fails now."""
+        from heimdall.imports.staging import staging_prefix
+
+        try:
+            await asyncio.to_thread(
+                self.store.delete_prefix, self.settings.s3_bucket_raw, staging_prefix(task_id)
+            )
+        except Exception as exc:
+            logger.warning("staged files of import %s not removed: %s", task_id, exc)
 
     # --- acquisitions this process holds ------------------------------------------------
     def hold(self, task_id: uuid.UUID, holder: str) -> Running:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from heimdall.models import Acquisition, AcquisitionState, Approval
+from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 
 MAX_DURATION_S = 300.0
 MAX_WAIT_S = 3600.0
@@ -74,6 +74,10 @@ class AcquisitionStatus(BaseModel):
     duration_seconds: float
     stations: list[str]
     known_source_id: uuid.UUID | None = None
+    source: AcquisitionSource = Field(
+        default=AcquisitionSource.live,
+        description="live: recorded from the receivers; import: files recorded elsewhere",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -99,6 +103,7 @@ class AcquisitionStatus(BaseModel):
             duration_seconds=a.duration_seconds,
             stations=a.station_ids,
             known_source_id=a.known_source_id,
+            source=AcquisitionSource(a.source),
             created_at=a.created_at,
             started_at=a.started_at,
             finished_at=a.finished_at,
@@ -142,6 +147,7 @@ class SessionOut(BaseModel):
     timestamp: datetime
     approval: Approval
     description: str | None
+    source: AcquisitionSource = AcquisitionSource.live
 
 
 class SpectrumOut(BaseModel):

@@ -41,7 +41,8 @@ from heimdall.acquisition.sweeper import publish_now
 from heimdall.core import metrics
 from heimdall.core.celery_app import celery_app
 from heimdall.core.retry import DependencyFailed
-from heimdall.models import AcquisitionState, WebSDRStation
+from heimdall.imports.ingest import ingest_all, read_staged_manifest
+from heimdall.models import AcquisitionSource, AcquisitionState, WebSDRStation
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ async def _run_claimed(
     bound = asyncio.timeout(max(0.0, remaining_s))
     try:
         async with bound:
+            if claimed.source == AcquisitionSource.imported.value:
+                return await _import(claimed, running, rt)
             return await _wait_and_record(claimed, running, rt, deadline_at)
     except TimeoutError:
         if not bound.expired():
@@ -231,12 +234,10 @@ async def _targets(session: AsyncSession, station_ids: list[str]) -> list[Statio
     ]
 
 
-async def _record(
-    claimed: repository.Claimed,
-    running: Running,
-    rt: AcquisitionRuntime,
-    targets: list[StationTarget],
-) -> dict[str, Any]:
+def _context(
+    claimed: repository.Claimed, running: Running, rt: AcquisitionRuntime, *, total: int
+) -> RecordingContext:
+    """What recording (or importing) needs; progress is receivers done out of ``total``."""
     task_id, holder = claimed.task_id, running.holder
 
     async def released(station_id: str) -> None:
@@ -254,13 +255,13 @@ async def _record(
         try:  # progress is for people watching: never worth failing the recording for
             await rt.db(
                 lambda s: repository.record_receiver_finished(
-                    s, task_id, holder, progress=round(100.0 * count / len(targets), 1), error=error
+                    s, task_id, holder, progress=round(100.0 * count / total, 1), error=error
                 )
             )
         except Exception as exc:
             logger.info("progress of %s not recorded: %s", task_id, exc)
 
-    context = RecordingContext(
+    return RecordingContext(
         task_id=task_id,
         frequency_hz=claimed.frequency_mhz * 1e6,
         duration_s=claimed.duration_seconds,
@@ -273,6 +274,16 @@ async def _record(
         on_released=released,
         on_finished=finished,
     )
+
+
+async def _record(
+    claimed: repository.Claimed,
+    running: Running,
+    rt: AcquisitionRuntime,
+    targets: list[StationTarget],
+) -> dict[str, Any]:
+    task_id, holder = claimed.task_id, running.holder
+    context = _context(claimed, running, rt, total=len(targets))
     started = time.monotonic()
     try:
         outcomes = await record_all(context, targets)
@@ -282,11 +293,37 @@ async def _record(
     return await _finish(claimed, holder, rt, outcomes)
 
 
+async def _import(
+    claimed: repository.Claimed, running: Running, rt: AcquisitionRuntime
+) -> dict[str, Any]:
+    """An import: its recordings, staged by the API, are read instead of recorded. It holds
+    no receiver channel, and succeeds only whole: one recording that cannot be measured
+    fails it (nothing is half-imported)."""
+    task_id, holder = claimed.task_id, running.holder
+    # Redelivered after the worker importing it died: start over from the staged files.
+    redelivered = claimed.status == AcquisitionState.PROGRESS.value
+    if redelivered and not await rt.remove_objects(task_id, keep_staged=True):
+        raise DependencyFailed(f"object storage unreachable at {rt.settings.s3_endpoint}")
+    started = await rt.db_retry(
+        lambda s: repository.start_import(s, task_id, holder), "starting the import"
+    )
+    if not started:
+        raise AcquisitionStopped(str(task_id))
+    context = _context(claimed, running, rt, total=len(claimed.station_ids))
+    manifest = await read_staged_manifest(context)
+    outcomes = await ingest_all(context, manifest)
+    failed = [o.error for o in outcomes if o.error is not None]
+    if failed:
+        return await _fail(task_id, holder, rt, "import not stored: " + "; ".join(failed))
+    return await _finish(claimed, holder, rt, outcomes, new_stations=manifest.new_stations)
+
+
 async def _finish(
     claimed: repository.Claimed,
     holder: str,
     rt: AcquisitionRuntime,
     outcomes: list[ReceiverOutcome],
+    new_stations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     settings = rt.settings
     task_id = claimed.task_id
@@ -320,11 +357,14 @@ async def _finish(
                 "prefix": f"s3://{settings.s3_bucket_raw}/{session_prefix(task_id)}",
             },
             then=then,
+            new_stations=new_stations or (),
         ),
         "storing the measurements",
     )
     if state != AcquisitionState.SUCCESS.value:
         return await _stopped(task_id, holder, rt)
+    if claimed.source == AcquisitionSource.imported.value:
+        await rt.remove_staged(task_id)
     metrics.acquisitions_succeeded_total.inc()
     if then is not None and message_id is not None:
         # After the commit; if the broker refuses, the outbox row stays for the sweeper.

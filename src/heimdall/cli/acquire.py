@@ -76,9 +76,10 @@ def show_measurements(console: Console, client: httpx.Client, task_id: str) -> N
         return "–" if value is None else f"{value:.{digits}f}"
 
     def power(m: dict[str, Any]) -> str:
-        # OpenWebRX: the S-meter's own, uncalibrated dB (the calibration converts it).
+        # OpenWebRX S-meter or an imported recording without one: the receiver's own,
+        # uncalibrated dB scale (the calibration converts it).
         if m["power_dbm"] is None and m.get("signal_power_dbfs") is not None:
-            return f"{m['signal_power_dbfs']:.1f} dB S-meter"
+            return f"{m['signal_power_dbfs']:.1f} dB own scale"
         return f"{fmt(m['power_dbm'])} dBm"
 
     for m in rows:

@@ -168,6 +168,35 @@ def acquire(
     raise typer.Exit(0 if task_id else 1)
 
 
+@app.command("import")
+def import_command(
+    files: list[Path] = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        help="kiwirecorder IQ .wav files (YYYYMMDDTHHMMSSZ_<Hz>_<station>_iq.wav) and/or "
+        "SigMF pairs (.sigmf-meta with its .sigmf-data)",
+    ),
+    positions: list[Path] = typer.Option(
+        None,
+        "--positions",
+        "-p",
+        exists=True,
+        help="Receiver positions: YAML, CSV or kiwirecorder gnss_pos/<station>.txt files, "
+        "or a directory of them (repeatable)",
+    ),
+    known_source: str | None = typer.Option(
+        None, "--known-source", help="Id of the known transmitter recorded"
+    ),
+    description: str | None = typer.Option(None, "--description"),
+) -> None:
+    """Import recordings made elsewhere as one acquisition: measured, stored, localized."""
+    from heimdall.cli.imports import run_import
+
+    task_id = run_import(console, files, positions or [], known_source, description)
+    raise typer.Exit(0 if task_id else 1)
+
+
 @app.command("locate")
 def locate_command(
     task_id: str = typer.Argument(..., help="A successful acquisition's task id"),
@@ -290,18 +319,36 @@ def sim(
         "--stations",
         help="Station registry to serve (ports and protocols); default HEIMDALL_STATIONS_FILE",
     ),
+    record_to: Path = typer.Option(
+        None,
+        "--record-to",
+        file_okay=False,
+        help="Record the scenario's KiwiSDRs once into this directory as kiwirecorder IQ "
+        "WAV files (+ gnss_pos/<station>.txt) and exit, instead of serving",
+    ),
+    duration: float = typer.Option(5.0, "--duration", min=0.1, help="Seconds to --record-to"),
 ) -> None:
     """Run the simulated receiver network, one port per receiver, each in its registry protocol.
 
     The default registry serves the seven north-west Italy sites as KiwiSDRs;
     ``--stations stations-simulated-openwebrx.yaml`` (in heimdall/data) serves
-    them as OpenWebRX receivers.
+    them as OpenWebRX receivers; ``--scenario scenario-hf-europe.yaml`` serves six
+    HF KiwiSDRs over central Europe.
     """
     import logging
 
     from heimdall.simulator.network import run_network
 
     settings = get_settings()
+    if record_to is not None:
+        raise typer.Exit(
+            _record_scenario(
+                _packaged(scenario) if scenario else settings.scenario_file,
+                _packaged(stations) if stations else settings.stations_file,
+                record_to,
+                duration,
+            )
+        )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     run_network(
         _packaged(scenario) if scenario else settings.scenario_file,
@@ -309,6 +356,24 @@ def sim(
         control_port=control_port or settings.simulator_control_port,
         stations_file=_packaged(stations) if stations else settings.stations_file,
     )
+
+
+def _record_scenario(
+    scenario_file: Path, stations_file: Path, directory: Path, duration_s: float
+) -> int:
+    from heimdall.simulator.kiwirecorder import record_scenario
+    from heimdall.simulator.scenario import load_scenario
+
+    written = record_scenario(
+        load_scenario(scenario_file, stations_file), directory, duration_s=duration_s
+    )
+    for recording in written:
+        console.print(f"{recording.station}: {recording.wav}")
+    console.print(
+        f"{len(written)} kiwirecorder recordings in {directory}; import them with "
+        f"`heimdall import {directory}/*.wav --positions {directory}/gnss_pos`"
+    )
+    return 0 if written else 1
 
 
 def _packaged(path: Path) -> Path:

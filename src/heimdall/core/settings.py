@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     # Two workers with one name on a broker fight over their remote-control queue.
     worker_node_name: str = ""
 
+    # --- imports (heimdall.imports) -------------------------------------------
+    # Largest upload POST /api/v1/acquisition/import accepts (every file of one import
+    # together); the gateway lets requests to it through up to this size. The API holds
+    # an import in memory while it checks it: about 3x this at most.
+    import_max_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    # Files (recordings and positions files) one import may carry.
+    import_max_files: int = Field(default=64, ge=1, le=1000)
+
     # --- localization -----------------------------------------------------
     # Seconds of each recording used for TDOA (the central part): enough blocks
     # to average GPS timestamp jitter, few enough to keep localization fast. The

@@ -31,7 +31,7 @@ def _openapi_router(settings: Settings) -> APIRouter:
 
 def build_gateway(settings: Settings) -> FastAPI:
     upstreams = upstream_table(settings)
-    forwarder = Forwarder(settings.gateway_max_body_bytes)
+    forwarder = Forwarder.for_settings(settings)
     return create_service_app(
         "api-gateway",
         routers=[

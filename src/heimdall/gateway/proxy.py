@@ -8,7 +8,7 @@ its service's prefix is refused with 400 before anything is forwarded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -122,27 +122,38 @@ def _has_body(request: Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
 
+#: Upstream paths whose bodies may be larger than the gateway's limit: an import uploads
+#: recordings (the service bounds it by HEIMDALL_IMPORT_MAX_BYTES itself).
+IMPORT_PATH = "/api/v1/acquisition/import"
+
+
 class Forwarder:
     """Sends one request to an upstream and streams its answer back unchanged."""
 
-    def __init__(self, max_body_bytes: int) -> None:
+    def __init__(self, max_body_bytes: int, larger_bodies: Mapping[str, int] | None = None) -> None:
         self.max_body_bytes = max_body_bytes
+        self.larger_bodies = dict(larger_bodies or {})
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Forwarder:
+        return cls(settings.gateway_max_body_bytes, {IMPORT_PATH: settings.import_max_bytes})
 
     async def __call__(self, request: Request, upstream: Upstream, path: str) -> Response:
         client: httpx.AsyncClient = request.app.state.http
+        limit_bytes = self.larger_bodies.get(path, self.max_body_bytes)
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
                 return _error(400, "invalid Content-Length")
-            if int(declared) > self.max_body_bytes:
-                return _error(413, str(BodyTooLarge(self.max_body_bytes)))
+            if int(declared) > limit_bytes:
+                return _error(413, str(BodyTooLarge(limit_bytes)))
         query = request.scope.get("query_string", b"")
         target = httpx.URL(upstream.base_url + path, query=query or None)
         outgoing = client.build_request(
             request.method,
             target,
             headers=_request_headers(request),
-            content=_limited_body(request, self.max_body_bytes) if _has_body(request) else None,
+            content=_limited_body(request, limit_bytes) if _has_body(request) else None,
         )
         try:
             answer = await client.send(outgoing, stream=True)
@@ -153,7 +164,7 @@ class Forwarder:
         except httpx.TransportError as exc:
             # A body over the limit can surface wrapped by the transport.
             if isinstance(exc.__cause__, BodyTooLarge) or isinstance(exc.__context__, BodyTooLarge):
-                return _error(413, str(BodyTooLarge(self.max_body_bytes)))
+                return _error(413, str(BodyTooLarge(limit_bytes)))
             return _error(503, f"{upstream.name} service unavailable: {type(exc).__name__}")
         response = StreamingResponse(_relay(answer), status_code=answer.status_code)
         response.raw_headers = [

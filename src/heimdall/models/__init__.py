@@ -1,6 +1,11 @@
 """ORM models: one module per table, all registered on ``Base.metadata``."""
 
-from heimdall.models.acquisition import Acquisition, AcquisitionState, Approval
+from heimdall.models.acquisition import (
+    Acquisition,
+    AcquisitionSource,
+    AcquisitionState,
+    Approval,
+)
 from heimdall.models.channel_lease import ChannelLease
 from heimdall.models.known_source import KnownSource
 from heimdall.models.localization import Localization
@@ -13,6 +18,7 @@ from heimdall.models.training_session import JobState, TrainingSession
 
 __all__ = [
     "Acquisition",
+    "AcquisitionSource",
     "AcquisitionState",
     "Approval",
     "ChannelLease",

@@ -34,6 +34,13 @@ class AcquisitionState(StrEnum):
         return self in (self.SUCCESS, self.FAILED, self.CANCELLED)
 
 
+class AcquisitionSource(StrEnum):
+    """Where an acquisition's recordings come from."""
+
+    live = "live"  # recorded from the receivers
+    imported = "import"  # files recorded elsewhere, uploaded (heimdall.imports)
+
+
 class Approval(StrEnum):
     pending = "pending"
     approved = "approved"
@@ -51,7 +58,13 @@ class Acquisition(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({_sql_in(AcquisitionState)})", name="status"),
         CheckConstraint(f"approval IN ({_sql_in(Approval)})", name="approval"),
-        CheckConstraint("duration_seconds > 0 AND duration_seconds <= 300", name="duration"),
+        CheckConstraint(f"source IN ({_sql_in(AcquisitionSource)})", name="source"),
+        # An imported recording may be longer than a live one (up to a day).
+        CheckConstraint(
+            "duration_seconds > 0 AND (duration_seconds <= 300 "
+            "OR (source = 'import' AND duration_seconds <= 86400))",
+            name="duration",
+        ),
         CheckConstraint("progress >= 0 AND progress <= 100", name="progress"),
         Index("ix_acquisitions_created_at", "created_at"),
         Index("ix_acquisitions_status", "status"),
@@ -92,6 +105,7 @@ class Acquisition(Base):
     # Objects under its prefix may remain (cancelled or failed before they were removed).
     cleanup_pending: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     idempotency_key: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default="live")
 
     @property
     def state(self) -> AcquisitionState:

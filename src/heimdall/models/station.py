@@ -13,7 +13,10 @@ class WebSDRStation(Base):
     """A receiver of the network (simulated or real)."""
 
     __tablename__ = "websdr_stations"
-    __table_args__ = (CheckConstraint("channels >= 1", name="channels"),)
+    __table_args__ = (
+        CheckConstraint("channels >= 1", name="channels"),
+        CheckConstraint("source IN ('registry', 'imported')", name="source"),
+    )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
@@ -27,6 +30,9 @@ class WebSDRStation(Base):
     # Receiver channels Heimdall may hold at once (a KiwiSDR has 4-14, shared with others).
     channels: Mapped[int] = mapped_column(Integer, nullable=False, server_default="4")
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    # registry: seeded from the registry file; imported: the receiver of an imported
+    # recording, created inactive (heimdall.imports).
+    source: Mapped[str] = mapped_column(Text, nullable=False, server_default="registry")
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

@@ -46,6 +46,23 @@ def gps_week_from_utc_ns(utc_ns: int, gps_utc_offset_s: int = GPS_UTC_OFFSET_S) 
     return gps_ns_from_utc_ns(utc_ns, gps_utc_offset_s) // _NS_PER_WEEK
 
 
+def gps_time_of_week_from_utc_ns(
+    utc_ns: npt.ArrayLike, gps_utc_offset_s: int = GPS_UTC_OFFSET_S
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(GPS seconds of week, nanoseconds) of UTC Unix instants in ns: what a receiver stamps.
+
+    The inverse of :func:`gps_time_of_week_to_utc_ns` (the week number is dropped).
+
+    >>> seconds, nanoseconds = gps_time_of_week_from_utc_ns(1_700_000_000 * 10**9 + 5)
+    >>> int(seconds[0]), int(nanoseconds[0])
+    (252818, 5)
+    """
+    utc = np.atleast_1d(np.asarray(utc_ns, dtype=np.int64))
+    gps_ns = utc - GPS_EPOCH_UNIX_S * NS_PER_S + gps_utc_offset_s * NS_PER_S
+    seconds, nanoseconds = np.divmod(gps_ns % _NS_PER_WEEK, NS_PER_S)
+    return seconds.astype(np.int64), nanoseconds.astype(np.int64)
+
+
 def gps_time_of_week_to_utc_ns(
     time_of_week_s: npt.ArrayLike,
     time_of_week_ns: npt.ArrayLike,

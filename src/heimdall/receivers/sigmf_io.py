@@ -125,7 +125,10 @@ def sigmf_metadata(
             "heimdall:block_start_index": capture.block_start_index.tolist(),
             "heimdall:block_time_ns": capture.block_time_ns.tolist(),
             "heimdall:block_gps_status": capture.block_gps_status.tolist(),
-            "heimdall:rssi_dbm": [round(float(v), 2) for v in capture.rssi_dbm],
+            # null where the receiver gave no reading (NaN is not JSON).
+            "heimdall:rssi_dbm": [
+                round(float(v), 2) if np.isfinite(v) else None for v in capture.rssi_dbm
+            ],
         },
     )
     # No sigmf_file.validate() here: the JSON-schema walk cost ~25 ms per recording (7 per
@@ -150,7 +153,9 @@ def capture_from_sigmf(metadata: dict[str, Any], data: bytes) -> IQCapture:
         block_start_index=np.asarray(capture["heimdall:block_start_index"], dtype=np.int64),
         block_time_ns=np.asarray(capture["heimdall:block_time_ns"], dtype=np.int64),
         block_gps_status=np.asarray(capture["heimdall:block_gps_status"], dtype=np.uint8),
-        rssi_dbm=np.asarray(capture["heimdall:rssi_dbm"], dtype=np.float32),
+        rssi_dbm=np.asarray(
+            [np.nan if v is None else v for v in capture["heimdall:rssi_dbm"]], dtype=np.float32
+        ),
         start_time=datetime.fromisoformat(capture[sigmf.DATETIME_KEY].replace("Z", "+00:00")),
         driver=driver[0],
         driver_version=driver[1] if len(driver) > 1 else "",

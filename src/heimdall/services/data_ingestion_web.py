@@ -25,7 +25,7 @@ app = create_service_app(
     routers=[
         sessions_router,
         page_router(settings),
-        api_router(_forwarded, Forwarder(settings.gateway_max_body_bytes)),
+        api_router(_forwarded, Forwarder.for_settings(settings)),
     ],
     checks=[POSTGRES],
     description="Operators review acquisition sessions here.",

@@ -1,4 +1,5 @@
-"""rf-acquisition (port 8001): trigger, status, cancel, measurements, sessions, stations.
+"""rf-acquisition (port 8001): trigger, status, cancel, measurements, sessions, stations,
+imports of recordings made elsewhere.
 
 Its /metrics also carries the platform's state, read at scrape time: acquisitions
 in progress, receivers' health, Celery queue depths.
@@ -12,6 +13,7 @@ from heimdall.core import metrics
 from heimdall.core.app import create_service_app
 from heimdall.core.celery_app import queue_depths
 from heimdall.core.health import OBJECT_STORE, POSTGRES, RABBITMQ
+from heimdall.imports.endpoints import router as import_router
 from heimdall.stations.endpoints import router as stations_router
 
 
@@ -22,7 +24,7 @@ async def read_queue_depths() -> metrics.GaugeSamples:
 
 app = create_service_app(
     "rf-acquisition",
-    routers=[stations_router, acquisition_router],
+    routers=[stations_router, acquisition_router, import_router],
     checks=[POSTGRES, RABBITMQ, OBJECT_STORE],
     description="Acquisition API: records every receiver of the network at once.",
     scrape_time=[

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from heimdall.acquisition.schemas import AcquisitionStatus, MeasurementOut
 from heimdall.localization.schemas import LocalizationOut
-from heimdall.models import Acquisition, AcquisitionState, Approval
+from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 from heimdall.training.schemas import KnownSourceOut
 
 
@@ -72,6 +72,7 @@ class SessionItem(ReviewFields):
     known_source_name: str | None
     description: str | None
     localization: LocalizationSummary | None
+    source: AcquisitionSource = AcquisitionSource.live
 
 
 class SessionPage(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.acquisition.schemas import AcquisitionStatus, MeasurementOut
 from heimdall.localization.schemas import to_out
-from heimdall.models import Acquisition, AcquisitionState, Approval, KnownSource
+from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval, KnownSource
 from heimdall.sessions import repository
 from heimdall.sessions.schemas import (
     LocalizationSummary,
@@ -103,6 +103,7 @@ def item(row: repository.SessionRow) -> SessionItem:
         known_source_id=a.known_source_id,
         known_source_name=row.known_source_name,
         description=a.description,
+        source=AcquisitionSource(a.source),
         localization=None
         if fix is None
         else LocalizationSummary(

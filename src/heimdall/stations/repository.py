@@ -11,7 +11,13 @@ from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from heimdall.models import Acquisition, AcquisitionState, ChannelLease, WebSDRStation
+from heimdall.models import (
+    Acquisition,
+    AcquisitionSource,
+    AcquisitionState,
+    ChannelLease,
+    WebSDRStation,
+)
 from heimdall.stations.schemas import StationIn
 
 
@@ -56,7 +62,11 @@ async def recording_now(session: AsyncSession) -> dict[str, uuid.UUID]:
     """Station id -> the acquisition in PROGRESS that records it."""
     rows = await session.execute(
         select(Acquisition.task_id, Acquisition.station_ids)
-        .where(Acquisition.status == AcquisitionState.PROGRESS.value)
+        .where(
+            Acquisition.status == AcquisitionState.PROGRESS.value,
+            # An import records nothing: its receivers are not busy.
+            Acquisition.source == AcquisitionSource.live.value,
+        )
         .order_by(Acquisition.started_at)
     )
     return {station: task_id for task_id, stations in rows.all() for station in stations}
@@ -71,6 +81,7 @@ async def last_finished(
         .where(
             Acquisition.station_ids.has_key(WebSDRStation.id),
             Acquisition.status.in_([AcquisitionState.SUCCESS.value, AcquisitionState.FAILED.value]),
+            Acquisition.source == AcquisitionSource.live.value,
         )
         .order_by(Acquisition.finished_at.desc().nulls_last())
         .limit(1)

@@ -207,6 +207,17 @@ TRAVERSALS = [
 ]
 
 
+def test_imports_may_be_larger_than_other_bodies(gateway: httpx.Client) -> None:
+    # Over the gateway's limit, under HEIMDALL_IMPORT_MAX_BYTES: it reaches the service,
+    # which answers (415: not multipart) instead of the gateway's 413.
+    big = gateway.post(
+        "/api/v1/acquisition/import",
+        content=b"x" * (4 * MAX_BODY),
+        headers={**AUTH, "Content-Type": "application/octet-stream"},
+    )
+    assert big.status_code == 415, big.text
+
+
 @pytest.mark.parametrize("raw_path", TRAVERSALS)
 def test_paths_leaving_their_prefix_are_refused_with_400(
     stack: ServiceStack, raw_path: str
