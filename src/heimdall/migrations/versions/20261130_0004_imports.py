@@ -8,7 +8,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-12-01 09:00:00
+Create Date: 2026-11-30 09:00:00
 """
 
 from collections.abc import Sequence
