@@ -48,6 +48,7 @@ from heimdall.localization.estimate import (
 )
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
+from heimdall.receivers.gps_stamps import clean_capture
 
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
@@ -165,6 +166,21 @@ class TimedRecording:
     occupied_bandwidth_hz: float
 
 
+def usable_for_tdoa(
+    recordings: list[TimedRecording], skipped: list[str] | None = None
+) -> list[TimedRecording]:
+    """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
+    are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
+    usable = []
+    for recording in recordings:
+        capture, fit = clean_capture(recording.capture)
+        if fit.usable:
+            usable.append(dataclass_replace(recording, capture=capture))
+        elif skipped is not None:
+            skipped.append(f"{recording.station.id}: {fit.reason}")
+    return usable
+
+
 def tdoa_observations_from_recordings(
     recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
 ) -> list[TdoaObservation]:
@@ -175,6 +191,7 @@ def tdoa_observations_from_recordings(
     A pair that cannot be correlated (captures not overlapping in time) is left out,
     and why is appended to ``skipped`` when given.
     """
+    recordings = usable_for_tdoa(recordings, skipped)
     if len(recordings) < 2:
         return []
     reference = max(recordings, key=lambda r: r.snr_db)
