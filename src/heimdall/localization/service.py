@@ -55,6 +55,9 @@ from heimdall.receivers.gps_stamps import clean_capture
 UNUSABLE_SIGMA_S = 1e-3
 # Pairs correlated at once (the service's machines have 2 cores).
 TDOA_WORKERS = 2
+#: Carrier offsets searched between two receivers: converters in front of KiwiSDRs put
+#: the signal up to +-2 kHz off, so two receivers differ by up to 4 kHz (issue 15).
+TDOA_FREQUENCY_SEARCH_HZ = 4_500.0
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -207,6 +210,7 @@ def tdoa_observations_from_recordings(
                 prepared_reference,
                 window_covering(other.capture, reference_window),
                 max_lag_s=max_lag_s,
+                max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
             )
         except ValueError as exc:  # e.g. recordings made at different times
             return f"{other.station.id}-{reference.station.id}: {exc}"

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.peak import _refine_peak, _unit_phasors
+from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _unit_phasors
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -212,3 +212,60 @@ def shift_frequency(
     phase_cycles = frequency_hz * np.arange(len(samples), dtype=np.float64) / sample_rate_hz
     # Whole cycles dropped in float64: the float32 phasors then stay exact.
     return (samples * _unit_phasors(phase_cycles % 1.0)).astype(np.complex64, copy=False)
+
+
+#: Segment length of the spectra whose cross-correlation gives the coarse offset
+#: (11.7 Hz bins at 12 kHz): well inside the fine search's +-MAX_FREQUENCY_OFFSET_HZ.
+COARSE_SEGMENT_SAMPLES = 1024
+
+
+def _compressed_spectrum(samples: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
+    """Welch power spectrum above its noise floor, square-rooted (fft order).
+
+    The floor (median) is taken out so noise does not correlate with noise, and the
+    root keeps a strong narrow line from outweighing the rest of a wide signal.
+    """
+    segment = COARSE_SEGMENT_SAMPLES
+    count = len(samples) // segment
+    frames = samples[: count * segment].reshape(count, segment) * np.hanning(segment).astype(
+        np.float32
+    )
+    power = np.mean(np.abs(scipy.fft.fft(frames, axis=1)) ** 2, axis=0).astype(np.float64)
+    return np.asarray(np.sqrt(np.maximum(power - np.median(power), 0.0)), dtype=np.float64)
+
+
+def coarse_frequency_offset_hz(
+    x: npt.NDArray[np.complex64],
+    y: npt.NDArray[np.complex64],
+    sample_rate_hz: float,
+    max_frequency_offset_hz: float,
+) -> float:
+    """Frequency of ``y``'s signal minus ``x``'s, to a fraction of 11.7 Hz bins, any lag.
+
+    A frequency shift moves the power spectrum and a time lag does not, so the
+    cross-correlation of the two spectra (circular over the band) peaks at the offset
+    whatever the lag: a search over +-kHz (converter LOs) for the cost of two spectra,
+    after which the cross-ambiguity only has to search +-``MAX_FREQUENCY_OFFSET_HZ``.
+
+    >>> import numpy as np
+    >>> from heimdall.dsp.signals import broadband_burst
+    >>> burst = broadband_burst(24_000, np.random.default_rng(1), bandwidth_fraction=0.3)
+    >>> moved = burst * np.exp(2j * np.pi * 1_234.0 * np.arange(24_000) / 12_000.0)
+    >>> abs(coarse_frequency_offset_hz(burst, moved.astype(np.complex64), 12_000.0, 3_000.0)
+    ...     - 1_234.0) < 6.0
+    True
+    """
+    if min(len(x), len(y)) < 2 * COARSE_SEGMENT_SAMPLES:
+        return 0.0
+    spectrum_x, spectrum_y = _compressed_spectrum(x), _compressed_spectrum(y)
+    correlation = scipy.fft.ifft(
+        scipy.fft.fft(spectrum_y) * np.conj(scipy.fft.fft(spectrum_x))
+    ).real
+    bins = scipy.fft.fftfreq(COARSE_SEGMENT_SAMPLES, d=1.0 / COARSE_SEGMENT_SAMPLES).astype(int)
+    bin_hz = sample_rate_hz / COARSE_SEGMENT_SAMPLES
+    allowed = np.abs(bins) * bin_hz <= max_frequency_offset_hz
+    if not np.any(correlation[allowed] > 0):
+        return 0.0
+    peak = int(np.flatnonzero(allowed)[np.argmax(correlation[allowed])])
+    neighbours = correlation[[(peak - 1) % len(bins), peak, (peak + 1) % len(bins)]]
+    return float((bins[peak] + _parabola_vertex(neighbours)) * bin_hz)

@@ -10,6 +10,7 @@ from heimdall.dsp.spectrum import validate_iq
 from heimdall.dsp.tdoa.carrier import (
     CARRIER_NOTCH_HZ,
     MAX_FREQUENCY_OFFSET_HZ,
+    coarse_frequency_offset_hz,
     cross_ambiguity_peak,
     shift_frequency,
 )
@@ -171,14 +172,23 @@ def tdoa_lag(
     # b's faster clock walks the lag across the record, which the search would see
     # as a frequency offset too (-drift times the signal's frequency): it searches b
     # walked onto a's grid, linearly interpolated (enough to find a carrier offset).
+    walked_b = _walked(cut_b, clock_drift)
+    # Beyond the fine search's reach (converter LOs, kHz apart) the spectra's
+    # cross-correlation finds the offset to a few Hz first, at any lag.
+    coarse_hz = 0.0
+    if max_frequency_offset_hz > MAX_FREQUENCY_OFFSET_HZ:
+        coarse_hz = coarse_frequency_offset_hz(
+            cut_a.samples, walked_b, sample_rate_hz, max_frequency_offset_hz
+        )
+        walked_b = shift_frequency(walked_b, -coarse_hz, sample_rate_hz)
     peak = cross_ambiguity_peak(
         cut_a.samples,
-        _walked(cut_b, clock_drift),
+        walked_b,
         sample_rate_hz,
         max_lag_samples + abs(end_drift_samples),
-        max_frequency_offset_hz,
+        min(max_frequency_offset_hz, MAX_FREQUENCY_OFFSET_HZ),
     )
-    frequency_offset_hz = peak.frequency_offset_hz
+    frequency_offset_hz = coarse_hz + peak.frequency_offset_hz
     compensated_b = shift_frequency(cut_b, -frequency_offset_hz, b_rate_hz)
     # With the offset removed the pair's carriers sit on one frequency: notch it out,
     # so that only the modulation (which carries the timing) is correlated.
