@@ -19,6 +19,7 @@ from heimdall.dsp.tdoa.peak import (
     _refine_peak,
     _rms_bandwidth_hz,
     _unit_phasors,
+    choose_peak,
 )
 
 #: Below this quality (dB of main peak over the strongest correlation outside
@@ -54,6 +55,10 @@ class CorrelationLag:
     quality_db: float
     peak_correlation: float
     rms_bandwidth_hz: float = 0.0
+    #: Other peaks kept as rival hypotheses (echoes or the direct path), sub-sample lags.
+    rival_lags_samples: tuple[float, ...] = ()
+    #: The pair's carrier notched out (cycles per sample of ``x``), when one was.
+    carrier_cycles: float | None = None
 
     @property
     def is_reliable(self) -> bool:
@@ -173,10 +178,15 @@ def _correlation_lag(
     lags = np.arange(-span, span + 1)
     magnitude = np.abs(correlation[lags % length]).astype(np.float64)
     in_search = np.abs(lags) <= search
-    peak = int(np.flatnonzero(in_search)[np.argmax(magnitude[in_search])])
+    peak, rivals = choose_peak(magnitude, in_search, lags)
 
-    start, stop = _main_lobe(magnitude, peak)
-    outside = np.concatenate((magnitude[:start], magnitude[stop:]))
+    # The sidelobe level leaves out the chosen peak's lobe and its rivals' (an echo is
+    # not a sidelobe: it is the other hypothesis, reported as such).
+    outside_mask = np.ones(len(magnitude), dtype=bool)
+    for k in (peak, *rivals):
+        start, stop = _main_lobe(magnitude, k)
+        outside_mask[start:stop] = False
+    outside = magnitude[outside_mask]
     sidelobe = float(np.max(outside)) if outside.size else float(magnitude[peak])
     quality_db = 20 * np.log10(max(magnitude[peak], 1e-30) / max(sidelobe, 1e-30))
 
@@ -207,9 +217,16 @@ def _correlation_lag(
     energy_y = float(np.sum(spectrum_y.real**2 + spectrum_y.imag**2))
     energy = np.sqrt(energy_x * energy_y) / length
     peak_correlation = peak_magnitude / length / max(energy, 1e-30)
+    rival_lags = tuple(
+        float(lags[k] + _parabola_vertex(magnitude[k - 1 : k + 2]) - end_drift_samples)
+        for k in rivals
+        if 0 < k < len(magnitude) - 1
+    )
     return CorrelationLag(
         lag_samples=lag_samples,
         quality_db=float(quality_db),
         peak_correlation=float(min(peak_correlation, 1.0)),
         rms_bandwidth_hz=_rms_bandwidth_hz(aligned_spectrum, frequency_cycles * sample_rate_hz),
+        rival_lags_samples=rival_lags,
+        carrier_cycles=None if line is None else line.cycles,
     )

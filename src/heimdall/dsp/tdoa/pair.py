@@ -21,6 +21,7 @@ from heimdall.dsp.tdoa.drift import (
     _walked,
     resample_to_rate,
 )
+from heimdall.dsp.tdoa.windows import CLUSTER_FLOOR_SAMPLES, CLUSTER_SIGMAS, window_lags
 from heimdall.receivers.capture import IQCapture
 
 
@@ -38,6 +39,16 @@ class TdoaLag:
     frequency_offset_hz: float = 0.0
     #: RMS bandwidth of the signal correlated (carrier excluded), measured from the pair.
     rms_bandwidth_hz: float = 0.0
+    #: Sliding windows (``windows.window_lags``): the standard deviation of the lag from
+    #: the windows' own spread (None: too few windows carried a peak), how many windows
+    #: agreed and out of how many, and whether the lag is the windows' (the whole span's
+    #: peak fell outside their cluster).
+    empirical_sigma_s: float | None = None
+    windows_agreeing: int = 0
+    windows: int = 0
+    lag_from_windows: bool = False
+    #: Rival peaks of the whole span's correlation (echoes, or the direct path), as lags (s).
+    rival_lags_s: tuple[float, ...] = ()
 
     @property
     def is_reliable(self) -> bool:
@@ -201,14 +212,38 @@ def tdoa_lag(
         end_drift_samples,
         frequency_aligned=True,
     )
+    lag_samples = result.lag_samples
+    windowed = None
+    if result.is_reliable:
+        windowed = window_lags(
+            cut_a.samples,
+            compensated_b,
+            lag_samples,
+            clock_drift,
+            line_cycles=result.carrier_cycles,
+            notch_cycles=CARRIER_NOTCH_HZ / sample_rate_hz,
+        )
+    from_windows = False
+    if windowed is not None:
+        tolerance = max(
+            CLUSTER_SIGMAS * windowed.sigma_samples * np.sqrt(len(windowed.lags_samples)),
+            CLUSTER_FLOOR_SAMPLES,
+        )
+        if abs(lag_samples - windowed.median_samples) > tolerance:
+            lag_samples, from_windows = windowed.median_samples, True
     return TdoaLag(
         # The lag is counted in b's samples (at a's centre).
-        lag_s=result.lag_samples / b_rate_hz + start_difference_s,
-        lag_samples=result.lag_samples,
+        lag_s=lag_samples / b_rate_hz + start_difference_s,
+        lag_samples=lag_samples,
         quality_db=result.quality_db,
         peak_correlation=result.peak_correlation,
         overlap_s=count_a / sample_rate_hz,
         sample_rate_hz=sample_rate_hz,
         frequency_offset_hz=frequency_offset_hz,
         rms_bandwidth_hz=result.rms_bandwidth_hz,
+        empirical_sigma_s=None if windowed is None else windowed.sigma_samples / b_rate_hz,
+        windows_agreeing=0 if windowed is None else int(windowed.in_cluster.sum()),
+        windows=0 if windowed is None else len(windowed.lags_samples),
+        lag_from_windows=from_windows,
+        rival_lags_s=tuple(r / b_rate_hz + start_difference_s for r in result.rival_lags_samples),
     )

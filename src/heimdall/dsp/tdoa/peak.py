@@ -129,3 +129,48 @@ def _rms_bandwidth_hz(
     centroid_hz = float(np.sum(frequencies_hz * in_phase)) / total
     variance_hz2 = float(np.sum((frequencies_hz - centroid_hz) ** 2 * in_phase)) / total
     return float(np.sqrt(variance_hz2)) if variance_hz2 > 0 else 0.0
+
+
+#: A correlation peak within this many dB of the strongest, earlier than it and outside
+#: its main lobe, is taken as the direct path: a later, stronger one is its echo.
+EARLIEST_PEAK_WINDOW_DB = 3.0
+#: Other peaks within this many dB of the chosen one are kept as rival hypotheses.
+RIVAL_PEAK_DB = 6.0
+#: More rivals than this: the correlation is ambiguous (periodic, a carrier), not an echo.
+MAX_RIVAL_PEAKS = 2
+
+
+def choose_peak(
+    magnitude: npt.NDArray[np.float64], in_search: npt.NDArray[np.bool_], lags: npt.NDArray[np.int_]
+) -> tuple[int, list[int]]:
+    """Index of the peak taken as the direct path, and the rival peaks' indices.
+
+    The earliest local maximum within ``EARLIEST_PEAK_WINDOW_DB`` of the strongest one
+    (and outside its main lobe) wins: at a sample rate that resolves an echo, the echo
+    can outshine the direct path, never precede it. Rivals are the other distinct
+    peaks within ``RIVAL_PEAK_DB`` of the strongest; more than ``MAX_RIVAL_PEAKS`` of them
+    means an ambiguous correlation and none is kept (the quality gate decides).
+
+    >>> import numpy as np
+    >>> lags = np.arange(-20, 21)
+    >>> magnitude = np.exp(-0.5 * ((lags - 2) / 1.0) ** 2) + 1.2 * np.exp(-0.5 * ((lags - 9) / 1.0) ** 2)
+    >>> chosen, rivals = choose_peak(magnitude, np.ones(41, bool), lags)
+    >>> int(lags[chosen]), [int(lags[k]) for k in rivals]
+    (2, [9])
+    """
+    search = np.flatnonzero(in_search)
+    strongest = int(search[np.argmax(magnitude[search])])
+    start, stop = _main_lobe(magnitude, strongest)
+    inner = np.arange(1, len(magnitude) - 1)
+    is_local = (magnitude[inner] >= magnitude[inner - 1]) & (
+        magnitude[inner] > magnitude[inner + 1]
+    )
+    local = inner[is_local & in_search[inner]]
+    rival_floor = magnitude[strongest] * 10 ** (-RIVAL_PEAK_DB / 20)
+    others = [int(k) for k in local if not start <= k < stop and magnitude[k] >= rival_floor]
+    if len(others) > MAX_RIVAL_PEAKS:
+        return strongest, []
+    earliest_floor = magnitude[strongest] * 10 ** (-EARLIEST_PEAK_WINDOW_DB / 20)
+    earlier = [k for k in others if magnitude[k] >= earliest_floor and lags[k] < lags[strongest]]
+    chosen = min(earlier, key=lambda k: int(lags[k])) if earlier else strongest
+    return chosen, [k for k in [*others, strongest] if k != chosen]
