@@ -229,8 +229,19 @@ def tdoa_observations_from_recordings(
         )
         samples = round(lag.overlap_s * lag.sample_rate_hz)
         sigma_s = correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz)
+        # Never below what the pair's own windows scatter by (fading, interference).
+        if lag.empirical_sigma_s is not None:
+            sigma_s = max(sigma_s, lag.empirical_sigma_s)
+        pair_name = f"{other.station.id}-{reference.station.id}"
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S
+        elif lag.windows and 2 * lag.windows_agreeing < lag.windows:
+            sigma_s = UNUSABLE_SIGMA_S
+            if skipped is not None:
+                skipped.append(
+                    f"{pair_name}: only {lag.windows_agreeing} of {lag.windows} windows agree "
+                    "on one lag"
+                )
         observations.append(
             TdoaObservation(
                 receiver_i=other.station.id,
@@ -266,9 +277,28 @@ def tdoa_observations(
     )
 
 
+#: A measured SNR below this is a receiver hearing only noise: ``dsp.measure`` on noise
+#: alone reads about -18 dB (the floor in one resolution bandwidth). Its "power" is a
+#: noise estimate tens of dB under the floor, not the transmitter's: taken as a reading
+#: it would pull the fix far away (issue 15: receivers that do not hear the transmitter).
+NOT_HEARD_SNR_DB = -15.0
+
+
+def not_heard(measurements: list[Measurement]) -> dict[str, str]:
+    """Receivers whose measurement is not above the noise, and why they are left out."""
+    return {
+        m.websdr_id: f"not above the noise (SNR {m.snr:.1f} dB < {NOT_HEARD_SNR_DB:g} dB)"
+        for m in measurements
+        if m.snr < NOT_HEARD_SNR_DB
+    }
+
+
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
+    """Power readings of the receivers that hear the signal (``not_heard`` are left out)."""
     observations = []
     for m in measurements:
+        if m.snr < NOT_HEARD_SNR_DB:
+            continue
         if m.power_dbm is not None:
             observations.append(PowerObservation(receiver_id=m.websdr_id, power=m.power_dbm))
         elif m.signal_power_dbfs is not None:
@@ -384,6 +414,7 @@ def compute(
             else tdoa_observations(store, measurements, receivers, settings, skipped)
         )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
+        power_excluded = {**not_heard(measurements), **power_excluded}
         result: LocalizationResult = localize(
             list(receivers.values()),
             powers,
