@@ -219,7 +219,7 @@ def shift_frequency(
 COARSE_SEGMENT_SAMPLES = 1024
 
 
-def _compressed_spectrum(samples: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
+def compressed_spectrum(samples: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
     """Welch power spectrum above its noise floor, square-rooted (fft order).
 
     The floor (median) is taken out so noise does not correlate with noise, and the
@@ -239,6 +239,7 @@ def coarse_frequency_offset_hz(
     y: npt.NDArray[np.complex64],
     sample_rate_hz: float,
     max_frequency_offset_hz: float,
+    x_spectrum: npt.NDArray[np.float64] | None = None,
 ) -> float:
     """Frequency of ``y``'s signal minus ``x``'s, to a fraction of 11.7 Hz bins, any lag.
 
@@ -246,6 +247,7 @@ def coarse_frequency_offset_hz(
     cross-correlation of the two spectra (circular over the band) peaks at the offset
     whatever the lag: a search over +-kHz (converter LOs) for the cost of two spectra,
     after which the cross-ambiguity only has to search +-``MAX_FREQUENCY_OFFSET_HZ``.
+    ``x_spectrum``: ``compressed_spectrum(x)`` when the caller keeps it (a reference).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst
@@ -257,7 +259,8 @@ def coarse_frequency_offset_hz(
     """
     if min(len(x), len(y)) < 2 * COARSE_SEGMENT_SAMPLES:
         return 0.0
-    spectrum_x, spectrum_y = _compressed_spectrum(x), _compressed_spectrum(y)
+    spectrum_x = compressed_spectrum(x) if x_spectrum is None else x_spectrum
+    spectrum_y = compressed_spectrum(y)
     correlation = scipy.fft.ifft(
         scipy.fft.fft(spectrum_y) * np.conj(scipy.fft.fft(spectrum_x))
     ).real

@@ -4,6 +4,8 @@ resampling when the rates are far apart."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +40,19 @@ class _SegmentSpectra:
         self._moments: dict[tuple[int, int], npt.NDArray[np.complexfloating]] = {}
         self._carriers: dict[tuple[float, int], _Line] = {}
         self._without_line: dict[tuple[int, float], tuple[_Line, _SegmentSpectra]] = {}
+        self._memo: dict[tuple[object, ...], npt.NDArray[Any]] = {}
+
+    def memoised(
+        self, key: tuple[object, ...], compute: Callable[[], npt.NDArray[Any]]
+    ) -> npt.NDArray[Any]:
+        """``compute()`` once per key (read-only): other per-reference work of a pair,
+        e.g. its coarse spectrum and its windows' FFTs."""
+        value = self._memo.get(key)
+        if value is None:
+            value = compute()
+            value.flags.writeable = False
+            self._memo[key] = value
+        return value
 
     def spectrum(self, length: int) -> npt.NDArray[np.complexfloating]:
         return self.moment_spectrum(length, 0)

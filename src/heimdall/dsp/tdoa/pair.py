@@ -11,6 +11,7 @@ from heimdall.dsp.tdoa.carrier import (
     CARRIER_NOTCH_HZ,
     MAX_FREQUENCY_OFFSET_HZ,
     coarse_frequency_offset_hz,
+    compressed_spectrum,
     cross_ambiguity_peak,
     shift_frequency,
 )
@@ -21,7 +22,12 @@ from heimdall.dsp.tdoa.drift import (
     _walked,
     resample_to_rate,
 )
-from heimdall.dsp.tdoa.windows import CLUSTER_FLOOR_SAMPLES, CLUSTER_SIGMAS, window_lags
+from heimdall.dsp.tdoa.windows import (
+    CLUSTER_FLOOR_SAMPLES,
+    CLUSTER_SIGMAS,
+    window_lags,
+    window_spectra,
+)
 from heimdall.receivers.capture import IQCapture
 
 
@@ -189,7 +195,11 @@ def tdoa_lag(
     coarse_hz = 0.0
     if max_frequency_offset_hz > MAX_FREQUENCY_OFFSET_HZ:
         coarse_hz = coarse_frequency_offset_hz(
-            cut_a.samples, walked_b, sample_rate_hz, max_frequency_offset_hz
+            cut_a.samples,
+            walked_b,
+            sample_rate_hz,
+            max_frequency_offset_hz,
+            cut_a.memoised(("coarse",), lambda: compressed_spectrum(cut_a.samples)),
         )
         walked_b = shift_frequency(walked_b, -coarse_hz, sample_rate_hz)
     peak = cross_ambiguity_peak(
@@ -222,6 +232,7 @@ def tdoa_lag(
             clock_drift,
             line_cycles=result.carrier_cycles,
             notch_cycles=CARRIER_NOTCH_HZ / sample_rate_hz,
+            x_spectra=cut_a.memoised(("windows",), lambda: window_spectra(cut_a.samples)),
         )
     from_windows = False
     if windowed is not None:

@@ -87,6 +87,20 @@ def _batched_newton(
     return lags, np.abs(value).astype(np.float64), converged
 
 
+def _window_geometry(samples: int, count: int) -> tuple[int, int]:
+    """Samples per window and the FFT length the windows are correlated at."""
+    window = samples // count
+    return window, scipy.fft.next_fast_len(window + 64)
+
+
+def window_spectra(
+    x: npt.NDArray[np.complex64], count: int = WINDOW_COUNT
+) -> npt.NDArray[np.complexfloating]:
+    """FFTs of ``x``'s ``count`` consecutive windows, shape ``(count, length)``."""
+    window, length = _window_geometry(len(x), count)
+    return np.asarray(scipy.fft.fft(x[: count * window].reshape(count, window), length, axis=1))
+
+
 def window_lags(
     x: npt.NDArray[np.complex64],
     y: npt.NDArray[np.complex64],
@@ -96,6 +110,7 @@ def window_lags(
     line_cycles: float | None = None,
     notch_cycles: float = 0.0,
     count: int = WINDOW_COUNT,
+    x_spectra: npt.NDArray[np.complexfloating] | None = None,
 ) -> WindowLags | None:
     """Lags of ``y`` behind ``x`` in ``count`` consecutive windows of ``x``, or None.
 
@@ -104,6 +119,7 @@ def window_lags(
     from ``tdoa_lag``; ``y`` already shifted onto ``x``'s frequency. With ``line_cycles``
     the band within ``notch_cycles`` of the pair's carrier is left out, as in the whole
     span's correlation. None when fewer than ``MIN_WINDOWS`` windows carry a peak.
+    ``x_spectra``: ``window_spectra(x, count)`` when the caller keeps it (a reference).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
@@ -113,8 +129,7 @@ def window_lags(
     >>> round(result.median_samples, 3), bool(result.in_cluster.all())
     (3.25, True)
     """
-    window = len(x) // count
-    length = scipy.fft.next_fast_len(window + 64)
+    window, length = _window_geometry(len(x), count)
     frequency_cycles = scipy.fft.fftfreq(length)
     starts = np.arange(count) * window
     window_centres = starts + (window - 1) / 2
@@ -124,11 +139,13 @@ def window_lags(
     fits = (starts_y >= 0) & (starts_y + window <= len(y))
     if int(fits.sum()) < MIN_WINDOWS:
         return None
+    if x_spectra is None:
+        x_spectra = window_spectra(x, count)
+    spectra_x = x_spectra[fits]  # a copy: the notch below writes into it
     starts, starts_y = starts[fits], starts_y[fits]
     window_centres, expected = window_centres[fits], expected[fits]
     offsets = np.arange(window)
     # All windows in one batched FFT per side.
-    spectra_x = scipy.fft.fft(x[starts[:, np.newaxis] + offsets], length, axis=1)
     spectra_y = scipy.fft.fft(y[starts_y[:, np.newaxis] + offsets], length, axis=1)
     if line_cycles is not None and notch_cycles > 0:
         _notch((spectra_x.T, spectra_y.T), line_cycles, notch_cycles)
