@@ -53,15 +53,27 @@ def _cycles(frequency_hz: float, base_time_ns: int, offsets_s: FloatArray) -> Fl
     )
 
 
+#: A transmitter position is quantised to this many degrees (~1 m) and metres before it
+#: seeds a link's draws (shadowing, taps, obstruction): a position that went through
+#: JSON keeps its link.
+POSITION_DEGREES = 1e-5
+POSITION_M = 1.0
+
+
+def quantised_position(lat_lon_alt: tuple[float, float, float]) -> list[int]:
+    """Seed words of a position (see ``POSITION_DEGREES``)."""
+    latitude, longitude, altitude_m = lat_lon_alt
+    return [
+        round(latitude / POSITION_DEGREES) % 2**32,
+        round(longitude / POSITION_DEGREES) % 2**32,
+        round(altitude_m / POSITION_M) % 2**32,
+    ]
+
+
 def _link_rng(
     seed: int, tag: int, receiver_hash: int, position: tuple[float, float, float]
 ) -> np.random.Generator:
-    quantised = [
-        round(position[0] * 1e5) % 2**32,
-        round(position[1] * 1e5) % 2**32,
-        round(position[2]) % 2**32,
-    ]
-    return np.random.default_rng([seed, tag, receiver_hash, *quantised])
+    return np.random.default_rng([seed, tag, receiver_hash, *quantised_position(position)])
 
 
 # --- GPS timing -------------------------------------------------------------------

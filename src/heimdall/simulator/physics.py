@@ -110,8 +110,8 @@ def stable_id_hash(receiver_id: str) -> int:
 
 #: Transmitter positions are quantised to this many degrees (~1 m) and metres before
 #: seeding a link's shadowing, so a position that went through JSON keeps its shadow.
-SHADOWING_POSITION_DEGREES = 1e-5
-SHADOWING_POSITION_M = 1.0
+SHADOWING_POSITION_DEGREES = channel.POSITION_DEGREES
+SHADOWING_POSITION_M = channel.POSITION_M
 
 
 @lru_cache(maxsize=4096)
@@ -138,12 +138,7 @@ def shadowing_db(
     """
     if sigma_db == 0.0:
         return 0.0
-    latitude, longitude, altitude_m = transmitter_lat_lon_alt
-    position = [
-        round(latitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(longitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(altitude_m / SHADOWING_POSITION_M) % 2**32,
-    ]
+    position = channel.quantised_position(transmitter_lat_lon_alt)
     rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id), *position])
     return float(rng.normal(0.0, sigma_db))
 
@@ -171,12 +166,7 @@ def correlated_shadowing_db(
     distances_m = np.linalg.norm(positions[:, np.newaxis] - positions[np.newaxis], axis=-1)
     covariance = sigma_db**2 * np.exp(-distances_m / correlation_m)
     lower = np.linalg.cholesky(covariance + 1e-9 * np.eye(len(ids)))
-    latitude, longitude, altitude_m = transmitter_lat_lon_alt
-    position = [
-        round(latitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(longitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(altitude_m / SHADOWING_POSITION_M) % 2**32,
-    ]
+    position = channel.quantised_position(transmitter_lat_lon_alt)
     rng = np.random.default_rng([seed, SEED_TAG_SHADOW, 0xC0, *position])
     values = lower @ rng.standard_normal(len(ids))
     return {receiver_id: float(v) for receiver_id, v in zip(ids, values, strict=True)}
