@@ -289,7 +289,7 @@ def not_heard(measurements: list[Measurement]) -> dict[str, str]:
     return {
         m.websdr_id: f"not above the noise (SNR {m.snr:.1f} dB < {NOT_HEARD_SNR_DB:g} dB)"
         for m in measurements
-        if m.snr < NOT_HEARD_SNR_DB
+        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB
     }
 
 
@@ -297,7 +297,7 @@ def power_observations(measurements: list[Measurement]) -> list[PowerObservation
     """Power readings of the receivers that hear the signal (``not_heard`` are left out)."""
     observations = []
     for m in measurements:
-        if m.snr < NOT_HEARD_SNR_DB:
+        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB:
             continue
         if m.power_dbm is not None:
             observations.append(PowerObservation(receiver_id=m.websdr_id, power=m.power_dbm))
