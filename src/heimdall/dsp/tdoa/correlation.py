@@ -180,10 +180,11 @@ def _correlation_lag(
     in_search = np.abs(lags) <= search
     peak, rivals = choose_peak(magnitude, in_search, lags)
 
-    # The sidelobe level leaves out the chosen peak's lobe and its rivals' (an echo is
-    # not a sidelobe: it is the other hypothesis, reported as such).
+    # The sidelobe level leaves out the chosen peak's lobe and its later rivals' (an echo
+    # is not a sidelobe: it is the other hypothesis, reported as such). An earlier rival
+    # still counts: a correlation with peaks on both sides is ambiguous, not an echo.
     outside_mask = np.ones(len(magnitude), dtype=bool)
-    for k in (peak, *rivals):
+    for k in (peak, *(r for r in rivals if lags[r] > lags[peak])):
         start, stop = _main_lobe(magnitude, k)
         outside_mask[start:stop] = False
     outside = magnitude[outside_mask]
