@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from heimdall.core.bounds import MAX_FREQUENCY_MHZ
 from heimdall.models import JobState
 
 # --- known sources --------------------------------------------------------------
@@ -28,7 +29,7 @@ class KnownSourceFields(BaseModel):
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     altitude_m: float | None = Field(default=None, ge=-500, le=10_000)
-    frequency_mhz: float | None = Field(default=None, gt=0)
+    frequency_mhz: float | None = Field(default=None, gt=0, le=MAX_FREQUENCY_MHZ)
     eirp_dbm: float | None = Field(default=None, ge=-50, le=100)
     modulation: str | None = Field(default=None, max_length=100)
     description: str | None = Field(default=None, max_length=2000)
@@ -43,7 +44,7 @@ class KnownSourceCreate(KnownSourceFields):
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     altitude_m: float = Field(default=0.0, ge=-500, le=10_000)
-    frequency_mhz: float = Field(gt=0)
+    frequency_mhz: float = Field(gt=0, le=MAX_FREQUENCY_MHZ)
 
 
 class KnownSourceUpdate(KnownSourceFields):
@@ -119,8 +120,8 @@ class Selection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frequency_min_mhz: float | None = Field(default=None, ge=0)
-    frequency_max_mhz: float | None = Field(default=None, ge=0)
+    frequency_min_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
+    frequency_max_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
     start: datetime | None = Field(default=None, description="Inclusive, timezone-aware")
     end: datetime | None = Field(default=None, description="Exclusive, timezone-aware")
 
