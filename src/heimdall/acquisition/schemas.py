@@ -11,6 +11,7 @@ from heimdall.core.bounds import (
     MAX_FREQUENCY_MHZ,
     MIN_DURATION_S,
     MIN_FREQUENCY_MHZ,
+    NO_NUL,
     StationId,
 )
 from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
@@ -31,7 +32,7 @@ class AcquireRequest(BaseModel):
     duration_seconds: float = Field(
         ge=MIN_DURATION_S, le=MAX_DURATION_S, description="0.5 <= d <= 300"
     )
-    description: str | None = Field(default=None, max_length=1000)
+    description: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
     stations: list[StationId] | None = Field(
         default=None, min_length=1, max_length=64, description="Station ids; default: all active"
     )

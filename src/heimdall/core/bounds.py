@@ -38,3 +38,5 @@ StationIdPath = Annotated[
 ]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows skipped")]
 FrequencyQuery = Annotated[float | None, Query(ge=0, le=MAX_FREQUENCY_MHZ, description="MHz")]
+#: Free text is stored in PostgreSQL, which refuses the NUL character in text.
+NO_NUL = r"^[^\x00]*$"

@@ -19,11 +19,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
+from fastapi.openapi.utils import _get_api_route_for_openapi, get_openapi  # the OpenAPI view
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from heimdall.core.errors import document_problems
 from heimdall.core.security import RATE_LIMIT_MARK, require_read_token, require_token
+
+SECURITY_NOTE = (
+    "One of HEIMDALL_API_TOKENS for every operation that changes data, when it is set "
+    "(always in production); reads too when HEIMDALL_READ_TOKENS is set."
+)
 
 
 def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
@@ -41,7 +46,11 @@ def _has_params(dependant: Dependant) -> bool:
     return any(_has_params(sub) for sub in dependant.dependencies)
 
 
-def implied_codes(route: APIRoute) -> set[int]:
+def guarded(route: Any) -> bool:
+    return require_token in _calls(route.dependant)
+
+
+def implied_codes(route: Any) -> set[int]:
     calls = list(_calls(route.dependant))
     codes: set[int] = set()
     if require_token in calls or require_read_token in calls:
@@ -57,6 +66,17 @@ def implied_codes(route: APIRoute) -> set[int]:
     return codes
 
 
+def api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's documented routes as the OpenAPI document sees them (APIRoute-like
+    contexts): with the prefix and the dependencies of every router they were
+    included through."""
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            route = _get_api_route_for_openapi(context)
+            if route is not None and route.include_in_schema:
+                yield route
+
+
 def install_contract(app: FastAPI) -> None:
     """Replace ``app.openapi`` with the document that lists every error response."""
 
@@ -68,14 +88,23 @@ def install_contract(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
+            routes = list(api_routes(app))
             extra = [
                 (route.path_format, method.lower(), code)
-                for route in app.routes
-                if isinstance(route, APIRoute) and route.include_in_schema
+                for route in routes
                 for method in route.methods or ()
                 for code in sorted(implied_codes(route))
             ]
             document_problems(schema, extra)
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": SECURITY_NOTE}
+            }
+            for route in routes:
+                if guarded(route):
+                    for method in route.methods or ():
+                        schema["paths"][route.path_format][method.lower()]["security"] = [
+                            {"bearer": []}
+                        ]
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -114,6 +114,8 @@ async def _fields(
     description = texts.get("description") or None
     if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
         raise _unprocessable(f"description longer than {MAX_DESCRIPTION_LENGTH} characters")
+    if description is not None and "\x00" in description:
+        raise _unprocessable("description contains a NUL character")
     return files["files"], files["positions"], known_source_id, description
 
 
