@@ -5,7 +5,8 @@ how a route is built is added here, from the route itself:
 
 - a bearer-token guard (mutating, or reads under HEIMDALL_READ_TOKENS): 401, 403;
 - a per-client rate limit: 429;
-- parameters or a body: 422 (and a body: 413, HEIMDALL_MAX_BODY_BYTES);
+- parameters or a body: 422 (and a body: 413, HEIMDALL_MAX_BODY_BYTES, and 400 when it
+  cannot be decoded at all);
 - an ``/api/`` route: 503 (its database, broker or object store can be down).
 
 Every error response is a :class:`heimdall.core.errors.Problem`
@@ -60,7 +61,7 @@ def implied_codes(route: Any) -> set[int]:
     if _has_params(route.dependant):
         codes.add(422)
     if route.body_field is not None or route.openapi_extra and "requestBody" in route.openapi_extra:
-        codes |= {413, 422}
+        codes |= {400, 413, 422}  # 400: a body that is not text or not the media type
     if route.path.startswith("/api/"):
         codes.add(503)
     return codes

@@ -51,15 +51,15 @@ class KnownSourceCreate(KnownSourceFields):
 class KnownSourceUpdate(KnownSourceFields):
     # Omitted: unchanged; null is refused (a known source always has these), so the
     # schema does not offer it.
-    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | (
-        SkipJsonSchema[None]
+    name: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | (SkipJsonSchema[None])
     ) = None
     latitude: Annotated[float, Field(ge=-90, le=90)] | SkipJsonSchema[None] = None
     longitude: Annotated[float, Field(ge=-180, le=180)] | SkipJsonSchema[None] = None
     altitude_m: Annotated[float, Field(ge=-500, le=10_000)] | SkipJsonSchema[None] = None
-    frequency_mhz: Annotated[float, Field(gt=0, le=MAX_FREQUENCY_MHZ)] | (
-        SkipJsonSchema[None]
-    ) = None
+    frequency_mhz: Annotated[float, Field(gt=0, le=MAX_FREQUENCY_MHZ)] | (SkipJsonSchema[None]) = (
+        None
+    )
 
     @model_validator(mode="after")
     def _required_stay_set(self) -> KnownSourceUpdate:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import CheckContext
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -29,7 +30,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.integration.security.conftest import AUTH
 from tests.support.stack import ServiceStack
 
-MAX_EXAMPLES = 12
+MAX_EXAMPLES = 25
 SERVICES = ["rf-acquisition", "inference", "training", "data-ingestion-web"]
 
 
@@ -93,3 +94,51 @@ def test_every_answer_is_in_the_schema(stack: ServiceStack, service: str) -> Non
     schema = schemathesis.openapi.from_url(f"{stack.urls[service]}/openapi.json")
     failures = [f for operation in _operations(schema) for f in _fuzz(operation)]
     assert not failures, "\n\n".join(failures)
+
+
+STATEFUL_EXAMPLES = 20
+STATEFUL_STEPS = 6
+
+
+@pytest.mark.timeout(600)
+def test_stateful_sequences_through_the_gateway(stack: ServiceStack) -> None:
+    """Links between operations (inferred from the schemas: a created known source's id
+    fed to its read, change and delete; a task id to status, cancel, review...), walked
+    through the gateway's merged document, so the gateway's forwarding is tried too."""
+    schema = schemathesis.openapi.from_url(f"{stack.urls['api-gateway']}/openapi.json")
+    base = schema.as_state_machine()
+    statuses: list[tuple[str, int]] = []
+
+    class Machine(base):  # type: ignore[misc, valid-type]
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            super().after_call(response, case)
+            statuses.append((case.operation.label, response.status_code))
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": AUTH, "timeout": 30}
+
+        def validate_response(
+            self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kw: Any
+        ) -> None:
+            case.validate_response(
+                response,
+                excluded_checks=[positive_data_acceptance],
+                additional_checks=[schema_valid_data_passes_validation],
+            )
+
+    run_state_machine_as_test(
+        Machine,
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+            database=None,
+        ),
+    )
+    # The walk went somewhere: calls were made, some of them chained successes.
+    successes = {label for label, code in statuses if code < 300}
+    print(f"stateful: {len(statuses)} calls, successes on {sorted(successes)}")
+    assert len(statuses) >= STATEFUL_EXAMPLES
+    assert any(label.startswith("POST") for label in successes)
