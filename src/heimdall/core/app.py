@@ -57,8 +57,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_and_note_status)
         finally:
-            # The router stored the matched route in the scope on its way in.
-            route = getattr(scope.get("route"), "path", None) or UNROUTED
+            route = route_template(scope)
             method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             metrics.http_requests_total.labels(route, method, str(status)).inc()
             metrics.http_request_seconds.labels(route, method).observe(
@@ -69,6 +68,21 @@ class RequestMetrics:
 class Ready(BaseModel):
     status: str
     dependencies: dict[str, str]
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full template, as the router stored it in the scope.
+
+    A route included through a router with a prefix is matched in its included
+    form (FastAPI keeps it under ``scope["fastapi"]``); ``scope["route"]`` is the
+    original route, without the prefix.
+    """
+    effective = scope.get("fastapi", {}).get("effective_route_context")
+    for candidate in (getattr(effective, "starlette_route", None), effective):
+        template = getattr(candidate, "path_format", None) or getattr(candidate, "path", None)
+        if template:
+            return str(template)
+    return getattr(scope.get("route"), "path", None) or UNROUTED
 
 
 def create_service_app(

@@ -13,7 +13,7 @@ API_TOKEN = "security-test-api-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def stack(database: str, object_store: ObjectStore) -> Iterator[ServiceStack]:
     services = start_stack({"HEIMDALL_API_TOKENS": API_TOKEN})
     yield services
