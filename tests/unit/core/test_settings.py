@@ -83,3 +83,10 @@ def test_refusal_names_settings_but_never_secret_values(monkeypatch: pytest.Monk
         Settings()
     assert "shortsecretvalue" not in str(refused.value)
     assert "heimdall-dev-secret" not in str(refused.value)
+
+
+def test_services_bind_to_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEIMDALL_BIND_HOST", raising=False)
+    settings = Settings()
+    assert settings.bind_host == "127.0.0.1"
+    assert settings.cors_origins == [] and settings.read_tokens == []
