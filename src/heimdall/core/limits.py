@@ -26,8 +26,12 @@ def larger_bodies(settings: Settings) -> Mapping[str, int]:
 class _TooLarge(HTTPException):
     """Raised from ``receive``: handlers re-raise HTTP exceptions, so it ends as a 413."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body larger than {limit} bytes")
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(413, too_large(limit, setting))
+
+
+def too_large(limit: int, setting: str) -> str:
+    return f"request body larger than {limit} bytes ({setting})"
 
 
 class BodySizeLimit:
@@ -43,6 +47,11 @@ class BodySizeLimit:
             return
         settings = self.settings()
         limit = larger_bodies(settings).get(scope["path"], settings.max_body_bytes)
+        setting = (
+            "HEIMDALL_IMPORT_MAX_BYTES"
+            if scope["path"] == IMPORT_PATH
+            else "HEIMDALL_MAX_BODY_BYTES"
+        )
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -52,7 +61,7 @@ class BodySizeLimit:
                 )
                 return
             if int(declared) > limit:
-                await self._refuse(scope, receive, send, limit)
+                await self._refuse(scope, receive, send, limit, setting)
                 return
         received = 0
         started = False
@@ -63,7 +72,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge(limit)
+                    raise _TooLarge(limit, setting)
             return message
 
         async def noted_send(message: Message) -> None:
@@ -77,10 +86,10 @@ class BodySizeLimit:
         except _TooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send, limit)
+            await self._refuse(scope, receive, send, limit, setting)
 
     @staticmethod
-    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = problem(413, f"request body larger than {limit} bytes", instance=scope["path"])
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int, setting: str) -> None:
+        response = problem(413, too_large(limit, setting), instance=scope["path"])
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
