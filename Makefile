@@ -67,6 +67,7 @@ bench: install services
 
 bench-accuracy: install
 	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_accuracy.py --world realistic --ablation 40
 
 # Power-only accuracy on the simulated OpenWebRX network (~8 min on 2 cores).
 bench-openwebrx: install

@@ -10,3 +10,6 @@ SPEED_OF_LIGHT_M_PER_S = 299_792_458.0
 BOLTZMANN_DBM_PER_HZ = -174.0
 
 NS_PER_S = 1_000_000_000
+
+#: Mean Earth radius (IUGG R1), m: the smooth-Earth radio horizon scales it by 4/3.
+EARTH_MEAN_RADIUS_M = 6_371_008.8

@@ -1,16 +1,13 @@
-"""The time base of an imported capture: where timestamp hygiene plugs in.
+"""The time base of an imported capture: timestamp hygiene for imports.
 
-PHASE 2 SEAM (issue 16 item 2). Timestamp hygiene (the sample clock fitted from the GPS
-stamps, stale or unfixed blocks and outlier stamps rejected, "unusable for TDOA, and
-why") is one reusable module written for the live path (issue 15, expected as
-``heimdall.receivers.gps_stamps``). When it lands, :func:`timed_capture` is the one
-place that calls it for imports; nothing else in the import path changes.
-
-Until then stamps and ``last_gps_solution`` statuses are kept exactly as read, and only
-the sample rate is taken from the stamps: a kiwirecorder header holds the nominal
+:func:`timed_capture` runs the live path's stamp hygiene (``heimdall.receivers.gps_stamps``,
+issue 15): the sample clock fitted from the GPS stamps of blocks with a current fix,
+outlier stamps rejected, every block's stamp put on the fitted line, and "unusable for
+TDOA, and why" in ``metadata["timing"]``. A kiwirecorder header holds the nominal
 whole-hertz rate, tens of ppm off the true one, and at 12 kHz 80 ppm is 160 us over a
-2 s TDOA window (tens of km). The estimate is the median slope of stamp pairs half the
-capture apart (one bad stamp moves at most two of them).
+2 s TDOA window (tens of km). Statuses (``last_gps_solution``) are kept as read.
+:func:`sample_rate_from_stamps_hz` (the median slope of stamp pairs half the capture
+apart) remains for callers that want the rate alone.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import numpy as np
 
 from heimdall.core.constants import NS_PER_S
 from heimdall.receivers.capture import IQCapture
+from heimdall.receivers.gps_stamps import clean_capture
 
 #: ``last_gps_solution`` below this: the block's stamp comes from a current GPS solution.
 GPS_STATUS_NO_FIX = 254
@@ -53,25 +51,20 @@ def sample_rate_from_stamps_hz(capture: IQCapture) -> float | None:
 
 
 def timed_capture(capture: IQCapture) -> IQCapture:
-    """The capture with its sample rate fitted from its stamps; the rest as read.
+    """The capture on the sample clock its stamps imply; the announced one when unusable.
 
-    ``metadata["timing"]`` says which rate is used and why.
+    ``metadata["timing"]`` says which rate is used and why, which stamps were rejected,
+    and ``unusable_for_tdoa`` when the stamps cannot time it.
     """
     if not capture.has_gps_time:
         return capture
-    announced_hz = capture.sample_rate_hz
-    fitted_hz = sample_rate_from_stamps_hz(capture)
-    timing: dict[str, object] = {"announced_sample_rate_hz": announced_hz}
-    if fitted_hz is None:
-        timing["sample_rate_source"] = "announced: fewer than two blocks with a GPS fix"
-        rate_hz = announced_hz
-    elif abs(fitted_hz / announced_hz - 1.0) * 1e6 > MAX_RATE_DISAGREEMENT_PPM:
-        timing["sample_rate_source"] = (
-            f"announced: the stamps imply {fitted_hz:.3f} Hz, more than "
-            f"{MAX_RATE_DISAGREEMENT_PPM:g} ppm away"
-        )
-        rate_hz = announced_hz
-    else:
-        timing["sample_rate_source"] = "GPS stamps"
-        rate_hz = fitted_hz
-    return replace(capture, sample_rate_hz=rate_hz, metadata={**capture.metadata, "timing": timing})
+    cleaned, fit = clean_capture(capture)
+    if fit.usable:
+        return cleaned
+    timing: dict[str, object] = {
+        "announced_sample_rate_hz": capture.sample_rate_hz,
+        "sample_rate_source": f"announced: {fit.reason}",
+        "stamps_rejected": dict(fit.rejected),
+        "unusable_for_tdoa": fit.reason,
+    }
+    return replace(capture, metadata={**capture.metadata, "timing": timing})

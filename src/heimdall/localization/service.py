@@ -48,12 +48,16 @@ from heimdall.localization.estimate import (
 )
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
+from heimdall.receivers.gps_stamps import clean_capture
 
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
 # so that the result lists it instead of silently having fewer pairs.
 UNUSABLE_SIGMA_S = 1e-3
 # Pairs correlated at once (the service's machines have 2 cores).
 TDOA_WORKERS = 2
+#: Carrier offsets searched between two receivers: converters in front of KiwiSDRs put
+#: the signal up to +-2 kHz off, so two receivers differ by up to 4 kHz (issue 15).
+TDOA_FREQUENCY_SEARCH_HZ = 4_500.0
 _GEOD = Geod(ellps="WGS84")
 
 
@@ -165,6 +169,21 @@ class TimedRecording:
     occupied_bandwidth_hz: float
 
 
+def usable_for_tdoa(
+    recordings: list[TimedRecording], skipped: list[str] | None = None
+) -> list[TimedRecording]:
+    """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
+    are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
+    usable = []
+    for recording in recordings:
+        capture, fit = clean_capture(recording.capture)
+        if fit.usable:
+            usable.append(dataclass_replace(recording, capture=capture))
+        elif skipped is not None:
+            skipped.append(f"{recording.station.id}: {fit.reason}")
+    return usable
+
+
 def tdoa_observations_from_recordings(
     recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
 ) -> list[TdoaObservation]:
@@ -175,6 +194,7 @@ def tdoa_observations_from_recordings(
     A pair that cannot be correlated (captures not overlapping in time) is left out,
     and why is appended to ``skipped`` when given.
     """
+    recordings = usable_for_tdoa(recordings, skipped)
     if len(recordings) < 2:
         return []
     reference = max(recordings, key=lambda r: r.snr_db)
@@ -190,6 +210,7 @@ def tdoa_observations_from_recordings(
                 prepared_reference,
                 window_covering(other.capture, reference_window),
                 max_lag_s=max_lag_s,
+                max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
             )
         except ValueError as exc:  # e.g. recordings made at different times
             return f"{other.station.id}-{reference.station.id}: {exc}"
@@ -208,8 +229,19 @@ def tdoa_observations_from_recordings(
         )
         samples = round(lag.overlap_s * lag.sample_rate_hz)
         sigma_s = correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz)
+        # Never below what the pair's own windows scatter by (fading, interference).
+        if lag.empirical_sigma_s is not None:
+            sigma_s = max(sigma_s, lag.empirical_sigma_s)
+        pair_name = f"{other.station.id}-{reference.station.id}"
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S
+        elif lag.windows and 2 * lag.windows_agreeing < lag.windows:
+            sigma_s = UNUSABLE_SIGMA_S
+            if skipped is not None:
+                skipped.append(
+                    f"{pair_name}: only {lag.windows_agreeing} of {lag.windows} windows agree "
+                    "on one lag"
+                )
         observations.append(
             TdoaObservation(
                 receiver_i=other.station.id,
@@ -245,9 +277,28 @@ def tdoa_observations(
     )
 
 
+#: A measured SNR below this is a receiver hearing only noise: ``dsp.measure`` on noise
+#: alone reads about -18 dB (the floor in one resolution bandwidth). Its "power" is a
+#: noise estimate tens of dB under the floor, not the transmitter's: taken as a reading
+#: it would pull the fix far away (issue 15: receivers that do not hear the transmitter).
+NOT_HEARD_SNR_DB = -15.0
+
+
+def not_heard(measurements: list[Measurement]) -> dict[str, str]:
+    """Receivers whose measurement is not above the noise, and why they are left out."""
+    return {
+        m.websdr_id: f"not above the noise (SNR {m.snr:.1f} dB < {NOT_HEARD_SNR_DB:g} dB)"
+        for m in measurements
+        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB
+    }
+
+
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
+    """Power readings of the receivers that hear the signal (``not_heard`` are left out)."""
     observations = []
     for m in measurements:
+        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB:
+            continue
         if m.power_dbm is not None:
             observations.append(PowerObservation(receiver_id=m.websdr_id, power=m.power_dbm))
         elif m.signal_power_dbfs is not None:
@@ -363,6 +414,7 @@ def compute(
             else tdoa_observations(store, measurements, receivers, settings, skipped)
         )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
+        power_excluded = {**not_heard(measurements), **power_excluded}
         result: LocalizationResult = localize(
             list(receivers.values()),
             powers,

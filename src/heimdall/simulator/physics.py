@@ -15,6 +15,12 @@ Model (see docs/simulator.md for the derivation):
 * digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm (the receiver's
   own when it has one, else the scenario's)
 * block stamps    reported = true + timing_bias_ns + GPS jitter
+
+Issue 15's impairments (``impairments.py``, evaluated in ``channel.py``) extend it per
+receiver: GPS solution errors, stale and bad stamps; a tapped delay line per link; a
+drifting converter LO; an announced sample rate off the true one; a second signal and
+impulsive noise; obstructed links; and per scenario correlated shadowing between nearby
+receivers and a 4/3-Earth radio horizon.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import Transformer
 
-from heimdall.core.constants import BOLTZMANN_DBM_PER_HZ, NS_PER_S, SPEED_OF_LIGHT_M_PER_S
+from heimdall.core.constants import (
+    BOLTZMANN_DBM_PER_HZ,
+    EARTH_MEAN_RADIUS_M,
+    NS_PER_S,
+    SPEED_OF_LIGHT_M_PER_S,
+)
+from heimdall.simulator import channel
 from heimdall.simulator.scenario import (
     PropagationModel,
     ReceiverSettings,
@@ -37,6 +49,10 @@ from heimdall.simulator.scenario import (
 from heimdall.simulator.waveforms import transmitted_baseband
 
 SAMPLES_PER_BLOCK = 512
+# A fix is taken every few seconds: last_gps_solution counts 0..GPS_FIX_INTERVAL_S-1
+# (without the GPS impairment; with it, seconds since the current solution).
+GPS_FIX_INTERVAL_S = 4
+GPS_STATUS_NO_GPS = 255
 # A receiver without GPS timestamps blocks with its free-running host clock:
 # a fixed offset per receiver drawn with this standard deviation.
 NO_GPS_CLOCK_OFFSET_SIGMA_NS = 5_000_000.0
@@ -94,8 +110,8 @@ def stable_id_hash(receiver_id: str) -> int:
 
 #: Transmitter positions are quantised to this many degrees (~1 m) and metres before
 #: seeding a link's shadowing, so a position that went through JSON keeps its shadow.
-SHADOWING_POSITION_DEGREES = 1e-5
-SHADOWING_POSITION_M = 1.0
+SHADOWING_POSITION_DEGREES = channel.POSITION_DEGREES
+SHADOWING_POSITION_M = channel.POSITION_M
 
 
 @lru_cache(maxsize=4096)
@@ -122,14 +138,71 @@ def shadowing_db(
     """
     if sigma_db == 0.0:
         return 0.0
-    latitude, longitude, altitude_m = transmitter_lat_lon_alt
-    position = [
-        round(latitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(longitude / SHADOWING_POSITION_DEGREES) % 2**32,
-        round(altitude_m / SHADOWING_POSITION_M) % 2**32,
-    ]
+    position = channel.quantised_position(transmitter_lat_lon_alt)
     rng = np.random.default_rng([seed, SEED_TAG_SHADOW, stable_id_hash(receiver_id), *position])
     return float(rng.normal(0.0, sigma_db))
+
+
+def _ecef_m(lat_lon_alt: tuple[float, float, float]) -> npt.NDArray[np.float64]:
+    return np.array(_TO_ECEF.transform(lat_lon_alt[1], lat_lon_alt[0], lat_lon_alt[2]))
+
+
+@lru_cache(maxsize=4096)
+def correlated_shadowing_db(
+    seed: int,
+    receivers: tuple[tuple[str, tuple[float, float, float]], ...],
+    transmitter_lat_lon_alt: tuple[float, float, float],
+    sigma_db: float,
+    correlation_m: float,
+) -> dict[str, float]:
+    """Shadowing of every link to one transmitter, correlated between nearby receivers.
+
+    Covariance ``sigma^2 exp(-|r_i - r_j| / correlation_m)``: two receivers on one hill
+    see the transmitter through much the same terrain. Seeded by the transmitter's
+    (quantised) position, like ``shadowing_db``.
+    """
+    ids = [receiver_id for receiver_id, _ in receivers]
+    positions = np.array([_ecef_m(position) for _, position in receivers])
+    distances_m = np.linalg.norm(positions[:, np.newaxis] - positions[np.newaxis], axis=-1)
+    covariance = sigma_db**2 * np.exp(-distances_m / correlation_m)
+    lower = np.linalg.cholesky(covariance + 1e-9 * np.eye(len(ids)))
+    position = channel.quantised_position(transmitter_lat_lon_alt)
+    rng = np.random.default_rng([seed, SEED_TAG_SHADOW, 0xC0, *position])
+    values = lower @ rng.standard_normal(len(ids))
+    return {receiver_id: float(v) for receiver_id, v in zip(ids, values, strict=True)}
+
+
+def radio_horizon_m(height_a_m: float, height_b_m: float, earth_radius_factor: float) -> float:
+    """Smooth-Earth line-of-sight limit between two heights: sqrt(2 k R h1) + sqrt(2 k R h2).
+
+    Example:
+        >>> round(radio_horizon_m(300.0, 500.0, 4.0 / 3.0) / 1e3, 1)
+        163.6
+    """
+    radius_m = earth_radius_factor * EARTH_MEAN_RADIUS_M
+    return float(
+        np.sqrt(2 * radius_m * max(height_a_m, 1.0)) + np.sqrt(2 * radius_m * max(height_b_m, 1.0))
+    )
+
+
+def beyond_horizon_loss_db(
+    scenario: Scenario, receiver: ReceiverSettings, distance_m: float
+) -> float:
+    """Diffraction loss of a link past the radio horizon (0 within it, or when off)."""
+    propagation = scenario.propagation
+    if not propagation.radio_horizon:
+        return 0.0
+    horizon_m = radio_horizon_m(
+        scenario.transmitter.altitude_m,
+        receiver.require_position()[2],
+        propagation.earth_radius_factor,
+    )
+    if distance_m <= horizon_m:
+        return 0.0
+    return (
+        propagation.beyond_horizon_db
+        + propagation.beyond_horizon_db_per_km * (distance_m - horizon_m) / 1e3
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +252,33 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
         loss_db = free_space_path_loss_db(distance_m, transmitter.frequency_hz)
     else:
         reference_m = propagation.reference_distance_m
-        shadow_db = shadowing_db(
-            scenario.seed,
-            receiver.id,
-            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
-            propagation.shadowing_sigma_db,
-        )
+        transmitter_position = (transmitter.latitude, transmitter.longitude, transmitter.altitude_m)
+        if propagation.shadowing_correlation_m > 0 and propagation.shadowing_sigma_db > 0:
+            shadow_db = correlated_shadowing_db(
+                scenario.seed,
+                tuple((r.id, r.require_position()) for r in scenario.receivers),
+                transmitter_position,
+                propagation.shadowing_sigma_db,
+                propagation.shadowing_correlation_m,
+            )[receiver.id]
+        else:
+            shadow_db = shadowing_db(
+                scenario.seed, receiver.id, transmitter_position, propagation.shadowing_sigma_db
+            )
         loss_db = (
             free_space_path_loss_db(reference_m, transmitter.frequency_hz)
             + 10.0 * propagation.path_loss_exponent * np.log10(distance_m / reference_m)
             + shadow_db
         )
+    loss_db += beyond_horizon_loss_db(scenario, receiver, distance_m)
+    impairments = receiver.impairments
+    loss_db += channel.obstruction_loss_db(
+        scenario.seed,
+        stable_id_hash(receiver.id),
+        (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+        impairments.obstruction_probability,
+        impairments.obstruction_loss_db,
+    )
     return LinkBudget(
         receiver_id=receiver.id,
         distance_m=distance_m,
@@ -250,12 +339,42 @@ def reported_block_times_ns(
         ],
         dtype=np.float64,
     )
-    reported = true_block_time_ns + np.round(
-        jitter * receiver.gps_jitter_ns + receiver.timing_bias_ns
-    ).astype(np.int64)
+    errors_ns = jitter * receiver.gps_jitter_ns + receiver.timing_bias_ns
+    if _gps_impaired(receiver):
+        errors_ns = (
+            errors_ns
+            + channel.gps_stamp_errors(
+                scenario.seed, receiver_hash, receiver.impairments.gps, true_block_time_ns
+            )[0]
+        )
+    reported = true_block_time_ns + np.round(errors_ns).astype(np.int64)
     if not receiver.has_gps:
         reported += round(_clock_offset_ns(scenario.seed, receiver.id))
     return reported
+
+
+def _gps_impaired(receiver: ReceiverSettings) -> bool:
+    gps = receiver.impairments.gps
+    return bool(gps.solution_sigma_ns or gps.stale_probability or gps.bad_stamp_probability)
+
+
+def gps_status_of_blocks(
+    scenario: Scenario, receiver: ReceiverSettings, true_block_time_ns: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint8]:
+    """``last_gps_solution`` of each block: seconds since the fix, 254 stale, 255 no GPS."""
+    times = np.asarray(true_block_time_ns, dtype=np.int64)
+    if not receiver.has_gps:
+        return np.full(len(times), GPS_STATUS_NO_GPS, dtype=np.uint8)
+    if _gps_impaired(receiver):
+        return channel.gps_stamp_errors(
+            scenario.seed, stable_id_hash(receiver.id), receiver.impairments.gps, times
+        )[1]
+    return ((times // NS_PER_S) % GPS_FIX_INTERVAL_S).astype(np.uint8)
+
+
+def announced_sample_rate_hz(receiver: ReceiverSettings) -> float:
+    """The sample rate the receiver announces: the true one, or a few ppm off it."""
+    return receiver.sample_rate_hz * (1.0 + receiver.impairments.announced_rate_error_ppm * 1e-6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +394,9 @@ class ReceiverTruth:
     sample_rate_hz: float
     block_time_ns: npt.NDArray[np.int64]  # true time of each block's first sample
     reported_block_time_ns: npt.NDArray[np.int64]  # with GPS jitter / clock error
+    gps_status: npt.NDArray[np.uint8]  # last_gps_solution per block (254 stale, 255 none)
+    announced_sample_rate_hz: float  # what the receiver says it samples at
+    multipath_taps: tuple[channel.Tap, ...] = ()  # the link's taps, direct path first
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,17 +443,57 @@ def render_receiver_iq(
 
     sample_offset_s = np.arange(n_samples, dtype=np.float64) / sample_rate_hz
     samples = np.zeros(n_samples, dtype=np.complex128)
+    impairments = receiver.impairments
+    receiver_hash = stable_id_hash(receiver.id)
+    converter_cycles: npt.NDArray[np.float64] | float = 0.0
+    if impairments.converter.converter_offset_hz or impairments.converter.drift_hz:
+        converter_cycles, converter_hz = channel.converter_cycles(
+            scenario.seed, receiver_hash, impairments.converter, start_time_ns, sample_offset_s
+        )
+        offset_hz -= converter_hz
+        in_passband = abs(offset_hz) < sample_rate_hz / 2.0
+    taps: tuple[channel.Tap, ...] = ()
+    if impairments.multipath.echoes:
+        taps = channel.link_taps(
+            scenario.seed,
+            receiver_hash,
+            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+            impairments.multipath,
+        )
     if include_signal and in_passband:
         amplitude = 10.0 ** ((budget.measured_signal_power_dbm - full_scale_dbm) / 20.0)
-        envelope = transmitted_baseband(
-            transmitter, scenario.seed, start_time_ns, sample_offset_s - budget.delay_s
+        carrier_cycles = (
+            _phase_cycles(
+                transmitter.frequency_hz - local_oscillator_hz(receiver, tuned_frequency_hz),
+                start_time_ns,
+                sample_offset_s,
+            )
+            - converter_cycles
         )
-        cycles = _phase_cycles(offset_hz, start_time_ns, sample_offset_s) - (
-            transmitter.frequency_hz * budget.delay_s
-        )
-        samples += amplitude * envelope * np.exp(2j * np.pi * cycles)
+        paths = taps or (channel.Tap(0.0, 1.0, 1 + 0j, 0.0, (), ()),)
+        gains = channel.tap_gains(taps, start_time_ns, sample_offset_s) if taps else None
+        for row, tap in enumerate(paths):
+            delay_s = budget.delay_s + tap.delay_s
+            envelope = transmitted_baseband(
+                transmitter, scenario.seed, start_time_ns, sample_offset_s - delay_s
+            )
+            path = envelope * np.exp(
+                2j * np.pi * (carrier_cycles - transmitter.frequency_hz * delay_s)
+            )
+            samples += amplitude * (path if gains is None else gains[row] * path)
+    noise_power_fs = 10.0 ** ((budget.measured_noise_power_dbm - full_scale_dbm) / 10.0)
+    interfering = channel.interference(
+        scenario.seed,
+        receiver_hash,
+        impairments.interference,
+        start_time_ns,
+        sample_offset_s,
+        sample_rate_hz,
+        noise_power_fs,
+    )
+    if interfering is not None and include_noise:
+        samples += interfering
     if include_noise:
-        noise_power_fs = 10.0 ** ((budget.measured_noise_power_dbm - full_scale_dbm) / 10.0)
         rng = np.random.default_rng(
             [scenario.seed, SEED_TAG_NOISE, stable_id_hash(receiver.id), start_time_ns]
         )
@@ -354,6 +516,9 @@ def render_receiver_iq(
         sample_rate_hz=sample_rate_hz,
         block_time_ns=true_times,
         reported_block_time_ns=reported_block_times_ns(scenario, receiver, true_times),
+        gps_status=gps_status_of_blocks(scenario, receiver, true_times),
+        announced_sample_rate_hz=announced_sample_rate_hz(receiver),
+        multipath_taps=taps,
     )
     return RenderedIQ(samples=samples.astype(np.complex64), truth=truth)
 

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from heimdall.simulator.impairments import ReceiverImpairments
+
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
 DEFAULT_SCENARIO_FILE = PACKAGE_DATA / "scenario-default.yaml"
 DEFAULT_STATIONS_FILE = PACKAGE_DATA / "stations-simulated.yaml"
@@ -82,6 +84,8 @@ class ReceiverSettings(_Model):
     # scenario's: OpenWebRX receivers are SDRs at different gains, so their S-meters
     # read the same field differently.
     full_scale_dbm: float | None = None
+    # Real-world impairments (issue 15, simulator/impairments.py): all off by default.
+    impairments: ReceiverImpairments = ReceiverImpairments()
 
     def require_position(self) -> tuple[float, float, float]:
         if self.latitude is None or self.longitude is None or self.altitude_m is None:
@@ -101,6 +105,16 @@ class Propagation(_Model):
     path_loss_exponent: Annotated[float, Field(gt=0)] = 2.0
     reference_distance_m: Annotated[float, Field(gt=0)] = 100.0
     shadowing_sigma_db: Annotated[float, Field(ge=0)] = 0.0
+    # Issue 15: shadowing correlated between receivers closer than about this distance
+    # (exp(-d / distance) between their links to one transmitter; 0 = independent), and
+    # a smooth-Earth radio horizon (effective Earth radius factor k, 4/3 for a standard
+    # atmosphere) beyond which a link loses ``beyond_horizon_db`` plus
+    # ``beyond_horizon_db_per_km`` per km further.
+    shadowing_correlation_m: Annotated[float, Field(ge=0)] = 0.0
+    radio_horizon: bool = False
+    earth_radius_factor: Annotated[float, Field(gt=0)] = 4.0 / 3.0
+    beyond_horizon_db: Annotated[float, Field(ge=0)] = 20.0
+    beyond_horizon_db_per_km: Annotated[float, Field(ge=0)] = 1.0
 
 
 class Scenario(_Model):

@@ -35,7 +35,14 @@ from heimdall.simulator.faults import (
 )
 from heimdall.simulator.openwebrx_render import OpenWebRXOptions
 from heimdall.simulator.physics import (
+    GPS_FIX_INTERVAL_S as GPS_FIX_INTERVAL_S,  # re-exported for the server's clients
+)
+from heimdall.simulator.physics import (
+    GPS_STATUS_NO_GPS as GPS_STATUS_NO_GPS,
+)
+from heimdall.simulator.physics import (
     SAMPLES_PER_BLOCK,
+    announced_sample_rate_hz,
     power_dbm,
     render_receiver_iq,
 )
@@ -56,9 +63,6 @@ VERSION_MINOR = 826
 GPS_UTC_OFFSET_S = 18
 GPS_EPOCH_UNIX_S = 315_964_800  # 1980-01-06T00:00:00Z
 SECONDS_PER_WEEK = 604_800
-GPS_STATUS_NO_GPS = 255
-# A fix is taken every few seconds: last_gps_solution counts 0..GPS_FIX_INTERVAL_S-1.
-GPS_FIX_INTERVAL_S = 4
 PRE_AUTH_COMMANDS = frozenset({"auth", "options", "keepalive"})
 
 
@@ -345,7 +349,7 @@ class KiwiReceiverServer(ReceiverServerBase):
         sound_setup = [
             encode_message(center_freq=int(band_centre_hz), bandwidth=30_000_000),
             encode_message(audio_init=0, audio_rate=AUDIO_RATE_HZ),
-            encode_message(sample_rate=f"{receiver.sample_rate_hz:.3f}"),
+            encode_message(sample_rate=f"{announced_sample_rate_hz(receiver):.3f}"),
         ]
         return auth_replies, sound_setup
 
@@ -421,12 +425,7 @@ class KiwiReceiverServer(ReceiverServerBase):
         rendered = render_receiver_iq(
             scenario, receiver, block_start_ns, SAMPLES_PER_BLOCK, client.tuned_frequency_hz
         )
-        true_time_ns = int(rendered.truth.block_time_ns[0])
-        gps_status = (
-            (true_time_ns // 1_000_000_000) % GPS_FIX_INTERVAL_S
-            if receiver.has_gps
-            else GPS_STATUS_NO_GPS
-        )
+        gps_status = int(rendered.truth.gps_status[0])
         return encode_snd_frame(
             sequence=block + 1,
             samples=rendered.samples,

@@ -31,7 +31,7 @@ from heimdall.receivers.kiwisdr import protocol
 from heimdall.receivers.kiwisdr.client import block_times_ns
 from heimdall.simulator.physics import power_dbm, render_receiver_iq
 from heimdall.simulator.scenario import Scenario
-from heimdall.simulator.server import GPS_FIX_INTERVAL_S, GPS_STATUS_NO_GPS, encode_snd_frame
+from heimdall.simulator.server import encode_snd_frame
 from heimdall.training.fit_data import KnownSourceSession
 
 #: As in production: 5 s captures (the acquisition's default duration).
@@ -68,13 +68,12 @@ def record(scenario: Scenario, receiver_id: str, start_time_ns: int, n_blocks: i
     for block in range(n_blocks):
         span = slice(block * SAMPLES_PER_BLOCK, (block + 1) * SAMPLES_PER_BLOCK)
         block_samples = rendered.samples[span]
-        true_s = int(rendered.truth.block_time_ns[block]) // NS_PER_S
         frame = encode_snd_frame(
             sequence=block + 1,
             samples=block_samples,
             rssi_dbm=power_dbm(block_samples, scenario.full_scale_dbm),
             reported_time_ns=int(rendered.truth.reported_block_time_ns[block]),
-            gps_status=true_s % GPS_FIX_INTERVAL_S if receiver.has_gps else GPS_STATUS_NO_GPS,
+            gps_status=int(rendered.truth.gps_status[block]),
             little_endian=True,
         )
         header = protocol.parse_iq_header(frame)
@@ -82,11 +81,13 @@ def record(scenario: Scenario, receiver_id: str, start_time_ns: int, n_blocks: i
         tow_s[block], tow_ns[block] = header.gps_time_of_week_s, header.gps_time_of_week_ns
         gps_status[block] = header.last_gps_solution
         rssi_dbm[block] = protocol.rssi_dbm_from_smeter(header.smeter)
-    times_ns = block_times_ns(tow_s, tow_ns, gps_status, receiver.sample_rate_hz, start_time_ns)
+    # The client knows only the announced rate (a few ppm off the true one when impaired).
+    announced_hz = rendered.truth.announced_sample_rate_hz
+    times_ns = block_times_ns(tow_s, tow_ns, gps_status, announced_hz, start_time_ns)
     return IQCapture(
         station_id=receiver_id,
         center_frequency_hz=float(round(scenario.transmitter.frequency_hz)),
-        sample_rate_hz=receiver.sample_rate_hz,
+        sample_rate_hz=announced_hz,
         samples=samples,
         block_start_index=np.arange(n_blocks, dtype=np.int64) * SAMPLES_PER_BLOCK,
         block_time_ns=times_ns,

@@ -11,6 +11,7 @@ from heimdall.localization import (
 )
 from heimdall.localization.service import (
     localization_inputs,
+    not_heard,
     power_observations,
     select_power_scales,
 )
@@ -69,3 +70,13 @@ def test_inputs_name_the_receivers_of_each_part() -> None:
         "no_gps_time": ["c", "d"],
         "power_excluded": {"d": "uncalibrated"},
     }
+
+
+def test_receivers_hearing_only_noise_are_left_out_and_named() -> None:
+    rows = [
+        Measurement(websdr_id="a", snr=12.0, power_dbm=-95.0, gps_locked=True),
+        Measurement(websdr_id="b", snr=-18.2, power_dbm=-160.0, gps_locked=True),
+    ]
+    assert [o.receiver_id for o in power_observations(rows)] == ["a"]
+    assert "not above the noise" in not_heard(rows)["b"]
+    assert "a" not in not_heard(rows)

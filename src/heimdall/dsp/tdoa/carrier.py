@@ -1,0 +1,274 @@
+"""Carriers and frequency search: fitted lines, their notch, the cross-ambiguity offset."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+
+from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
+from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _unit_phasors
+
+#: Largest carrier frequency difference searched between two receivers. Their
+#: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
+#: is up to 30 Hz apart, and a coherent correlation over seconds needs that removed.
+MAX_FREQUENCY_OFFSET_HZ = 100.0
+
+
+#: Half-width of the band excluded around a pair's strongest spectral line before
+#: correlating in ``tdoa_lag``. A carrier correlates equally at every lag: left in,
+#: an FM signal's carrier (tens of % of its power) is a flat pedestal under the
+#: sidebands' sharp peak. The band also takes the carrier's syllabic amplitude
+#: changes (a few Hz) and the leakage of its line; it holds no timing information.
+CARRIER_NOTCH_HZ = 30.0
+
+
+#: Samples summed per block when a carrier's frequency is refined: within one DFT bin
+#: of its coarse frequency the tone turns by under 2 pi 32 / N in a block.
+LINE_FIT_BLOCK_SAMPLES = 32
+
+
+def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple[float, complex]:
+    """Frequency (cycles/sample) and complex amplitude of the tone best fitting ``samples``.
+
+    Refines a coarse frequency (a DFT bin) on the magnitude of the samples' Fourier
+    sum, probing within a bin; the amplitude is the least-squares one at that frequency.
+    """
+    count = len(samples)
+    index = np.arange(count, dtype=np.float64)
+    # Take the coarse frequency out once: what is left of the tone turns by at most a
+    # few cycles over the record, so sums over blocks of LINE_FIT_BLOCK_SAMPLES (each
+    # taken at its centre) keep its Fourier sum to ~1e-5 at a fraction of the cost.
+    derotated = samples * _unit_phasors(-(coarse_cycles * index % 1.0))
+    block_count = -(-count // LINE_FIT_BLOCK_SAMPLES)
+    padded = np.zeros(block_count * LINE_FIT_BLOCK_SAMPLES, dtype=np.complex64)
+    padded[:count] = derotated
+    block_sums = padded.reshape(block_count, LINE_FIT_BLOCK_SAMPLES).sum(axis=1)
+    block_centres = (
+        np.arange(block_count) * LINE_FIT_BLOCK_SAMPLES + (LINE_FIT_BLOCK_SAMPLES - 1) / 2
+    ).astype(np.float32)
+
+    def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cycles = np.outer((offsets_bins / count).astype(np.float32), block_centres)
+        return np.abs(_unit_phasors(-cycles) @ block_sums).astype(np.float64)
+
+    offset_bins = _refine_peak(probe_magnitudes)
+    amplitude = complex(_unit_phasors(-(offset_bins / count) * block_centres) @ block_sums) / count
+    return coarse_cycles + offset_bins / count, amplitude
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A spectral line fitted to a run of samples: A exp(j 2 pi f n), n = 0 .. N-1."""
+
+    cycles: float  # f, cycles per sample
+    amplitude: complex  # A
+    #: Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
+    unit_spectrum: npt.NDArray[np.complexfloating]
+
+    def spectrum(self) -> npt.NDArray[np.complexfloating]:
+        return self.amplitude * self.unit_spectrum
+
+
+def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
+    """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
+    return _unit_phasors(cycles * np.arange(count, dtype=np.float64) % 1.0)
+
+
+def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
+    """The line fitted near ``coarse_cycles``, with its spectrum at the FFT ``length``."""
+    line_cycles, amplitude = _fit_line(samples, coarse_cycles)
+    unit_spectrum = scipy.fft.fft(_line_phasors(line_cycles, len(samples)), length)
+    unit_spectrum.flags.writeable = False
+    return _Line(line_cycles, amplitude, unit_spectrum)
+
+
+def _notch(
+    spectra: tuple[npt.NDArray[np.complexfloating], ...], line_cycles: float, notch_cycles: float
+) -> None:
+    """Zero (in place) the bins within ``notch_cycles`` of a line (circularly)."""
+    length = len(spectra[0])
+    first = math.ceil((line_cycles - notch_cycles) * length)
+    last = math.floor((line_cycles + notch_cycles) * length)
+    bins = np.arange(first, last + 1) % length
+    for spectrum in spectra:
+        spectrum[bins] = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AmbiguityPeak:
+    """Peak of the cross-ambiguity function of two captures.
+
+    Attributes:
+        lag_samples: integer lag of ``y`` behind ``x`` at the peak.
+        frequency_offset_hz: carrier frequency of ``y`` minus that of ``x``.
+    """
+
+    lag_samples: int
+    frequency_offset_hz: float
+
+
+def _decimation_factor(sample_rate_hz: float, max_frequency_offset_hz: float) -> int:
+    """Samples summed per block of the lag products: the offset stays in the central quarter."""
+    return max(1, int(sample_rate_hz // (4.0 * max_frequency_offset_hz)))
+
+
+def cross_ambiguity_peak(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    sample_rate_hz: float,
+    max_lag_samples: float,
+    max_frequency_offset_hz: float = MAX_FREQUENCY_OFFSET_HZ,
+) -> AmbiguityPeak:
+    """Joint (integer lag, frequency offset) of ``y`` against ``x``: the cross-ambiguity peak.
+
+    For each integer lag d within +-(``max_lag_samples`` + 2) the lag product
+    z_d[n] = conj(x[n]) y[n + d] is a tone at the frequency offset when d is the
+    true lag. Each z_d is summed over blocks (the offset is small, so a block
+    sum is a cheap low-pass and decimator), zero-padded and transformed; the
+    largest |FFT| bin within +-``max_frequency_offset_hz`` gives the lag and a
+    coarse offset, which is then refined by maximising the magnitude of the
+    block sums' Fourier sum within one bin.
+
+
+    >>> import numpy as np
+    >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
+    >>> burst = broadband_burst(12_200, np.random.default_rng(4))
+    >>> late = fractional_delay(burst, 3.0)
+    >>> shifted = late * np.exp(2j * np.pi * 12.5 * np.arange(12_200) / 12_000.0)
+    >>> peak = cross_ambiguity_peak(burst[100:-100], shifted[100:-100], 12_000.0, 10)
+    >>> peak.lag_samples, round(peak.frequency_offset_hz, 1)
+    (3, 12.5)
+    """
+    x_iq = validate_iq(x, min_samples=16, name="x")
+    y_iq = validate_iq(y, min_samples=16, name="y")
+    validate_sample_rate(sample_rate_hz)
+    if not np.isfinite(max_lag_samples) or max_lag_samples < 0:
+        raise ValueError(f"max_lag_samples must be non-negative, got {max_lag_samples}")
+    if not np.isfinite(max_frequency_offset_hz) or max_frequency_offset_hz <= 0:
+        raise ValueError(f"max_frequency_offset_hz must be positive, got {max_frequency_offset_hz}")
+    if max_frequency_offset_hz >= sample_rate_hz / 2:
+        raise ValueError("max_frequency_offset_hz must be below half the sample rate")
+    count = min(len(x_iq), len(y_iq))
+    max_lag = int(np.ceil(max_lag_samples)) + 2
+    decimation = _decimation_factor(sample_rate_hz, max_frequency_offset_hz)
+    # Every lag uses the same x samples, so their FFT peaks compare like with like.
+    block_count = (count - 2 * max_lag) // decimation
+    if block_count < 8:
+        raise ValueError("the captures are too short for the lag and frequency search")
+    used = block_count * decimation
+    x_conj = np.conj(x_iq[max_lag : max_lag + used])
+    lags = np.arange(-max_lag, max_lag + 1)
+    block_sums = np.empty((len(lags), block_count), dtype=np.complex64)
+    for row, lag in enumerate(lags):
+        product = x_conj * y_iq[max_lag + lag : max_lag + lag + used]
+        block_sums[row] = product.reshape(block_count, decimation).sum(axis=1)
+
+    # Zero-pad 4x so the coarse peak is within a quarter of a natural bin.
+    length = scipy.fft.next_fast_len(4 * block_count)
+    spectra = np.abs(scipy.fft.fft(block_sums, length, axis=1))
+    block_rate_hz = sample_rate_hz / decimation
+    bin_frequencies_hz = scipy.fft.fftfreq(length, d=1.0 / block_rate_hz)
+    allowed = np.abs(bin_frequencies_hz) <= max_frequency_offset_hz
+    spectra[:, ~allowed] = 0.0
+    peak_row, peak_column = (
+        int(i) for i in np.unravel_index(int(np.argmax(spectra)), spectra.shape)
+    )
+
+    # Block k sums samples k*D .. k*D + D-1: its time is the block centre.
+    block_times_s = (np.arange(block_count) * decimation + (decimation - 1) / 2) / sample_rate_hz
+    best = block_sums[peak_row]
+    bin_width_hz = block_rate_hz / length
+    coarse_hz = float(bin_frequencies_hz[peak_column])
+    # Within a bin the tone turns by under 2 pi bin_width * T over the record: float32
+    # phasors of that fractional turn are exact enough.
+    fraction_cycles = (bin_width_hz * block_times_s).astype(np.float32)
+    derotated = best * _unit_phasors(-coarse_hz * block_times_s % 1.0)
+
+    def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        cycles = np.outer(offsets_bins.astype(np.float32), fraction_cycles)
+        return np.abs(_unit_phasors(-cycles) @ derotated).astype(np.float64)
+
+    refined_hz = coarse_hz + bin_width_hz * _refine_peak(probe_magnitudes)
+    frequency_offset_hz = float(
+        np.clip(refined_hz, -max_frequency_offset_hz, max_frequency_offset_hz)
+    )
+    return AmbiguityPeak(lag_samples=int(lags[peak_row]), frequency_offset_hz=frequency_offset_hz)
+
+
+def shift_frequency(
+    samples: npt.NDArray[np.complex64], frequency_hz: float, sample_rate_hz: float
+) -> npt.NDArray[np.complex64]:
+    """Multiply by exp(j 2 pi f n / fs): move every component up by ``frequency_hz``.
+
+    >>> import numpy as np
+    >>> shifted = shift_frequency(np.ones(4, np.complex64), 3_000.0, 12_000.0)
+    >>> (np.angle(shifted, deg=True) % 360).round().tolist()
+    [0.0, 90.0, 180.0, 270.0]
+    """
+    phase_cycles = frequency_hz * np.arange(len(samples), dtype=np.float64) / sample_rate_hz
+    # Whole cycles dropped in float64: the float32 phasors then stay exact.
+    return (samples * _unit_phasors(phase_cycles % 1.0)).astype(np.complex64, copy=False)
+
+
+#: Segment length of the spectra whose cross-correlation gives the coarse offset
+#: (11.7 Hz bins at 12 kHz): well inside the fine search's +-MAX_FREQUENCY_OFFSET_HZ.
+COARSE_SEGMENT_SAMPLES = 1024
+
+
+def compressed_spectrum(samples: npt.NDArray[np.complex64]) -> npt.NDArray[np.float64]:
+    """Welch power spectrum above its noise floor, square-rooted (fft order).
+
+    The floor (median) is taken out so noise does not correlate with noise, and the
+    root keeps a strong narrow line from outweighing the rest of a wide signal.
+    """
+    segment = COARSE_SEGMENT_SAMPLES
+    count = len(samples) // segment
+    frames = samples[: count * segment].reshape(count, segment) * np.hanning(segment).astype(
+        np.float32
+    )
+    power = np.mean(np.abs(scipy.fft.fft(frames, axis=1)) ** 2, axis=0).astype(np.float64)
+    return np.asarray(np.sqrt(np.maximum(power - np.median(power), 0.0)), dtype=np.float64)
+
+
+def coarse_frequency_offset_hz(
+    x: npt.NDArray[np.complex64],
+    y: npt.NDArray[np.complex64],
+    sample_rate_hz: float,
+    max_frequency_offset_hz: float,
+    x_spectrum: npt.NDArray[np.float64] | None = None,
+) -> float:
+    """Frequency of ``y``'s signal minus ``x``'s, to a fraction of 11.7 Hz bins, any lag.
+
+    A frequency shift moves the power spectrum and a time lag does not, so the
+    cross-correlation of the two spectra (circular over the band) peaks at the offset
+    whatever the lag: a search over +-kHz (converter LOs) for the cost of two spectra,
+    after which the cross-ambiguity only has to search +-``MAX_FREQUENCY_OFFSET_HZ``.
+    ``x_spectrum``: ``compressed_spectrum(x)`` when the caller keeps it (a reference).
+
+    >>> import numpy as np
+    >>> from heimdall.dsp.signals import broadband_burst
+    >>> burst = broadband_burst(24_000, np.random.default_rng(1), bandwidth_fraction=0.3)
+    >>> moved = burst * np.exp(2j * np.pi * 1_234.0 * np.arange(24_000) / 12_000.0)
+    >>> abs(coarse_frequency_offset_hz(burst, moved.astype(np.complex64), 12_000.0, 3_000.0)
+    ...     - 1_234.0) < 6.0
+    True
+    """
+    if min(len(x), len(y)) < 2 * COARSE_SEGMENT_SAMPLES:
+        return 0.0
+    spectrum_x = compressed_spectrum(x) if x_spectrum is None else x_spectrum
+    spectrum_y = compressed_spectrum(y)
+    correlation = scipy.fft.ifft(
+        scipy.fft.fft(spectrum_y) * np.conj(scipy.fft.fft(spectrum_x))
+    ).real
+    bins = scipy.fft.fftfreq(COARSE_SEGMENT_SAMPLES, d=1.0 / COARSE_SEGMENT_SAMPLES).astype(int)
+    bin_hz = sample_rate_hz / COARSE_SEGMENT_SAMPLES
+    allowed = np.abs(bins) * bin_hz <= max_frequency_offset_hz
+    if not np.any(correlation[allowed] > 0):
+        return 0.0
+    peak = int(np.flatnonzero(allowed)[np.argmax(correlation[allowed])])
+    neighbours = correlation[[(peak - 1) % len(bins), peak, (peak + 1) % len(bins)]]
+    return float((bins[peak] + _parabola_vertex(neighbours)) * bin_hz)
