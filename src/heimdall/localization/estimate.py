@@ -11,9 +11,12 @@ Minimum receivers, and why:
 * RSS: 3 receivers with a power reading. ``P0`` is unknown, so three readings give two
   independent power ratios for two coordinates: exactly determined, no residual check
   (the ellipse then rests on the calibrated shadowing sigma alone).
-* TDOA alone: 4 receivers with GPS time in informative pairs. Three give two
-  hyperbolas, which can cross twice: the fix would be ambiguous and the residuals could
-  not reveal a wrong sigma. Four make it overdetermined.
+* TDOA alone: 3 receivers with GPS time in informative pairs: two hyperbolas. When they
+  cross twice both crossings fit exactly; both are kept (the second as a rival, listed
+  in ``diagnostics["rival_solutions"]``, and the ellipse widened to cover it). Three
+  leave no residual to reveal a wrong sigma, so such an ellipse rests on the pair
+  sigmas alone: the correlation's, and each receiver's timing sigma (fitted, or the
+  band's floor: ``propagation.timing_sigma_s``). Four make it overdetermined.
 * Fused: the RSS minimum plus at least one informative TDOA pair; even one hyperbola
   sharpens a power-based fix, and the powers resolve a hyperbola's ambiguity.
 
@@ -50,6 +53,14 @@ from heimdall.localization.fusion import (
     residual_jacobian,
 )
 from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.propagation import (
+    PropagationChoice,
+    PropagationModelName,
+    band_of,
+    propagation_model_for,
+    tdoa_range_scale,
+    timing_sigma_s,
+)
 from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
@@ -65,7 +76,10 @@ from heimdall.localization.uncertainty import (
 Method = Literal["rss", "tdoa", "fused"]
 
 MIN_RSS_RECEIVERS = 3
-MIN_TDOA_RECEIVERS = 4
+MIN_TDOA_RECEIVERS = 3
+#: The search region extends beyond the receivers' bounding box by half the network's
+#: extent, and by at least this (see ``search_margin_m``).
+MIN_GRID_MARGIN_M = 75_000.0
 _OUTLIER_CHI2_DROP = 10.83  # chi-square, 1 dof, 99.9 %
 #: Power-only fixes refine only the grid peaks whose log-likelihood is within this of the
 #: best. The power likelihood is smooth at the grid's scale (cells of a few km, spread of
@@ -147,6 +161,11 @@ class LocalizationResult(BaseModel):
     surface_geojson: dict[str, Any] | None = None
     n_receivers_used: int = 0
     calibration_version: str
+    propagation_model: PropagationModelName | None = Field(
+        default=None,
+        description="line_of_sight (VHF and up) or ground_wave (LF/MF/HF): how ranges "
+        "and arrival times were modelled",
+    )
     diagnostics: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -155,6 +174,25 @@ def _frame_for(sites: tuple[tuple[float, float, float], ...]) -> LocalFrame:
     # Building PROJ pipelines costs milliseconds; the receiver set rarely changes.
     latitudes, longitudes, altitudes = zip(*sites, strict=True)
     return LocalFrame.around(latitudes, longitudes, altitudes)
+
+
+def search_margin_m(receivers_x_m: np.ndarray, receivers_y_m: np.ndarray, floor_m: float) -> float:
+    """How far beyond the receivers' bounding box the grid reaches: half the network's extent.
+
+    Further out than that, every hyperbola is close to its asymptote and every power ratio
+    close to 1: a fix there is little more than a bearing, and the likelihood is flat
+    across it. The floor keeps a compact network's region as wide as a VHF transmitter is
+    heard (75 km for the NW Italy network, 144 km across).
+
+    Example:
+        >>> import numpy as np
+        >>> search_margin_m(np.array([0.0, 500e3]), np.array([0.0, 300e3]), 75e3)
+        250000.0
+        >>> search_margin_m(np.array([0.0, 100e3]), np.array([0.0, 50e3]), 75e3)
+        75000.0
+    """
+    extent_m = max(float(np.ptp(receivers_x_m)), float(np.ptp(receivers_y_m)))
+    return max(floor_m, 0.5 * extent_m)
 
 
 def _insufficient(
@@ -177,7 +215,9 @@ def localize(
     *,
     method: Literal["auto", "rss", "tdoa", "fused"] = "auto",
     transmitter_altitude_m: float | None = None,
-    grid_margin_m: float = 75_000.0,
+    frequency_hz: float | None = None,
+    propagation: PropagationChoice = "auto",
+    grid_margin_m: float = MIN_GRID_MARGIN_M,
     grid_cells_per_side: int = 64,
     max_tdoa_sigma_s: float = 20e-6,
     min_tdoa_quality: float = 0.0,
@@ -188,9 +228,15 @@ def localize(
 
     ``transmitter_altitude_m`` defaults to the median height of the receivers in use
     (the estimate is 2-D; the height only enters the slant ranges).
+
+    ``frequency_hz`` picks the propagation model (``propagation``: ground wave below
+    30 MHz, line of sight above or when unknown; ``propagation`` forces one) and the
+    timing floor of receivers without a fitted timing sigma. ``grid_margin_m`` is the
+    search region's smallest margin beyond the receivers (``search_margin_m``).
     """
     started_s = time.perf_counter()
     calibration = calibration or Calibration()
+    model = propagation_model_for(frequency_hz, propagation)
     by_id = {receiver.id: receiver for receiver in receivers}
     dropped: list[str] = []
 
@@ -215,6 +261,8 @@ def localize(
         "tdoa_receivers": len(tdoa_receiver_ids),
         "tdoa_pairs": len(tdoa_kept),
         "dropped_observations": dropped,
+        "propagation_model": model,
+        "band": band_of(frequency_hz),
     }
     rss_usable = len(power_by_id) >= MIN_RSS_RECEIVERS
     tdoa_alone_usable = len(tdoa_receiver_ids) >= MIN_TDOA_RECEIVERS
@@ -297,24 +345,40 @@ def localize(
             first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
             second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
             range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
-            # The pair's measurement sigma and both receivers' timing sigmas (calibration).
+            # The pair's measurement sigma and both receivers' timing sigmas: fitted by
+            # the calibration, else its GPS default (line of sight) or the band's floor
+            # (ground wave: the delay spread of the ground wave and GPS biases).
             sigmas_m=SPEED_OF_LIGHT_M_PER_S
             * np.sqrt(variance_scale)
             * np.array(
                 [
                     np.sqrt(
                         p.sigma_s**2
-                        + calibration.timing_sigma_s(p.receiver_i) ** 2
-                        + calibration.timing_sigma_s(p.receiver_j) ** 2
+                        + timing_sigma_s(calibration, p.receiver_i, model, frequency_hz) ** 2
+                        + timing_sigma_s(calibration, p.receiver_j, model, frequency_hz) ** 2
                     )
                     for p in tdoa_kept
                 ]
             ),
+            range_scale=tdoa_range_scale(model, frequency_hz),
         )
-    problem = Problem(frame, receivers_enu_m, altitude_m, rss_block, tdoa_block)
+    problem = Problem(
+        frame,
+        receivers_enu_m,
+        altitude_m,
+        rss_block,
+        tdoa_block,
+        surface_paths=model == "ground_wave",
+        receivers_lat_lon_deg=np.column_stack([latitudes, longitudes]),
+    )
 
     receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
-    grid = Grid.covering(receivers_x_m, receivers_y_m, grid_margin_m, grid_cells_per_side)
+    grid = Grid.covering(
+        receivers_x_m,
+        receivers_y_m,
+        search_margin_m(receivers_x_m, receivers_y_m, grid_margin_m),
+        grid_cells_per_side,
+    )
     leave_one_out = None
     if exclude_power_outliers and rss_block is not None:
         # Fault detection and exclusion: the robust loss limits an outlier's pull, but a
@@ -332,6 +396,8 @@ def localize(
                 calibration,
                 method=method,
                 transmitter_altitude_m=transmitter_altitude_m,
+                frequency_hz=frequency_hz,
+                propagation=propagation,
                 grid_margin_m=grid_margin_m,
                 grid_cells_per_side=grid_cells_per_side,
                 max_tdoa_sigma_s=max_tdoa_sigma_s,
@@ -404,6 +470,7 @@ def localize(
         "degrees_of_freedom": dof,
         "covariance_inflation": inflation,
         "ambiguous_solutions": len(rivals),
+        "rival_solutions": _rival_report(frame, best, rivals),
         "grid_cell_m": grid.cell_size_m,
         "grid_shape": list(log_likelihood.shape),
         "source_power_dbm": float(best.parameters[2]) if use_rss else None,
@@ -429,9 +496,28 @@ def localize(
         ),
         n_receivers_used=len(used_ids),
         calibration_version=calibration.version,
+        propagation_model=model,
         diagnostics=diagnostics,
     )
     return result
+
+
+def _rival_report(
+    frame: LocalFrame, best: Solution, rivals: list[Solution]
+) -> list[dict[str, float]]:
+    """Where the rival solutions are, and how much worse they fit (2 x cost difference)."""
+    report = []
+    for rival in rivals:
+        latitude, longitude = frame.plane_to_geodetic(rival.parameters[0], rival.parameters[1])
+        report.append(
+            {
+                "latitude": float(latitude),
+                "longitude": float(longitude),
+                "distance_m": float(np.hypot(*(rival.parameters[:2] - best.parameters[:2]))),
+                "delta_chi_square": float(2.0 * (rival.robust_cost - best.robust_cost)),
+            }
+        )
+    return report
 
 
 def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:

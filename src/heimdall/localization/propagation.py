@@ -1,0 +1,118 @@
+"""Which propagation model a localization uses, and what it knows about each band.
+
+Two models, named in every result (``LocalizationResult.propagation_model``):
+
+* ``line_of_sight`` (VHF and up, and when the frequency is unknown): the wave travels
+  the straight line between transmitter and receiver at the speed of light; ranges are
+  slant ranges in the exact ENU frame (``geodesy.slant_ranges_m``).
+* ``ground_wave`` (LF, MF, HF: below 30 MHz): receivers 50-1000 km apart are joined by
+  the ground wave, which follows the Earth's surface. Ranges are geodesic distances on
+  the WGS84 ellipsoid (``geodesy.geodesic_distances_m``; heights are left out), and the
+  arrival time carries a group delay beyond light time that grows with the path: a
+  nominal rate per band (``GROUND_WAVE_EXCESS_NS_PER_KM``) is added to every path, so a
+  TDOA range difference is ``(1 + k) (d_i - d_j)`` with ``k = c * rate``. What the real
+  rate does differently (ground, season, path), with the receivers' GPS biases, is the
+  per-band timing floor an uncalibrated receiver gets (``timing_sigma_s``).
+
+Skywave (ionospheric) paths are not modelled: a TDOA fix from them would need the
+reflection heights. At HF between receivers a few hundred km apart both can arrive; the
+ground wave is the first arrival that the correlation's strongest peak is assumed to be.
+
+Example:
+    >>> band_of(7.055e6), band_of(145.5e6), band_of(None)
+    ('hf', 'vhf', None)
+    >>> propagation_model_for(7.055e6), propagation_model_for(145.5e6)
+    ('ground_wave', 'line_of_sight')
+    >>> round(tdoa_range_scale("ground_wave", 7.055e6) - 1.0, 6)  # 30 ns/km at HF
+    0.008994
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from heimdall.core.constants import (
+    GROUND_WAVE_EXCESS_NS_PER_KM,
+    GROUND_WAVE_TIMING_FLOOR_NS,
+    HF_MIN_HZ,
+    MF_MIN_HZ,
+    SPEED_OF_LIGHT_M_PER_S,
+    VHF_MIN_HZ,
+)
+from heimdall.localization.calibration import Calibration
+
+PropagationModelName = Literal["line_of_sight", "ground_wave"]
+PropagationChoice = Literal["auto", "line_of_sight", "ground_wave"]
+Band = Literal["lf", "mf", "hf", "vhf"]
+
+
+def band_of(frequency_hz: float | None) -> Band | None:
+    """The band a frequency is in (``lf`` covers everything below 300 kHz, VLF too)."""
+    if frequency_hz is None:
+        return None
+    if frequency_hz >= VHF_MIN_HZ:
+        return "vhf"
+    if frequency_hz >= HF_MIN_HZ:
+        return "hf"
+    if frequency_hz >= MF_MIN_HZ:
+        return "mf"
+    return "lf"
+
+
+def propagation_model_for(
+    frequency_hz: float | None, choice: PropagationChoice = "auto"
+) -> PropagationModelName:
+    """Ground wave below 30 MHz, line of sight above it or when the frequency is unknown."""
+    if choice != "auto":
+        return choice
+    band = band_of(frequency_hz)
+    return "ground_wave" if band in ("lf", "mf", "hf") else "line_of_sight"
+
+
+def _ground_band(frequency_hz: float | None) -> str:
+    """The band whose ground-wave figures apply (HF when a ground wave is forced blind)."""
+    band = band_of(frequency_hz)
+    return band if band in GROUND_WAVE_EXCESS_NS_PER_KM else "hf"
+
+
+def ground_wave_excess_ns_per_km(frequency_hz: float | None) -> float:
+    """Nominal ground-wave delay beyond light time over average land, ns per km."""
+    return GROUND_WAVE_EXCESS_NS_PER_KM[_ground_band(frequency_hz)]
+
+
+def tdoa_range_scale(model: PropagationModelName, frequency_hz: float | None) -> float:
+    """Factor from path length to light-time range: 1, or ``1 + c * rate`` for ground wave."""
+    if model == "line_of_sight":
+        return 1.0
+    rate_s_per_m = ground_wave_excess_ns_per_km(frequency_hz) * 1e-12
+    return 1.0 + SPEED_OF_LIGHT_M_PER_S * rate_s_per_m
+
+
+def timing_sigma_s(
+    calibration: Calibration,
+    receiver_id: str,
+    model: PropagationModelName,
+    frequency_hz: float | None,
+) -> float:
+    """A receiver's timing sigma for a TDOA pair: fitted, else the band's floor.
+
+    The active calibration's fitted sigma wins (training saw this receiver's real
+    errors, ground wave included, on this network). Otherwise line of sight keeps the
+    calibration's default (the configured GPS timing sigma), and a ground wave takes the
+    larger of that and the band's floor (``Calibration.ground_wave_timing_floors_ns``,
+    by default ``GROUND_WAVE_TIMING_FLOOR_NS``).
+
+    Example:
+        >>> calibration = Calibration(timing_sigmas_ns={"fitted": 800.0})
+        >>> round(timing_sigma_s(calibration, "fitted", "ground_wave", 7e6) * 1e9, 3)
+        800.0
+        >>> round(timing_sigma_s(calibration, "other", "ground_wave", 7e6) * 1e9, 3)
+        2500.0
+        >>> round(timing_sigma_s(calibration, "other", "line_of_sight", 145e6) * 1e9, 3)
+        100.0
+    """
+    if receiver_id in calibration.timing_sigmas_ns or model == "line_of_sight":
+        return calibration.timing_sigma_s(receiver_id)
+    band = _ground_band(frequency_hz)
+    floor_ns = calibration.ground_wave_timing_floors_ns.get(band, GROUND_WAVE_TIMING_FLOOR_NS[band])
+    return max(calibration.default_timing_sigma_ns, floor_ns) * 1e-9
