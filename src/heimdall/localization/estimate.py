@@ -70,6 +70,7 @@ from heimdall.localization.uncertainty import (
     likelihood_surface_geojson,
     loewner_max,
     mixture_covariance,
+    plane_to_true_north,
     position_covariance,
 )
 
@@ -154,7 +155,7 @@ class LocalizationResult(BaseModel):
     altitude_m: float | None = Field(default=None, description="assumed transmitter height")
     ellipse: ConfidenceEllipse | None = None
     covariance_en_m2: list[list[float]] | None = Field(
-        default=None, description="east/north position covariance, map-plane metres"
+        default=None, description="east/north position covariance at the fix, metres"
     )
     gdop: float | None = None
     residuals: list[Residual] = Field(default_factory=list)
@@ -461,7 +462,9 @@ def localize(
 
     x_m, y_m = float(best.parameters[0]), float(best.parameters[1])
     latitude, longitude = frame.plane_to_geodetic(x_m, y_m)
-    ellipse = confidence_ellipse(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    # Reported in local east/north at the fix (true north), wherever it is.
+    covariance_m2 = plane_to_true_north(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    ellipse = confidence_ellipse(covariance_m2)
     transmitter_enu_m = frame.plane_to_enu(x_m, y_m, altitude_m)
     gdop = horizontal_dilution_of_precision(transmitter_enu_m[:2], receivers_enu_m[:, :2])
     diagnostics = {
