@@ -28,7 +28,9 @@ VHF_MIN_HZ = 30e6
 GROUND_WAVE_EXCESS_NS_PER_KM = {"lf": 5.0, "mf": 15.0, "hf": 30.0}
 
 #: Per-receiver timing sigma of an uncalibrated receiver on a ground-wave band, ns: the
-#: spread of one link's ground-wave delay about the nominal rate (about 8 ns/km over a
-#: typical 250 km path at HF, less at lower frequencies) with a GPS receiver's own bias
-#: (a few hundred ns). Above 30 MHz the configured GPS timing sigma applies.
-GROUND_WAVE_TIMING_FLOOR_NS = {"lf": 700.0, "mf": 1200.0, "hf": 2500.0}
+#: spread of one link's ground-wave delay about the nominal rate over a typical path of
+#: a network 200-500 km across (~200 km), with a GPS receiver's own bias (a few hundred
+#: ns). At HF the rate's spread is ~8 ns/km (the ground from wet to dry, +-10 ns/km, and
+#: each path's own variation, ~6 ns/km): 1.7 us. Lower bands vary less. Above 30 MHz the
+#: configured GPS timing sigma applies.
+GROUND_WAVE_TIMING_FLOOR_NS = {"lf": 500.0, "mf": 1000.0, "hf": 1700.0}

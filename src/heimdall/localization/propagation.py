@@ -107,7 +107,7 @@ def timing_sigma_s(
         >>> round(timing_sigma_s(calibration, "fitted", "ground_wave", 7e6) * 1e9, 3)
         800.0
         >>> round(timing_sigma_s(calibration, "other", "ground_wave", 7e6) * 1e9, 3)
-        2500.0
+        1700.0
         >>> round(timing_sigma_s(calibration, "other", "line_of_sight", 145e6) * 1e9, 3)
         100.0
     """
