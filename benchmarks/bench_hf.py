@@ -14,8 +14,8 @@ decoders, ``dsp.measure`` and the service's TDOA lags (``training.simulated``).
 
 The estimator gets what a deployment has: the receivers' positions, the frequency, and
 the default calibration (``localization.service.default_calibration``), so each
-receiver's timing sigma is the HF floor and the ground wave's rate the nominal one
-(``heimdall.core.constants``). Nothing of the scenario's truth reaches it. The
+receiver's timing sigma is the HF floor and delay spread over its path, and the ground
+wave's rate the nominal one (``heimdall.core.constants``). Nothing of the scenario's truth reaches it. The
 "line of sight" rows are what the same fixes give under the VHF model (straight lines at
 the speed of light, GPS timing sigma only): the model mismatch, for comparison.
 
@@ -65,8 +65,8 @@ TIMING_BIAS_NS = 500.0
 GPS_JITTER_RANGE_NS = (50.0, 150.0)
 TRANSMITTER_ALTITUDE_M = 200.0
 MIN_FIXES = 300
-#: Other HF timing floors tried on the same observations (sensitivity rows), ns.
-SENSITIVITY_FLOORS_NS = (1000.0, 1300.0, 2000.0)
+#: Other HF ground-wave delay spreads tried on the same observations (sensitivity), ns/km.
+SENSITIVITY_SPREADS_NS_PER_KM = (6.0, 7.0, 8.0)
 COVERAGE_TARGET = (0.88, 0.98)
 
 
@@ -84,7 +84,7 @@ class Case:
 class Fix:
     case: Case
     model: str  # "ground_wave" (production) or "line_of_sight" (comparison)
-    floor_ns: float | None  # a sensitivity run's HF timing floor; None for production
+    spread: float | None  # a sensitivity run's HF delay spread (ns/km); None: production
     error_m: float | None
     covered: bool
     rivals: int
@@ -201,7 +201,7 @@ def _fix(
     case: Case,
     result: LocalizationResult,
     model: str,
-    floor_ns: float | None,
+    spread: float | None,
     lag_ms: float,
     localize_ms: float,
 ) -> Fix:
@@ -210,7 +210,7 @@ def _fix(
     return Fix(
         case=case,
         model=model,
-        floor_ns=floor_ns,
+        spread=spread,
         error_m=error_m(result, transmitter.latitude, transmitter.longitude) if located else None,
         covered=located and truth_in_ellipse(result, transmitter.latitude, transmitter.longitude),
         rivals=int(result.diagnostics.get("ambiguous_solutions", 0)) if located else 0,
@@ -233,12 +233,14 @@ def run(count: int, seed: int, impairments: bool) -> tuple[list[Fix], float]:
         )
         receivers = receivers_of(case.scenario)
         runs: list[tuple[str, float | None]] = [("ground_wave", None), ("line_of_sight", None)]
-        runs += [("ground_wave", floor_ns) for floor_ns in SENSITIVITY_FLOORS_NS]
-        for model, floor_ns in runs:
+        runs += [("ground_wave", spread) for spread in SENSITIVITY_SPREADS_NS_PER_KM]
+        for model, spread in runs:
             used = calibration
-            if floor_ns is not None:
-                floors = calibration.ground_wave_timing_floors_ns | {"hf": floor_ns}
-                used = calibration.model_copy(update={"ground_wave_timing_floors_ns": floors})
+            if spread is not None:
+                spreads = calibration.ground_wave_delay_spread_ns_per_km | {"hf": spread}
+                used = calibration.model_copy(
+                    update={"ground_wave_delay_spread_ns_per_km": spreads}
+                )
             localize_started_s = time.perf_counter()
             result = localize(
                 receivers,
@@ -250,7 +252,7 @@ def run(count: int, seed: int, impairments: bool) -> tuple[list[Fix], float]:
                 propagation=model,  # type: ignore[arg-type]
             )
             localize_ms = 1e3 * (time.perf_counter() - localize_started_s)
-            fixes.append(_fix(case, result, model, floor_ns, observations.lag_time_ms, localize_ms))
+            fixes.append(_fix(case, result, model, spread, observations.lag_time_ms, localize_ms))
     return fixes, time.perf_counter() - started_s
 
 
@@ -281,7 +283,7 @@ def row(label: str, group: list[Fix]) -> str:
 
 
 def report(fixes: list[Fix], count: int, seconds: float, impairments: bool) -> str:
-    production = [f for f in fixes if f.model == "ground_wave" and f.floor_ns is None]
+    production = [f for f in fixes if f.model == "ground_wave" and f.spread is None]
     naive = [f for f in fixes if f.model == "line_of_sight"]
     lines = [
         f"{count} scenarios{' with the realism impairments' if impairments else ''}: "
@@ -308,11 +310,11 @@ def report(fixes: list[Fix], count: int, seconds: float, impairments: bool) -> s
         )
     lines.append(row("line of sight (VHF model, comparison), 3-6", naive))
     lines.append(row("line of sight, 3", [f for f in naive if f.case.receivers == 3]))
-    for floor_ns in SENSITIVITY_FLOORS_NS:
+    for spread in SENSITIVITY_SPREADS_NS_PER_KM:
         lines.append(
             row(
-                f"ground wave, HF floor {floor_ns / 1e3:g} us (sensitivity), 3-6",
-                [f for f in fixes if f.floor_ns == floor_ns],
+                f"ground wave, HF delay spread {spread:g} ns/km (sensitivity), 3-6",
+                [f for f in fixes if f.spread == spread],
             )
         )
     located = [f for f in production if f.error_m is not None]

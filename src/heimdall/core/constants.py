@@ -27,10 +27,14 @@ VHF_MIN_HZ = 30e6
 #: below covers.
 GROUND_WAVE_EXCESS_NS_PER_KM = {"lf": 5.0, "mf": 15.0, "hf": 30.0}
 
-#: Per-receiver timing sigma of an uncalibrated receiver on a ground-wave band, ns: the
-#: spread of one link's ground-wave delay about the nominal rate over a typical path of
-#: a network 200-500 km across (~200 km), with a GPS receiver's own bias (a few hundred
-#: ns). At HF the rate's spread is ~8 ns/km (the ground from wet to dry, +-10 ns/km, and
-#: each path's own variation, ~6 ns/km): 1.7 us. Lower bands vary less. Above 30 MHz the
-#: configured GPS timing sigma applies.
-GROUND_WAVE_TIMING_FLOOR_NS = {"lf": 500.0, "mf": 1000.0, "hf": 1700.0}
+#: Timing sigma of an uncalibrated receiver on a ground-wave band grows with its path:
+#: ``hypot(floor, spread * path_km)``. The spread is how far one path's ground-wave delay
+#: strays from the nominal rate above, ns per km: at HF the ground from wet to dry moves
+#: the rate by +-10 ns/km (shared by a network's paths, so it largely cancels in arrival
+#: differences) and each path varies by ~6 ns/km on its own: 7.5 ns/km (on the HF
+#: benchmark, 6 / 7 / 8 ns/km gave 89 / 92 / 97 % ellipse coverage). Lower bands vary
+#: less (order-of-magnitude values, not benchmarked). The floor is the receiver's own timing error, ns: a GPS receiver's bias of a few
+#: hundred ns (antenna cable, receiver delay). Above 30 MHz the configured GPS timing
+#: sigma applies instead.
+GROUND_WAVE_DELAY_SPREAD_NS_PER_KM = {"lf": 1.5, "mf": 4.0, "hf": 7.5}
+GROUND_WAVE_TIMING_FLOOR_NS = {"lf": 300.0, "mf": 300.0, "hf": 300.0}

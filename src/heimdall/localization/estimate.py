@@ -28,6 +28,8 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -52,7 +54,7 @@ from heimdall.localization.fusion import (
     refine,
     residual_jacobian,
 )
-from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m
 from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
@@ -346,20 +348,15 @@ def localize(
             first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
             second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
             range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
-            # The pair's measurement sigma and both receivers' timing sigmas: fitted by
-            # the calibration, else its GPS default (line of sight) or the band's floor
-            # (ground wave: the delay spread of the ground wave and GPS biases).
-            sigmas_m=SPEED_OF_LIGHT_M_PER_S
-            * np.sqrt(variance_scale)
-            * np.array(
-                [
-                    np.sqrt(
-                        p.sigma_s**2
-                        + timing_sigma_s(calibration, p.receiver_i, model, frequency_hz) ** 2
-                        + timing_sigma_s(calibration, p.receiver_j, model, frequency_hz) ** 2
-                    )
-                    for p in tdoa_kept
-                ]
+            # Ground wave: the paths from the network's centre until there is a fix.
+            sigmas_m=pair_sigmas_m(
+                tdoa_kept,
+                np.array([frame.origin_latitude_deg, frame.origin_longitude_deg]),
+                lambda receiver_id, path_m: timing_sigma_s(
+                    calibration, receiver_id, model, frequency_hz, path_m
+                ),
+                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+                variance_scale,
             ),
             range_scale=tdoa_range_scale(model, frequency_hz),
         )
@@ -427,6 +424,31 @@ def localize(
         grid.cell_size_m,
     )
     best = solutions[0]
+    if tdoa_block is not None and model == "ground_wave":
+        # An uncalibrated receiver's ground-wave sigma grows with its path: weigh the
+        # pairs again with the paths from the fix, and refine from there.
+        fix_lat, fix_lon = frame.plane_to_geodetic(best.parameters[0], best.parameters[1])
+        tdoa_block = replace(
+            tdoa_block,
+            sigmas_m=pair_sigmas_m(
+                tdoa_kept,
+                np.array([float(fix_lat), float(fix_lon)]),
+                lambda receiver_id, path_m: timing_sigma_s(
+                    calibration, receiver_id, model, frequency_hz, path_m
+                ),
+                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+                pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids)),
+            ),
+        )
+        problem = replace(problem, tdoa=tdoa_block)
+        solutions = _distinct(
+            sorted(
+                [refine(problem, s.parameters, grid) for s in solutions],
+                key=lambda s: round(s.robust_cost, _COST_TIE_DECIMALS),
+            ),
+            grid.cell_size_m,
+        )
+        best = solutions[0]
 
     jacobian = residual_jacobian(problem, best.parameters)
     prior_sigma_m = float(max(np.ptp(grid.x_m), np.ptp(grid.y_m)))
@@ -521,6 +543,46 @@ def _rival_report(
             }
         )
     return report
+
+
+def pair_sigmas_m(
+    pairs: list[TdoaObservation],
+    fix_lat_lon_deg: np.ndarray,
+    receiver_timing_sigma_s: Callable[[str, float], float],
+    sites: dict[str, tuple[float, float]],
+    variance_scale: float,
+) -> np.ndarray:
+    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas.
+
+    ``receiver_timing_sigma_s(receiver_id, path_m)`` is the calibration's (fitted, else
+    the GPS default or the ground wave's floor and spread over the path from
+    ``fix_lat_lon_deg`` to the receiver's ``sites`` entry).
+    """
+    ids = sorted(sites)
+    paths_m = dict(
+        zip(
+            ids,
+            geodesic_distances_m(
+                fix_lat_lon_deg[0],
+                fix_lat_lon_deg[1],
+                np.array([sites[r][0] for r in ids]),
+                np.array([sites[r][1] for r in ids]),
+            ).tolist(),
+            strict=True,
+        )
+    )
+    timing_s = {r: receiver_timing_sigma_s(r, paths_m[r]) for r in ids}
+    return np.asarray(
+        SPEED_OF_LIGHT_M_PER_S
+        * np.sqrt(variance_scale)
+        * np.array(
+            [
+                np.sqrt(p.sigma_s**2 + timing_s[p.receiver_i] ** 2 + timing_s[p.receiver_j] ** 2)
+                for p in pairs
+            ]
+        ),
+        dtype=np.float64,
+    )
 
 
 def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:

@@ -12,7 +12,7 @@ Two models, named in every result (``LocalizationResult.propagation_model``):
   nominal rate per band (``GROUND_WAVE_EXCESS_NS_PER_KM``) is added to every path, so a
   TDOA range difference is ``(1 + k) (d_i - d_j)`` with ``k = c * rate``. What the real
   rate does differently (ground, season, path), with the receivers' GPS biases, is the
-  per-band timing floor an uncalibrated receiver gets (``timing_sigma_s``).
+  timing sigma an uncalibrated receiver gets, growing with its path (``timing_sigma_s``).
 
 Skywave (ionospheric) paths are not modelled: a TDOA fix from them would need the
 reflection heights. At HF between receivers a few hundred km apart both can arrive; the
@@ -31,7 +31,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
 from heimdall.core.constants import (
+    GROUND_WAVE_DELAY_SPREAD_NS_PER_KM,
     GROUND_WAVE_EXCESS_NS_PER_KM,
     GROUND_WAVE_TIMING_FLOOR_NS,
     HF_MIN_HZ,
@@ -93,26 +96,35 @@ def timing_sigma_s(
     receiver_id: str,
     model: PropagationModelName,
     frequency_hz: float | None,
+    path_m: float = 0.0,
 ) -> float:
-    """A receiver's timing sigma for a TDOA pair: fitted, else the band's floor.
+    """A receiver's timing sigma for a TDOA pair: fitted, else the band's floor and spread.
 
     The active calibration's fitted sigma wins (training saw this receiver's real
     errors, ground wave included, on this network). Otherwise line of sight keeps the
-    calibration's default (the configured GPS timing sigma), and a ground wave takes the
-    larger of that and the band's floor (``Calibration.ground_wave_timing_floors_ns``,
-    by default ``GROUND_WAVE_TIMING_FLOOR_NS``).
+    calibration's default (the configured GPS timing sigma), and a ground wave over a
+    path of ``path_m`` takes ``hypot(floor, spread * path_km)``: the receiver's own
+    timing floor (at least the GPS default) and the ground wave's delay spread about its
+    nominal rate along the path (``Calibration.ground_wave_timing_floors_ns`` and
+    ``ground_wave_delay_spread_ns_per_km``, by default from ``heimdall.core.constants``).
 
     Example:
         >>> calibration = Calibration(timing_sigmas_ns={"fitted": 800.0})
-        >>> round(timing_sigma_s(calibration, "fitted", "ground_wave", 7e6) * 1e9, 3)
+        >>> round(timing_sigma_s(calibration, "fitted", "ground_wave", 7e6, 200e3) * 1e9, 3)
         800.0
-        >>> round(timing_sigma_s(calibration, "other", "ground_wave", 7e6) * 1e9, 3)
-        1700.0
+        >>> round(timing_sigma_s(calibration, "other", "ground_wave", 7e6, 200e3) * 1e9, 1)
+        1529.7
         >>> round(timing_sigma_s(calibration, "other", "line_of_sight", 145e6) * 1e9, 3)
         100.0
     """
     if receiver_id in calibration.timing_sigmas_ns or model == "line_of_sight":
         return calibration.timing_sigma_s(receiver_id)
     band = _ground_band(frequency_hz)
-    floor_ns = calibration.ground_wave_timing_floors_ns.get(band, GROUND_WAVE_TIMING_FLOOR_NS[band])
-    return max(calibration.default_timing_sigma_ns, floor_ns) * 1e-9
+    floor_ns = max(
+        calibration.default_timing_sigma_ns,
+        calibration.ground_wave_timing_floors_ns.get(band, GROUND_WAVE_TIMING_FLOOR_NS[band]),
+    )
+    spread_ns_per_km = calibration.ground_wave_delay_spread_ns_per_km.get(
+        band, GROUND_WAVE_DELAY_SPREAD_NS_PER_KM[band]
+    )
+    return float(np.hypot(floor_ns, spread_ns_per_km * path_m * 1e-3)) * 1e-9

@@ -11,12 +11,13 @@ import pytest
 import yaml
 
 from heimdall.core.constants import (
+    GROUND_WAVE_DELAY_SPREAD_NS_PER_KM,
     GROUND_WAVE_EXCESS_NS_PER_KM,
     GROUND_WAVE_TIMING_FLOOR_NS,
     SPEED_OF_LIGHT_M_PER_S,
 )
 from heimdall.localization import Calibration, Receiver, TdoaObservation, localize
-from heimdall.localization.estimate import search_margin_m
+from heimdall.localization.estimate import pair_sigmas_m, search_margin_m
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
 from heimdall.localization.propagation import (
     propagation_model_for,
@@ -187,26 +188,61 @@ def test_three_receivers_inside_the_hull_have_one_crossing_and_an_honest_ellipse
     assert result.ellipse is not None and result.ellipse.semi_minor_m > 500.0
 
 
-def test_pair_sigma_takes_the_fitted_timing_sigma_else_the_band_floor() -> None:
+def test_pair_sigma_takes_the_fitted_timing_sigma_else_the_band_floor_and_spread() -> None:
     fitted = Calibration(timing_sigmas_ns={"usti": 400.0})
-    assert timing_sigma_s(fitted, "usti", "ground_wave", HF_HZ) == pytest.approx(400e-9)
-    assert timing_sigma_s(fitted, "brno", "ground_wave", HF_HZ) == pytest.approx(
-        GROUND_WAVE_TIMING_FLOOR_NS["hf"] * 1e-9
+    assert timing_sigma_s(fitted, "usti", "ground_wave", HF_HZ, 300e3) == pytest.approx(400e-9)
+    for frequency_hz, band in ((HF_HZ, "hf"), (1e6, "mf"), (100e3, "lf")):
+        expected_s = 1e-9 * np.hypot(
+            GROUND_WAVE_TIMING_FLOOR_NS[band], GROUND_WAVE_DELAY_SPREAD_NS_PER_KM[band] * 300.0
+        )
+        sigma_s = timing_sigma_s(fitted, "brno", "ground_wave", frequency_hz, 300e3)
+        assert sigma_s == pytest.approx(expected_s)
+    assert timing_sigma_s(fitted, "brno", "ground_wave", HF_HZ, 300e3) > 2e-6  # HF: microseconds
+    assert timing_sigma_s(fitted, "brno", "line_of_sight", 145e6, 300e3) == pytest.approx(100e-9)
+    # Twice the floor and twice the spread: twice every timing sigma, twice the ellipse
+    # (the correlation's 10 ns is negligible beside microseconds).
+    doubled = Calibration(
+        ground_wave_timing_floors_ns={
+            band: 2 * value for band, value in GROUND_WAVE_TIMING_FLOOR_NS.items()
+        },
+        ground_wave_delay_spread_ns_per_km={
+            band: 2 * value for band, value in GROUND_WAVE_DELAY_SPREAD_NS_PER_KM.items()
+        },
     )
-    assert timing_sigma_s(fitted, "brno", "ground_wave", 1e6) == pytest.approx(
-        GROUND_WAVE_TIMING_FLOOR_NS["mf"] * 1e-9
-    )
-    assert timing_sigma_s(fitted, "brno", "line_of_sight", 145e6) == pytest.approx(100e-9)
-    floors = Calibration(ground_wave_timing_floors_ns={"hf": 3000.0})
-    assert timing_sigma_s(floors, "brno", "ground_wave", HF_HZ) == pytest.approx(3e-6)
-    # The floor widens the ellipse of the same exact pairs by its ratio.
     receivers = hf_receivers()
     pairs = ground_wave_pairs(receivers, 48.4, 13.6, tdoa_range_scale("ground_wave", HF_HZ))
     narrow = localize(receivers, [], pairs, Calibration(), frequency_hz=HF_HZ)
-    wide = localize(receivers, [], pairs, floors, frequency_hz=HF_HZ)
+    wide = localize(receivers, [], pairs, doubled, frequency_hz=HF_HZ)
     assert narrow.ellipse is not None and wide.ellipse is not None
     ratio = wide.ellipse.semi_major_m / narrow.ellipse.semi_major_m
-    assert ratio == pytest.approx(3000.0 / 1700.0, rel=0.02)
+    assert ratio == pytest.approx(2.0, rel=0.01)
+
+
+def test_pair_sigmas_grow_with_the_paths_from_the_fix() -> None:
+    receivers = hf_receivers()
+    sites = {r.id: (r.latitude, r.longitude) for r in receivers}
+    graz = sites["graz"]
+    pairs = ground_wave_pairs(receivers, graz[0] + 0.3, graz[1], 1.0, sigma_s=1e-9)
+    calibration = Calibration()
+    sigmas_m = pair_sigmas_m(
+        pairs,
+        np.array([graz[0] + 0.3, graz[1]]),  # 33 km north of Graz
+        lambda receiver_id, path_m: timing_sigma_s(
+            calibration, receiver_id, "ground_wave", HF_HZ, path_m
+        ),
+        sites,
+        1.0,
+    )
+    by_pair = {p.receiver_i: float(s) for p, s in zip(pairs, sigmas_m, strict=True)}
+    # Every pair shares usti (~270 km away); graz's own path is the shortest.
+    assert by_pair["graz"] == min(by_pair.values())
+    usti_path_m = float(geodesic_distances_m(graz[0] + 0.3, graz[1], *sites["usti"]))
+    graz_path_m = float(geodesic_distances_m(graz[0] + 0.3, graz[1], *graz))
+    expected_m = SPEED_OF_LIGHT_M_PER_S * np.hypot(
+        timing_sigma_s(calibration, "usti", "ground_wave", HF_HZ, usti_path_m),
+        timing_sigma_s(calibration, "graz", "ground_wave", HF_HZ, graz_path_m),
+    )
+    assert by_pair["graz"] == pytest.approx(expected_m, rel=1e-6)
 
 
 def test_network_anywhere_on_earth_is_located() -> None:
