@@ -143,6 +143,7 @@ def test_grid_extends_half_the_network_beyond_the_receivers() -> None:
     assert max(n_x, n_y) == 64
     assert max(n_x, n_y) * cell_m == pytest.approx(extent_m + 2 * margin_m, rel=1e-6)
     # The likelihood surface is drawn over that region, not a fixed box.
+    assert result.surface_geojson is not None
     corners = np.array(
         [c for f in result.surface_geojson["features"] for c in f["geometry"]["coordinates"][0]]
     )
@@ -255,7 +256,8 @@ def test_network_anywhere_on_earth_is_located() -> None:
             Receiver(id=f"r{k}", latitude=float(la), longitude=float(lo))
             for k, (la, lo) in enumerate(zip(lat, lon, strict=True))
         ]
-        truth = tuple(float(v) for v in frame.plane_to_geodetic(40e3, -30e3))
+        truth_lat, truth_lon = frame.plane_to_geodetic(40e3, -30e3)
+        truth = (float(truth_lat), float(truth_lon))
         pairs = ground_wave_pairs(receivers, *truth, tdoa_range_scale("ground_wave", HF_HZ))
         result = localize(receivers, [], pairs, frequency_hz=HF_HZ)
         assert error_m(result, *truth) < 5.0, centre
