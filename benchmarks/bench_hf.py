@@ -66,7 +66,7 @@ GPS_JITTER_RANGE_NS = (50.0, 150.0)
 TRANSMITTER_ALTITUDE_M = 200.0
 MIN_FIXES = 300
 #: Other HF ground-wave delay spreads tried on the same observations (sensitivity), ns/km.
-SENSITIVITY_SPREADS_NS_PER_KM = (6.0, 7.0, 8.0)
+SENSITIVITY_SPREADS_NS_PER_KM = (6.0, 8.0)
 COVERAGE_TARGET = (0.88, 0.98)
 
 
@@ -339,7 +339,8 @@ def report(fixes: list[Fix], count: int, seconds: float, impairments: bool) -> s
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=400)
-    parser.add_argument("--seed", type=int, default=1)
+    # Seeds 1, 7 and 8 chose the HF delay spread (core.constants); 2 is the record.
+    parser.add_argument("--seed", type=int, default=2)
     parser.add_argument(
         "--impairments",
         action="store_true",

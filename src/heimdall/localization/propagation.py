@@ -113,7 +113,7 @@ def timing_sigma_s(
         >>> round(timing_sigma_s(calibration, "fitted", "ground_wave", 7e6, 200e3) * 1e9, 3)
         800.0
         >>> round(timing_sigma_s(calibration, "other", "ground_wave", 7e6, 200e3) * 1e9, 1)
-        1529.7
+        1431.8
         >>> round(timing_sigma_s(calibration, "other", "line_of_sight", 145e6) * 1e9, 3)
         100.0
     """
