@@ -16,7 +16,8 @@ Minimum receivers, and why:
   in ``diagnostics["rival_solutions"]``, and the ellipse widened to cover it). Three
   leave no residual to reveal a wrong sigma, so such an ellipse rests on the pair
   sigmas alone: the correlation's, and each receiver's timing sigma (fitted, or the
-  band's floor: ``propagation.timing_sigma_s``). Four make it overdetermined.
+  band's floor and delay spread over the path: ``propagation.timing_sigma_s``). Four
+  make it overdetermined.
 * Fused: the RSS minimum plus at least one informative TDOA pair; even one hyperbola
   sharpens a power-based fix, and the powers resolve a hyperbola's ambiguity.
 
@@ -28,7 +29,6 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -53,12 +53,14 @@ from heimdall.localization.fusion import (
     power_exclusion_chi_square_drops,
     refine,
     residual_jacobian,
+    search_margin_m,
 )
-from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m
+from heimdall.localization.geodesy import LocalFrame
 from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
     band_of,
+    pair_sigmas_m,
     propagation_model_for,
     tdoa_range_scale,
     timing_sigma_s,
@@ -179,25 +181,6 @@ def _frame_for(sites: tuple[tuple[float, float, float], ...]) -> LocalFrame:
     return LocalFrame.around(latitudes, longitudes, altitudes)
 
 
-def search_margin_m(receivers_x_m: np.ndarray, receivers_y_m: np.ndarray, floor_m: float) -> float:
-    """How far beyond the receivers' bounding box the grid reaches: half the network's extent.
-
-    Further out than that, every hyperbola is close to its asymptote and every power ratio
-    close to 1: a fix there is little more than a bearing, and the likelihood is flat
-    across it. The floor keeps a compact network's region as wide as a VHF transmitter is
-    heard (75 km for the NW Italy network, 144 km across).
-
-    Example:
-        >>> import numpy as np
-        >>> search_margin_m(np.array([0.0, 500e3]), np.array([0.0, 300e3]), 75e3)
-        250000.0
-        >>> search_margin_m(np.array([0.0, 100e3]), np.array([0.0, 50e3]), 75e3)
-        75000.0
-    """
-    extent_m = max(float(np.ptp(receivers_x_m)), float(np.ptp(receivers_y_m)))
-    return max(floor_m, 0.5 * extent_m)
-
-
 def _insufficient(
     message: str, method: Method | None, calibration: Calibration, counts: dict[str, Any]
 ) -> LocalizationResult:
@@ -234,7 +217,7 @@ def localize(
 
     ``frequency_hz`` picks the propagation model (``propagation``: ground wave below
     30 MHz, line of sight above or when unknown; ``propagation`` forces one) and the
-    timing floor of receivers without a fitted timing sigma. ``grid_margin_m`` is the
+    timing sigma of receivers without a fitted one. ``grid_margin_m`` is the
     search region's smallest margin beyond the receivers (``search_margin_m``).
     """
     started_s = time.perf_counter()
@@ -543,46 +526,6 @@ def _rival_report(
             }
         )
     return report
-
-
-def pair_sigmas_m(
-    pairs: list[TdoaObservation],
-    fix_lat_lon_deg: np.ndarray,
-    receiver_timing_sigma_s: Callable[[str, float], float],
-    sites: dict[str, tuple[float, float]],
-    variance_scale: float,
-) -> np.ndarray:
-    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas.
-
-    ``receiver_timing_sigma_s(receiver_id, path_m)`` is the calibration's (fitted, else
-    the GPS default or the ground wave's floor and spread over the path from
-    ``fix_lat_lon_deg`` to the receiver's ``sites`` entry).
-    """
-    ids = sorted(sites)
-    paths_m = dict(
-        zip(
-            ids,
-            geodesic_distances_m(
-                fix_lat_lon_deg[0],
-                fix_lat_lon_deg[1],
-                np.array([sites[r][0] for r in ids]),
-                np.array([sites[r][1] for r in ids]),
-            ).tolist(),
-            strict=True,
-        )
-    )
-    timing_s = {r: receiver_timing_sigma_s(r, paths_m[r]) for r in ids}
-    return np.asarray(
-        SPEED_OF_LIGHT_M_PER_S
-        * np.sqrt(variance_scale)
-        * np.array(
-            [
-                np.sqrt(p.sigma_s**2 + timing_s[p.receiver_i] ** 2 + timing_s[p.receiver_j] ** 2)
-                for p in pairs
-            ]
-        ),
-        dtype=np.float64,
-    )
 
 
 def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:

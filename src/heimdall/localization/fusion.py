@@ -169,6 +169,25 @@ class Grid:
         return cls(x_centres, y_centres)
 
 
+def search_margin_m(receivers_x_m: np.ndarray, receivers_y_m: np.ndarray, floor_m: float) -> float:
+    """How far beyond the receivers' bounding box the grid reaches: half the network's extent.
+
+    Further out than that, every hyperbola is close to its asymptote and every power ratio
+    close to 1: a fix there is little more than a bearing, and the likelihood is flat
+    across it. The floor keeps a compact network's region as wide as a VHF transmitter is
+    heard (75 km for the NW Italy network, 144 km across).
+
+    Example:
+        >>> import numpy as np
+        >>> search_margin_m(np.array([0.0, 500e3]), np.array([0.0, 300e3]), 75e3)
+        250000.0
+        >>> search_margin_m(np.array([0.0, 100e3]), np.array([0.0, 50e3]), 75e3)
+        75000.0
+    """
+    extent_m = max(float(np.ptp(receivers_x_m)), float(np.ptp(receivers_y_m)))
+    return max(floor_m, 0.5 * extent_m)
+
+
 @lru_cache(maxsize=16)
 def _cell_enu_m(
     frame: LocalFrame, altitude_m: float, x_m: tuple[float, ...], y_m: tuple[float, ...]

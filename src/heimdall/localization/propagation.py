@@ -29,7 +29,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from heimdall.core.constants import (
     VHF_MIN_HZ,
 )
 from heimdall.localization.calibration import Calibration
+from heimdall.localization.geodesy import geodesic_distances_m
 
 PropagationModelName = Literal["line_of_sight", "ground_wave"]
 PropagationChoice = Literal["auto", "line_of_sight", "ground_wave"]
@@ -128,3 +130,56 @@ def timing_sigma_s(
         band, GROUND_WAVE_DELAY_SPREAD_NS_PER_KM[band]
     )
     return float(np.hypot(floor_ns, spread_ns_per_km * path_m * 1e-3)) * 1e-9
+
+
+class PairSigma(Protocol):
+    """What ``pair_sigmas_m`` reads of a TDOA observation."""
+
+    @property
+    def receiver_i(self) -> str: ...
+
+    @property
+    def receiver_j(self) -> str: ...
+
+    @property
+    def sigma_s(self) -> float: ...
+
+
+def pair_sigmas_m(
+    pairs: Sequence[PairSigma],
+    fix_lat_lon_deg: np.ndarray,
+    receiver_timing_sigma_s: Callable[[str, float], float],
+    sites: dict[str, tuple[float, float]],
+    variance_scale: float,
+) -> np.ndarray:
+    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas.
+
+    ``receiver_timing_sigma_s(receiver_id, path_m)`` is the calibration's (fitted, else
+    the GPS default or the ground wave's floor and spread over the path from
+    ``fix_lat_lon_deg`` to the receiver's ``sites`` entry).
+    """
+    ids = sorted(sites)
+    paths_m = dict(
+        zip(
+            ids,
+            geodesic_distances_m(
+                fix_lat_lon_deg[0],
+                fix_lat_lon_deg[1],
+                np.array([sites[r][0] for r in ids]),
+                np.array([sites[r][1] for r in ids]),
+            ).tolist(),
+            strict=True,
+        )
+    )
+    timing_s = {r: receiver_timing_sigma_s(r, paths_m[r]) for r in ids}
+    return np.asarray(
+        SPEED_OF_LIGHT_M_PER_S
+        * np.sqrt(variance_scale)
+        * np.array(
+            [
+                np.sqrt(p.sigma_s**2 + timing_s[p.receiver_i] ** 2 + timing_s[p.receiver_j] ** 2)
+                for p in pairs
+            ]
+        ),
+        dtype=np.float64,
+    )

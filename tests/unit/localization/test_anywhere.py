@@ -17,9 +17,10 @@ from heimdall.core.constants import (
     SPEED_OF_LIGHT_M_PER_S,
 )
 from heimdall.localization import Calibration, Receiver, TdoaObservation, localize
-from heimdall.localization.estimate import pair_sigmas_m, search_margin_m
+from heimdall.localization.fusion import search_margin_m
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
 from heimdall.localization.propagation import (
+    pair_sigmas_m,
     propagation_model_for,
     tdoa_range_scale,
     timing_sigma_s,
