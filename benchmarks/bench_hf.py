@@ -19,14 +19,14 @@ wave's rate the nominal one (``heimdall.core.constants``). Nothing of the scenar
 "line of sight" rows are what the same fixes give under the VHF model (straight lines at
 the speed of light, GPS timing sigma only): the model mismatch, for comparison.
 
-``--impairments`` applies the realism issue's simulator impairments to every scenario
-(``apply_impairments``; the hook waits for ``heimdall.simulator.impairments``).
+``--impairments`` renders every scenario in the realism issue's ``realistic`` world
+(``apply_impairments``: GPS solution errors and bad stamps, multipath, converter LO
+offsets, announced-rate errors, interference, obstructed links, correlated shadowing).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from dataclasses import dataclass
 
@@ -40,6 +40,7 @@ from heimdall.localization import localize
 from heimdall.localization.estimate import LocalizationResult
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m
 from heimdall.localization.service import default_calibration
+from heimdall.simulator.impairments import realistic_world
 from heimdall.simulator.physics import link_budget
 from heimdall.simulator.scenario import (
     PACKAGE_DATA,
@@ -125,24 +126,16 @@ def _inside(points_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def apply_impairments(scenario: Scenario, rng: np.random.Generator) -> Scenario:
-    """Hook for the realism issue's simulator impairments (branch ``realism``).
+    """The scenario in the realism issue's ``realistic`` world, without its radio horizon.
 
-    Wire the impairments module's entry point here once it has landed; the benchmark
-    then renders every scenario with them. Until then ``--impairments`` stops with a
-    message rather than silently measuring without them.
+    Every receiver gets the realistic GPS, multipath, converter LO, sample-rate,
+    interference and obstruction impairments (``simulator.impairments``) and shadowing
+    is correlated between nearby receivers. The 4/3-Earth horizon is a line-of-sight
+    limit: a ground wave bends past it, so it stays off at HF.
     """
-    try:
-        module = importlib.import_module("heimdall.simulator.impairments")
-    except ImportError as missing:
-        raise SystemExit(
-            "--impairments needs heimdall.simulator.impairments (issue 'realism'), "
-            "not in this tree yet"
-        ) from missing
-    apply = getattr(module, "apply_impairments", None)
-    if apply is None:
-        raise SystemExit("heimdall.simulator.impairments: wire its entry point in bench_hf.py")
-    impaired: Scenario = apply(scenario, rng)
-    return impaired
+    impaired = realistic_world(scenario, rng)
+    propagation = impaired.propagation.model_copy(update={"radio_horizon": False})
+    return impaired.model_copy(update={"propagation": propagation})
 
 
 def make_case(base: Scenario, index: int, rng: np.random.Generator, impairments: bool) -> Case:
