@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The operator page's libraries and map data, copied into the package from npm.
 WEB_STAMP := src/heimdall/web/static/vendor/BUILD.json
 
-.PHONY: install web services demo up down status test test-unit test-integration lint format bench bench-accuracy bench-openwebrx clean
+.PHONY: install web services demo up down status test test-unit test-integration lint format bench bench-accuracy bench-openwebrx bench-hf clean
 
 install: $(STAMP) $(WEB_STAMP)
 
@@ -62,7 +62,7 @@ format: install
 # bench_stack.py starts a stack of its own on the machine's services.
 bench: install services
 	@for script in benchmarks/bench_*.py; do \
-	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py) continue;; esac; \
+	  case "$$script" in benchmarks/bench_accuracy.py|benchmarks/bench_openwebrx.py|benchmarks/bench_hf.py) continue;; esac; \
 	  echo "== $$script"; $(PY) $$script || exit 1; done
 
 bench-accuracy: install
@@ -72,6 +72,10 @@ bench-accuracy: install
 # Power-only accuracy on the simulated OpenWebRX network (~8 min on 2 cores).
 bench-openwebrx: install
 	$(PY) benchmarks/bench_openwebrx.py
+
+# TDOA at HF on seeded ground-wave networks anywhere (~25 min on 2 cores for 400).
+bench-hf: install
+	$(PY) benchmarks/bench_hf.py
 
 clean:
 	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache web/node_modules src/heimdall/web/static/vendor test-artifacts

@@ -75,6 +75,8 @@ def stack_environment() -> dict[str, str]:
         "HEIMDALL_ENVIRONMENT": "development",
         "HEIMDALL_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{DATABASE}",
         "HEIMDALL_QUEUE_PREFIX": f"bench-{RUN_ID}-",
+        # The benchmark is one client sending hundreds of requests a second on purpose.
+        "HEIMDALL_RATE_LIMIT_PER_MINUTE": "0",
         "HEIMDALL_S3_BUCKET_RAW": f"heimdall-bench-{RUN_ID}-raw",
         "HEIMDALL_S3_BUCKET_MODELS": f"heimdall-bench-{RUN_ID}-models",
         "HEIMDALL_STATE_DIR": str(STATE_DIR / "state"),

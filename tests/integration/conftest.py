@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from heimdall.core.db import async_engine, sync_engine
 from heimdall.core.migrate import ensure_database, migrate_and_seed
@@ -93,9 +95,21 @@ def remove_this_runs_queues() -> Iterator[None]:
 
 @pytest.fixture
 def clean_db(database: str) -> Iterator[str]:
-    """Isolation between tests: every mutable table starts empty."""
-    with sync_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+    """Isolation between tests: every mutable table starts empty.
+
+    A worker may still be finishing the previous test's work (a localization reads
+    acquisitions then measurements, the TRUNCATE locks them the other way round):
+    PostgreSQL ends one side of such a deadlock, and the TRUNCATE is tried again.
+    """
+    for attempt in range(5):
+        try:
+            with sync_engine().begin() as conn:
+                conn.execute(text(f"TRUNCATE {', '.join(MUTABLE_TABLES)} CASCADE"))
+            break
+        except OperationalError as exc:
+            if not isinstance(exc.orig, psycopg.errors.DeadlockDetected) or attempt == 4:
+                raise
+            time.sleep(0.2)
     yield database
 
 

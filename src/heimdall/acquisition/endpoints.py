@@ -21,10 +21,11 @@ from heimdall.acquisition.schemas import (
     SpectrumOut,
 )
 from heimdall.core import metrics
+from heimdall.core.bounds import Offset, StationIdPath
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
-from heimdall.core.errors import DependencyUnavailable
-from heimdall.core.security import require_token
+from heimdall.core.errors import DependencyUnavailable, problems
+from heimdall.core.security import rate_limited, require_token
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 
@@ -74,7 +75,12 @@ IdempotencyKey = Annotated[
     "/acquire",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcquireAccepted,
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(rate_limited("acquire"))],
+    responses=problems(
+        409,
+        s409="The Idempotency-Key was used for another request",
+        s422="Invalid request, or stations/frequency the registry cannot serve",
+    ),
 )
 async def acquire(
     request: AcquireRequest, session: Session, idempotency_key: IdempotencyKey = None
@@ -111,7 +117,7 @@ async def acquire(
     return accepted_response(acquisition)
 
 
-@router.get("/status/{task_id}", response_model=AcquisitionStatus)
+@router.get("/status/{task_id}", response_model=AcquisitionStatus, responses=problems(404))
 async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
     a = await _load(session, task_id)
     status_out = AcquisitionStatus.of(a)
@@ -120,7 +126,10 @@ async def get_status(task_id: uuid.UUID, session: Session) -> AcquisitionStatus:
 
 
 @router.post(
-    "/cancel/{task_id}", response_model=CancelResponse, dependencies=[Depends(require_token)]
+    "/cancel/{task_id}",
+    response_model=CancelResponse,
+    dependencies=[Depends(require_token)],
+    responses=problems(404, 409, s409="The acquisition already finished"),
 )
 async def cancel(task_id: uuid.UUID, session: Session) -> CancelResponse:
     async with session.begin():
@@ -133,7 +142,7 @@ async def cancel(task_id: uuid.UUID, session: Session) -> CancelResponse:
     return CancelResponse(task_id=task_id, state=AcquisitionState.CANCELLED)
 
 
-@router.get("/measurements/{task_id}", response_model=list[MeasurementOut])
+@router.get("/measurements/{task_id}", response_model=list[MeasurementOut], responses=problems(404))
 async def measurements(task_id: uuid.UUID, session: Session) -> list[MeasurementOut]:
     await _load(session, task_id)
     return [
@@ -145,7 +154,7 @@ async def measurements(task_id: uuid.UUID, session: Session) -> list[Measurement
 async def sessions(
     session: Session,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: AcquisitionState | None = None,
     approval: Approval | None = None,
 ) -> list[SessionOut]:
@@ -172,10 +181,14 @@ async def sessions(
     ]
 
 
-@router.get("/spectrum/{task_id}/{station_id}", response_model=SpectrumOut)
+@router.get(
+    "/spectrum/{task_id}/{station_id}",
+    response_model=SpectrumOut,
+    responses=problems(404, s422="Invalid request, or a recording shorter than one FFT"),
+)
 async def spectrum(
     task_id: uuid.UUID,
-    station_id: str,
+    station_id: StationIdPath,
     session: Session,
     bins: Annotated[int, Query(ge=16, le=4096, description="FFT length (bins)")] = 512,
 ) -> SpectrumOut:

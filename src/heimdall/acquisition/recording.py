@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,7 +33,7 @@ from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, parse_s3_url
 from heimdall.dsp.measurement import Measurement
 from heimdall.receivers.capture import AudioCapture, Capture, IQCapture
-from heimdall.receivers.errors import ReceiverBusy, ReceiverError
+from heimdall.receivers.errors import ReceiverBusy, ReceiverError, ReceiverProtocolError
 from heimdall.receivers.kiwisdr import StationEndpoint, record_iq
 from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
 
@@ -126,7 +127,36 @@ class Inflight:
             await asyncio.wait(list(self._futures))
 
 
+log = logging.getLogger(__name__)
+
+#: A KiwiSDR stream this many times faster than its sample rate is not a real receiver.
+MAX_STREAM_SPEEDUP = 3.0
+
+
 async def record_station(
+    target: StationTarget,
+    *,
+    frequency_hz: float,
+    duration_s: float,
+    settings: Settings,
+    start: Callable[[], Awaitable[None]] | None = None,
+) -> Capture:
+    """One receiver's recording; whatever its answers do to the driver ends as that
+    receiver's error, never the acquisition's (the other receivers go on)."""
+    try:
+        return await _record_station(
+            target, frequency_hz=frequency_hz, duration_s=duration_s, settings=settings, start=start
+        )
+    except ReceiverError:
+        raise
+    except Exception as exc:  # a driver bug a hostile receiver found: log it, drop it
+        log.exception("receiver %s broke its driver", target.id)
+        raise ReceiverProtocolError(
+            target.id, f"its answers broke the driver ({type(exc).__name__}); dropped"
+        ) from exc
+
+
+async def _record_station(
     target: StationTarget,
     *,
     frequency_hz: float,
@@ -150,6 +180,7 @@ async def record_station(
         stall_timeout_s=settings.receiver_stall_timeout_s,
         close_timeout_s=settings.receiver_close_timeout_s,
         start=start,
+        max_speedup=MAX_STREAM_SPEEDUP,
     )
 
 

@@ -7,6 +7,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from heimdall.core.bounds import (
+    MAX_FREQUENCY_MHZ,
+    MIN_DURATION_S,
+    MIN_FREQUENCY_MHZ,
+    NO_NUL,
+    StationId,
+)
 from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 
 MAX_DURATION_S = 300.0
@@ -17,15 +24,21 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 200
 class AcquireRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    frequency_mhz: float = Field(gt=0, description="Centre frequency in MHz")
-    duration_seconds: float = Field(gt=0, le=MAX_DURATION_S, description="0 < d <= 300")
-    description: str | None = Field(default=None, max_length=1000)
-    stations: list[str] | None = Field(
+    frequency_mhz: float = Field(
+        ge=MIN_FREQUENCY_MHZ,
+        le=MAX_FREQUENCY_MHZ,
+        description="Centre frequency in MHz, inside the coverage of every receiver asked",
+    )
+    duration_seconds: float = Field(
+        ge=MIN_DURATION_S, le=MAX_DURATION_S, description="0.5 <= d <= 300"
+    )
+    description: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
+    stations: list[StationId] | None = Field(
         default=None, min_length=1, max_length=64, description="Station ids; default: all active"
     )
     max_wait_seconds: float | None = Field(
         default=None,
-        gt=0,
+        ge=1,
         le=MAX_WAIT_S,
         description="Longest wait for a free channel on every receiver (default: the server's)",
     )

@@ -17,6 +17,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"changeme", "minioadmin", "guest", "heimdall-dev-secret", ""})
+# Words that mark a value nobody replaced (in any setting, URLs included).
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "replace-me", "placeholder")
+# Bearer tokens in production are at least this long (scripts/generate-env.sh: 48).
+MIN_TOKEN_LENGTH = 32
 
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -64,7 +68,18 @@ class Settings(BaseSettings):
     training_url: str = "http://127.0.0.1:8002"
     inference_url: str = "http://127.0.0.1:8003"
     ingestion_url: str = "http://127.0.0.1:8004"
+    # Bearer tokens of mutating endpoints (comma-separated); empty: open (development).
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Bearer tokens of reads; empty: reads stay open. An API token also reads.
+    read_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Browser origins allowed to call the APIs from another origin (CORS); empty: none.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Largest request body a service accepts (413 beyond); imports have their own limit.
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Per-client limit of acquire and localize requests: a burst, then so many a minute
+    # (429 with Retry-After beyond); 0 a minute: no limit.
+    rate_limit_burst: int = Field(default=60, ge=1)
+    rate_limit_per_minute: float = Field(default=120.0, ge=0)
     # An upstream that has not answered within this many seconds is reported down (503).
     gateway_upstream_timeout_s: float = Field(default=30.0, gt=0)
     # Larger request bodies are refused (413) before they reach a service.
@@ -142,7 +157,7 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".heimdall")
     log_level: str = "INFO"
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "read_tokens", "cors_origins", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -163,26 +178,7 @@ class Settings(BaseSettings):
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment is not Environment.production:
             return self
-        problems = []
-        secrets = {
-            "HEIMDALL_S3_ACCESS_KEY": self.s3_access_key.get_secret_value(),
-            "HEIMDALL_S3_SECRET_KEY": self.s3_secret_key.get_secret_value(),
-        }
-        for name, value in secrets.items():
-            if value.lower() in PLACEHOLDER_SECRETS:
-                problems.append(f"{name} is missing or a placeholder ({value!r})")
-        for name, url in {
-            "HEIMDALL_DATABASE_URL": self.database_url,
-            "HEIMDALL_BROKER_URL": self.broker_url,
-        }.items():
-            password = urlsplit(url.get_secret_value()).password
-            if password is None or password.lower() in PLACEHOLDER_SECRETS:
-                problems.append(f"{name} has no password or a placeholder one")
-        if not self.api_tokens:
-            problems.append("HEIMDALL_API_TOKENS is empty: mutating endpoints would be open")
-        for token in self.api_tokens:
-            if token.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                problems.append("HEIMDALL_API_TOKENS contains a placeholder token")
+        problems = _production_problems(self)
         if problems:
             raise InsecureSettingsError("refusing to start in production: " + "; ".join(problems))
         return self
@@ -204,3 +200,48 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+DEVELOPMENT_DEFAULTS = Settings.model_construct()
+
+
+def _plain(value: object) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def _production_problems(settings: Settings) -> list[str]:
+    """Every reason these settings are unfit for production, each naming its setting.
+    No message carries a secret's value."""
+    problems = []
+    for name, default in {
+        "s3_access_key": DEVELOPMENT_DEFAULTS.s3_access_key,
+        "s3_secret_key": DEVELOPMENT_DEFAULTS.s3_secret_key,
+    }.items():
+        value = _plain(getattr(settings, name))
+        if value.lower() in PLACEHOLDER_SECRETS or value == default.get_secret_value():
+            problems.append(f"HEIMDALL_{name.upper()} is missing, a placeholder or the default")
+    for name in ("database_url", "broker_url"):
+        url = _plain(getattr(settings, name))
+        password = urlsplit(url).password
+        if (
+            password is None
+            or password.lower() in PLACEHOLDER_SECRETS
+            or url == _plain(getattr(DEVELOPMENT_DEFAULTS, name))
+        ):
+            problems.append(f"HEIMDALL_{name.upper()} has no password or a placeholder one")
+    if not settings.api_tokens:
+        problems.append("HEIMDALL_API_TOKENS is empty: mutating endpoints would be open")
+    for kind, tokens in (
+        ("HEIMDALL_API_TOKENS", settings.api_tokens),
+        ("HEIMDALL_READ_TOKENS", settings.read_tokens),
+    ):
+        if any(len(t.get_secret_value()) < MIN_TOKEN_LENGTH for t in tokens):
+            problems.append(f"{kind} has a token shorter than {MIN_TOKEN_LENGTH} characters")
+    if settings.simulator_enabled:
+        problems.append("HEIMDALL_SIMULATOR_ENABLED is true: no simulated receivers in production")
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        values = value if isinstance(value, list) else [value]
+        if any(marker in _plain(v).lower() for v in values for marker in PLACEHOLDER_MARKERS):
+            problems.append(f"HEIMDALL_{name.upper()} is still at a placeholder")
+    return problems

@@ -34,7 +34,8 @@ def build_gateway(settings: Settings) -> FastAPI:
     forwarder = Forwarder.for_settings(settings)
     return create_service_app(
         "api-gateway",
-        routers=[
+        # Every route forwards (the services check tokens) or is the page.
+        open_routers=[
             _openapi_router(settings),
             api_router(upstreams, forwarder),
             short_form_router(upstreams["acquisition"], forwarder),
@@ -46,4 +47,5 @@ def build_gateway(settings: Settings) -> FastAPI:
         "and serves the operator's page; 503 names an upstream that is down.",
         lifespan=lifespan_with_client(settings),
         own_openapi=False,
+        limit_bodies=False,
     )

@@ -34,6 +34,25 @@ def _rewrite_refs(node: Any, old: str, new: str) -> Any:
     return node
 
 
+# What the gateway itself may answer on any forwarded path (problem+json bodies).
+GATEWAY_ANSWERS = {
+    "400": "The path leaves its service's prefix or hides separators",
+    "413": "Request body larger than HEIMDALL_GATEWAY_MAX_BODY_BYTES",
+    "503": "The service behind this path is down or did not answer in time",
+}
+
+
+def _with_gateway_answers(item: dict[str, Any]) -> dict[str, Any]:
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operation in item.values():
+        if isinstance(operation, dict) and "responses" in operation:
+            for code, description in GATEWAY_ANSWERS.items():
+                operation["responses"].setdefault(
+                    code, {"description": description, "content": problem}
+                )
+    return item
+
+
 def _slug(service: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", service)
 
@@ -73,7 +92,7 @@ def merge_documents(
                     document["components"][kind][renamed] = document["components"][kind].pop(name)
         for path, item in document.get("paths", {}).items():
             if any(path == p or path.startswith(p + "/") for p in prefixes[service]):
-                paths[path] = item
+                paths[path] = _with_gateway_answers(item)
         for kind, entries in document.get("components", {}).items():
             components.setdefault(kind, {}).update(entries)
     info = merged.setdefault("info", {})

@@ -15,8 +15,10 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
+from heimdall.core.errors import ProblemResponse, problem
+from heimdall.core.limits import IMPORT_PATH
 from heimdall.core.settings import Settings
 from heimdall.gateway.paths import PathRefused, ResolvedPath, resolve
 
@@ -57,8 +59,8 @@ class BodyTooLarge(Exception):
         super().__init__(f"request body larger than {limit_bytes} bytes")
 
 
-def _error(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": detail})
+def _error(status_code: int, detail: str) -> ProblemResponse:
+    return problem(status_code, detail)
 
 
 def raw_path(request: Request) -> str:
@@ -122,9 +124,8 @@ def _has_body(request: Request) -> bool:
     return "content-length" in request.headers or "transfer-encoding" in request.headers
 
 
-#: Upstream paths whose bodies may be larger than the gateway's limit: an import uploads
-#: recordings (the service bounds it by HEIMDALL_IMPORT_MAX_BYTES itself).
-IMPORT_PATH = "/api/v1/acquisition/import"
+# IMPORT_PATH: an upstream path whose bodies may be larger than the gateway's limit (an
+# import uploads recordings; the service bounds it by HEIMDALL_IMPORT_MAX_BYTES itself).
 
 
 class Forwarder:

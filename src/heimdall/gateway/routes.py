@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
+from heimdall.core.errors import problem
 from heimdall.gateway.paths import PathRefused
 from heimdall.gateway.proxy import Forwarder, Upstream, forward_under, resolved_path
 
@@ -79,10 +79,10 @@ def refusal_router() -> APIRouter:
         try:
             path = resolved_path(request)
         except PathRefused as exc:
-            return JSONResponse(status_code=400, content={"detail": str(exc)})
+            return problem(400, str(exc))
         if path.floor is not None:
-            return JSONResponse(status_code=400, content={"detail": "'..' in the path"})
-        return JSONResponse(status_code=404, content={"detail": "no service serves this path"})
+            return problem(400, "'..' in the path")
+        return problem(404, "no service serves this path")
 
     router.add_api_route("/{rest:path}", nothing_here, methods=METHODS)
     return router

@@ -28,8 +28,8 @@ from heimdall.acquisition.endpoints import accepted_response
 from heimdall.acquisition.sweeper import publish
 from heimdall.core import metrics
 from heimdall.core.db import get_db_session
-from heimdall.core.errors import DependencyUnavailable
-from heimdall.core.security import require_token
+from heimdall.core.errors import DependencyUnavailable, problems
+from heimdall.core.security import rate_limited, require_token
 from heimdall.core.settings import Settings, get_settings
 from heimdall.core.storage import ObjectStore, ObjectStoreError
 from heimdall.imports import service
@@ -114,6 +114,8 @@ async def _fields(
     description = texts.get("description") or None
     if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
         raise _unprocessable(f"description longer than {MAX_DESCRIPTION_LENGTH} characters")
+    if description is not None and "\x00" in description:
+        raise _unprocessable("description contains a NUL character")
     return files["files"], files["positions"], known_source_id, description
 
 
@@ -121,14 +123,15 @@ async def _fields(
     "/import",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportAccepted,
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(rate_limited("import"))],
     openapi_extra={"requestBody": IMPORT_REQUEST_BODY},
-    responses={
-        413: {"description": "larger than HEIMDALL_IMPORT_MAX_BYTES"},
-        415: {"description": "not multipart/form-data"},
-        422: {"description": "files that cannot be imported, each with its reason"},
-        503: {"description": "object storage, the database or the broker is down"},
-    },
+    responses=problems(
+        s400="More files or fields than allowed (HEIMDALL_IMPORT_MAX_FILES)",
+        s413="Larger than HEIMDALL_IMPORT_MAX_BYTES",
+        s415="Not multipart/form-data",
+        s422="Files that cannot be imported, each with its reason",
+        s503="Object storage, the database or the broker is down",
+    ),
 )
 async def import_recordings(request: Request, session: Session) -> ImportAccepted:
     """Import kiwirecorder IQ WAV files and/or SigMF pairs as one acquisition."""

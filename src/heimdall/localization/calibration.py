@@ -22,6 +22,11 @@ Defaults and why:
   for. The service takes it from ``HEIMDALL_GPS_TIMING_SIGMA_NS`` when no model is active.
   A TDOA pair's sigma is its correlation's own delay error combined with both receivers'
   timing sigmas: the observation carries the first, the calibration the second.
+* ``ground_wave_delay_spread_ns_per_km``, ``ground_wave_timing_floors_ns``: below
+  30 MHz the ground wave's group delay varies from path to path by microseconds
+  (ground, season), far beyond GPS timing; a receiver without a fitted timing sigma gets
+  ``hypot(floor, spread * path_km)`` per band instead of the GPS default (values and
+  reasons in ``heimdall.core.constants``).
 * ``default_full_scale_dbm = 0``: the power that a receiver's 0 dBFS corresponds to, used
   only for dBFS readings. A common offset is absorbed by the unknown ``P0``; only
   per-receiver differences matter, and those belong in ``full_scale_dbm``.
@@ -30,6 +35,11 @@ Defaults and why:
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from heimdall.core.constants import (
+    GROUND_WAVE_DELAY_SPREAD_NS_PER_KM,
+    GROUND_WAVE_TIMING_FLOOR_NS,
+)
 
 DEFAULT_CALIBRATION_VERSION = "default-v1"
 
@@ -57,6 +67,15 @@ class Calibration(BaseModel):
     clock_offsets_ns: dict[str, float] = Field(default_factory=dict)
     timing_sigmas_ns: dict[str, float] = Field(default_factory=dict)
     default_timing_sigma_ns: float = Field(default=100.0, ge=0.0)
+    # Timing sigma of a receiver without a fitted one on a ground-wave band ("lf", "mf",
+    # "hf"): hypot(floor, spread * path_km), the GPS bias and the ground wave's delay
+    # spread along the path (localization.propagation.timing_sigma_s).
+    ground_wave_timing_floors_ns: dict[str, float] = Field(
+        default_factory=lambda: dict(GROUND_WAVE_TIMING_FLOOR_NS)
+    )
+    ground_wave_delay_spread_ns_per_km: dict[str, float] = Field(
+        default_factory=lambda: dict(GROUND_WAVE_DELAY_SPREAD_NS_PER_KM)
+    )
     # Path loss at reference_distance_m, when known-source EIRPs let training fit it;
     # localization does not need it (the unknown P0 absorbs it), reports can.
     reference_loss_db: float | None = None

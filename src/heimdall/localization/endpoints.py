@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from heimdall.core.db import get_db_session, session_scope
-from heimdall.core.security import require_token
+from heimdall.core.errors import problems
+from heimdall.core.security import rate_limited, require_token
 from heimdall.core.settings import get_settings
 from heimdall.core.storage import ObjectStore
 from heimdall.localization import repository, service
@@ -26,7 +27,14 @@ def _compute_and_store(task_id: uuid.UUID, method: str) -> uuid.UUID:
         return service.compute(session, ObjectStore(settings), settings, task_id, method=method).id
 
 
-@router.post("/localize", response_model=LocalizationOut, dependencies=[Depends(require_token)])
+@router.post(
+    "/localize",
+    response_model=LocalizationOut,
+    dependencies=[Depends(require_token), Depends(rate_limited("localize"))],
+    responses=problems(
+        404, 409, s404="No such acquisition", s409="The acquisition cannot be localized"
+    ),
+)
 async def localize(request: LocalizeRequest, session: Session) -> LocalizationOut:
     if not request.recompute:
         stored = await repository.get(session, request.task_id)
@@ -45,7 +53,7 @@ async def localize(request: LocalizeRequest, session: Session) -> LocalizationOu
     return to_out(stored, with_surface=True)
 
 
-@router.get("/localizations/{task_id}", response_model=LocalizationOut)
+@router.get("/localizations/{task_id}", response_model=LocalizationOut, responses=problems(404))
 async def get_localization(
     task_id: uuid.UUID, session: Session, surface: bool = False
 ) -> LocalizationOut:

@@ -11,9 +11,13 @@ Minimum receivers, and why:
 * RSS: 3 receivers with a power reading. ``P0`` is unknown, so three readings give two
   independent power ratios for two coordinates: exactly determined, no residual check
   (the ellipse then rests on the calibrated shadowing sigma alone).
-* TDOA alone: 4 receivers with GPS time in informative pairs. Three give two
-  hyperbolas, which can cross twice: the fix would be ambiguous and the residuals could
-  not reveal a wrong sigma. Four make it overdetermined.
+* TDOA alone: 3 receivers with GPS time in informative pairs: two hyperbolas. When they
+  cross twice both crossings fit exactly; both are kept (the second as a rival, listed
+  in ``diagnostics["rival_solutions"]``, and the ellipse widened to cover it). Three
+  leave no residual to reveal a wrong sigma, so such an ellipse rests on the pair
+  sigmas alone: the correlation's, and each receiver's timing sigma (fitted, or the
+  band's floor and delay spread over the path: ``propagation.timing_sigma_s``). Four
+  make it overdetermined.
 * Fused: the RSS minimum plus at least one informative TDOA pair; even one hyperbola
   sharpens a power-based fix, and the powers resolve a hyperbola's ambiguity.
 
@@ -25,6 +29,7 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -48,8 +53,18 @@ from heimdall.localization.fusion import (
     power_exclusion_chi_square_drops,
     refine,
     residual_jacobian,
+    search_margin_m,
 )
 from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.propagation import (
+    PropagationChoice,
+    PropagationModelName,
+    band_of,
+    pair_sigmas_m,
+    propagation_model_for,
+    tdoa_range_scale,
+    timing_sigma_s,
+)
 from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
@@ -59,13 +74,17 @@ from heimdall.localization.uncertainty import (
     likelihood_surface_geojson,
     loewner_max,
     mixture_covariance,
+    plane_to_true_north,
     position_covariance,
 )
 
 Method = Literal["rss", "tdoa", "fused"]
 
 MIN_RSS_RECEIVERS = 3
-MIN_TDOA_RECEIVERS = 4
+MIN_TDOA_RECEIVERS = 3
+#: The search region extends beyond the receivers' bounding box by half the network's
+#: extent, and by at least this (see ``search_margin_m``).
+MIN_GRID_MARGIN_M = 75_000.0
 _OUTLIER_CHI2_DROP = 10.83  # chi-square, 1 dof, 99.9 %
 #: Power-only fixes refine only the grid peaks whose log-likelihood is within this of the
 #: best. The power likelihood is smooth at the grid's scale (cells of a few km, spread of
@@ -140,13 +159,18 @@ class LocalizationResult(BaseModel):
     altitude_m: float | None = Field(default=None, description="assumed transmitter height")
     ellipse: ConfidenceEllipse | None = None
     covariance_en_m2: list[list[float]] | None = Field(
-        default=None, description="east/north position covariance, map-plane metres"
+        default=None, description="east/north position covariance at the fix, metres"
     )
     gdop: float | None = None
     residuals: list[Residual] = Field(default_factory=list)
     surface_geojson: dict[str, Any] | None = None
     n_receivers_used: int = 0
     calibration_version: str
+    propagation_model: PropagationModelName | None = Field(
+        default=None,
+        description="line_of_sight (VHF and up) or ground_wave (LF/MF/HF): how ranges "
+        "and arrival times were modelled",
+    )
     diagnostics: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -177,7 +201,9 @@ def localize(
     *,
     method: Literal["auto", "rss", "tdoa", "fused"] = "auto",
     transmitter_altitude_m: float | None = None,
-    grid_margin_m: float = 75_000.0,
+    frequency_hz: float | None = None,
+    propagation: PropagationChoice = "auto",
+    grid_margin_m: float = MIN_GRID_MARGIN_M,
     grid_cells_per_side: int = 64,
     max_tdoa_sigma_s: float = 20e-6,
     min_tdoa_quality: float = 0.0,
@@ -188,9 +214,15 @@ def localize(
 
     ``transmitter_altitude_m`` defaults to the median height of the receivers in use
     (the estimate is 2-D; the height only enters the slant ranges).
+
+    ``frequency_hz`` picks the propagation model (``propagation``: ground wave below
+    30 MHz, line of sight above or when unknown; ``propagation`` forces one) and the
+    timing sigma of receivers without a fitted one. ``grid_margin_m`` is the
+    search region's smallest margin beyond the receivers (``search_margin_m``).
     """
     started_s = time.perf_counter()
     calibration = calibration or Calibration()
+    model = propagation_model_for(frequency_hz, propagation)
     by_id = {receiver.id: receiver for receiver in receivers}
     dropped: list[str] = []
 
@@ -215,6 +247,8 @@ def localize(
         "tdoa_receivers": len(tdoa_receiver_ids),
         "tdoa_pairs": len(tdoa_kept),
         "dropped_observations": dropped,
+        "propagation_model": model,
+        "band": band_of(frequency_hz),
     }
     rss_usable = len(power_by_id) >= MIN_RSS_RECEIVERS
     tdoa_alone_usable = len(tdoa_receiver_ids) >= MIN_TDOA_RECEIVERS
@@ -297,24 +331,35 @@ def localize(
             first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
             second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
             range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
-            # The pair's measurement sigma and both receivers' timing sigmas (calibration).
-            sigmas_m=SPEED_OF_LIGHT_M_PER_S
-            * np.sqrt(variance_scale)
-            * np.array(
-                [
-                    np.sqrt(
-                        p.sigma_s**2
-                        + calibration.timing_sigma_s(p.receiver_i) ** 2
-                        + calibration.timing_sigma_s(p.receiver_j) ** 2
-                    )
-                    for p in tdoa_kept
-                ]
+            # Ground wave: the paths from the network's centre until there is a fix.
+            sigmas_m=pair_sigmas_m(
+                tdoa_kept,
+                np.array([frame.origin_latitude_deg, frame.origin_longitude_deg]),
+                lambda receiver_id, path_m: timing_sigma_s(
+                    calibration, receiver_id, model, frequency_hz, path_m
+                ),
+                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+                variance_scale,
             ),
+            range_scale=tdoa_range_scale(model, frequency_hz),
         )
-    problem = Problem(frame, receivers_enu_m, altitude_m, rss_block, tdoa_block)
+    problem = Problem(
+        frame,
+        receivers_enu_m,
+        altitude_m,
+        rss_block,
+        tdoa_block,
+        surface_paths=model == "ground_wave",
+        receivers_lat_lon_deg=np.column_stack([latitudes, longitudes]),
+    )
 
     receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
-    grid = Grid.covering(receivers_x_m, receivers_y_m, grid_margin_m, grid_cells_per_side)
+    grid = Grid.covering(
+        receivers_x_m,
+        receivers_y_m,
+        search_margin_m(receivers_x_m, receivers_y_m, grid_margin_m),
+        grid_cells_per_side,
+    )
     leave_one_out = None
     if exclude_power_outliers and rss_block is not None:
         # Fault detection and exclusion: the robust loss limits an outlier's pull, but a
@@ -332,6 +377,8 @@ def localize(
                 calibration,
                 method=method,
                 transmitter_altitude_m=transmitter_altitude_m,
+                frequency_hz=frequency_hz,
+                propagation=propagation,
                 grid_margin_m=grid_margin_m,
                 grid_cells_per_side=grid_cells_per_side,
                 max_tdoa_sigma_s=max_tdoa_sigma_s,
@@ -360,6 +407,31 @@ def localize(
         grid.cell_size_m,
     )
     best = solutions[0]
+    if tdoa_block is not None and model == "ground_wave":
+        # An uncalibrated receiver's ground-wave sigma grows with its path: weigh the
+        # pairs again with the paths from the fix, and refine from there.
+        fix_lat, fix_lon = frame.plane_to_geodetic(best.parameters[0], best.parameters[1])
+        tdoa_block = replace(
+            tdoa_block,
+            sigmas_m=pair_sigmas_m(
+                tdoa_kept,
+                np.array([float(fix_lat), float(fix_lon)]),
+                lambda receiver_id, path_m: timing_sigma_s(
+                    calibration, receiver_id, model, frequency_hz, path_m
+                ),
+                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+                pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids)),
+            ),
+        )
+        problem = replace(problem, tdoa=tdoa_block)
+        solutions = _distinct(
+            sorted(
+                [refine(problem, s.parameters, grid) for s in solutions],
+                key=lambda s: round(s.robust_cost, _COST_TIE_DECIMALS),
+            ),
+            grid.cell_size_m,
+        )
+        best = solutions[0]
 
     jacobian = residual_jacobian(problem, best.parameters)
     prior_sigma_m = float(max(np.ptp(grid.x_m), np.ptp(grid.y_m)))
@@ -395,7 +467,9 @@ def localize(
 
     x_m, y_m = float(best.parameters[0]), float(best.parameters[1])
     latitude, longitude = frame.plane_to_geodetic(x_m, y_m)
-    ellipse = confidence_ellipse(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    # Reported in local east/north at the fix (true north), wherever it is.
+    covariance_m2 = plane_to_true_north(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    ellipse = confidence_ellipse(covariance_m2)
     transmitter_enu_m = frame.plane_to_enu(x_m, y_m, altitude_m)
     gdop = horizontal_dilution_of_precision(transmitter_enu_m[:2], receivers_enu_m[:, :2])
     diagnostics = {
@@ -404,6 +478,7 @@ def localize(
         "degrees_of_freedom": dof,
         "covariance_inflation": inflation,
         "ambiguous_solutions": len(rivals),
+        "rival_solutions": _rival_report(frame, best, rivals),
         "grid_cell_m": grid.cell_size_m,
         "grid_shape": list(log_likelihood.shape),
         "source_power_dbm": float(best.parameters[2]) if use_rss else None,
@@ -429,9 +504,28 @@ def localize(
         ),
         n_receivers_used=len(used_ids),
         calibration_version=calibration.version,
+        propagation_model=model,
         diagnostics=diagnostics,
     )
     return result
+
+
+def _rival_report(
+    frame: LocalFrame, best: Solution, rivals: list[Solution]
+) -> list[dict[str, float]]:
+    """Where the rival solutions are, and how much worse they fit (2 x cost difference)."""
+    report = []
+    for rival in rivals:
+        latitude, longitude = frame.plane_to_geodetic(rival.parameters[0], rival.parameters[1])
+        report.append(
+            {
+                "latitude": float(latitude),
+                "longitude": float(longitude),
+                "distance_m": float(np.hypot(*(rival.parameters[:2] - best.parameters[:2]))),
+                "delta_chi_square": float(2.0 * (rival.robust_cost - best.robust_cost)),
+            }
+        )
+    return report
 
 
 def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Solution]:

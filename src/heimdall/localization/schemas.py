@@ -38,6 +38,11 @@ class LocalizationOut(BaseModel):
         default=None,
         description="receivers that fed the power part and the TDOA part, and those left out",
     )
+    propagation_model: str | None = Field(
+        default=None,
+        description="line_of_sight (VHF and up) or ground_wave (LF/MF/HF); None for "
+        "results stored before it was recorded",
+    )
 
 
 def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut:
@@ -65,4 +70,5 @@ def to_out(localization: Localization, *, with_surface: bool) -> LocalizationOut
         created_at=localization.created_at,
         surface_geojson=localization.surface_geojson if with_surface else None,
         inputs=detail.get("inputs"),
+        propagation_model=detail.get("propagation_model"),
     )

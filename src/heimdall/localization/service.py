@@ -421,6 +421,7 @@ def compute(
             pairs,
             calibration,
             method=method,  # type: ignore[arg-type]
+            frequency_hz=acquisition.frequency_mhz * 1e6,
         )
     except Exception:
         metrics.observe_localization(method, "error", time.perf_counter() - started)
@@ -430,6 +431,7 @@ def compute(
     )
     detail = {
         "calibration_version": result.calibration_version,
+        "propagation_model": result.propagation_model,
         "altitude_m": result.altitude_m,
         "diagnostics": result.diagnostics,
         "inputs": localization_inputs(result, measurements, power_excluded),

@@ -106,7 +106,10 @@ def closed_error(
     ``progress`` says how far the recording got ("after 3 of 24 blocks").
     """
     cause = exc.__cause__
-    if isinstance(cause, PayloadTooBig):
+    # Our own close frame says why when the cause was not kept (the refusal happened
+    # while the library read ahead, e.g. during the protocol handshake).
+    sent_code = exc.sent.code if exc.sent is not None else None
+    if isinstance(cause, PayloadTooBig) or sent_code == CloseCode.MESSAGE_TOO_BIG:
         return ReceiverProtocolError(
             station_id,
             f"sent a frame larger than the {max_frame_bytes}-byte limit; connection dropped",

@@ -22,11 +22,9 @@ _forwarded = {
 
 app = create_service_app(
     "data-ingestion-web",
-    routers=[
-        sessions_router,
-        page_router(settings),
-        api_router(_forwarded, Forwarder.for_settings(settings)),
-    ],
+    routers=[sessions_router],
+    # The page and the forwarded APIs: the services behind them check their tokens.
+    open_routers=[page_router(settings), api_router(_forwarded, Forwarder.for_settings(settings))],
     checks=[POSTGRES],
     description="Operators review acquisition sessions here.",
     lifespan=lifespan_with_client(settings),

@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from heimdall.core.bounds import FrequencyQuery, Offset
 from heimdall.core.db import get_db_session
+from heimdall.core.errors import problems
 from heimdall.core.security import require_token
 from heimdall.models import AcquisitionState, Approval
 from heimdall.sessions import repository, service
@@ -35,11 +37,11 @@ def _not_found(exc: service.SessionNotFound) -> HTTPException:
 async def recent(
     session: Session,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     state: AcquisitionState | None = None,
     approval: Approval | None = None,
-    frequency_min_mhz: Annotated[float | None, Query(ge=0)] = None,
-    frequency_max_mhz: Annotated[float | None, Query(ge=0)] = None,
+    frequency_min_mhz: FrequencyQuery = None,
+    frequency_max_mhz: FrequencyQuery = None,
     known_source_id: uuid.UUID | None = None,
 ) -> SessionPage:
     where = repository.SessionFilter(
@@ -54,7 +56,7 @@ async def recent(
     return SessionPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@routes.get("/{task_id}", response_model=SessionDetail)
+@routes.get("/{task_id}", response_model=SessionDetail, responses=problems(404))
 async def get_session(task_id: uuid.UUID, session: Session) -> SessionDetail:
     try:
         return await service.detail(session, task_id)
@@ -74,13 +76,26 @@ async def _decide(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
 
-@routes.post("/approve/{task_id}", response_model=ReviewOut, dependencies=[Depends(require_token)])
+REVIEW_ERRORS = problems(404, 409, s409="The session's state does not allow this decision")
+
+
+@routes.post(
+    "/approve/{task_id}",
+    response_model=ReviewOut,
+    dependencies=[Depends(require_token)],
+    responses=REVIEW_ERRORS,
+)
 async def approve(task_id: uuid.UUID, session: Session, body: OptionalReview = None) -> ReviewOut:
     """Approve a successful session: training may use it."""
     return await _decide(session, task_id, Approval.approved, body)
 
 
-@routes.post("/reject/{task_id}", response_model=ReviewOut, dependencies=[Depends(require_token)])
+@routes.post(
+    "/reject/{task_id}",
+    response_model=ReviewOut,
+    dependencies=[Depends(require_token)],
+    responses=REVIEW_ERRORS,
+)
 async def reject(task_id: uuid.UUID, session: Session, body: OptionalReview = None) -> ReviewOut:
     """Reject a finished session: training never uses it."""
     return await _decide(session, task_id, Approval.rejected, body)
@@ -90,6 +105,7 @@ async def reject(task_id: uuid.UUID, session: Session, body: OptionalReview = No
     "/{task_id}/known-source",
     response_model=SessionDetail,
     dependencies=[Depends(require_token)],
+    responses=problems(404, s422="Invalid request, or no known source with this id"),
 )
 async def link_known_source(
     task_id: uuid.UUID, link: KnownSourceLink, session: Session

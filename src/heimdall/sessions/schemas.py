@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from heimdall.acquisition.schemas import AcquisitionStatus, MeasurementOut
+from heimdall.core.bounds import NO_NUL
 from heimdall.localization.schemas import LocalizationOut
 from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
 from heimdall.training.schemas import KnownSourceOut
@@ -15,8 +16,8 @@ from heimdall.training.schemas import KnownSourceOut
 class ReviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    comment: str | None = Field(default=None, max_length=2000)
-    reviewer: str | None = Field(default=None, min_length=1, max_length=100)
+    comment: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+    reviewer: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_NUL)
 
 
 class ReviewFields(BaseModel):

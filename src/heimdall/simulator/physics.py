@@ -15,6 +15,9 @@ Model (see docs/simulator.md for the derivation):
 * digital scale   power [dBm] = 10 log10(mean |x|^2) + full_scale_dbm (the receiver's
   own when it has one, else the scenario's)
 * block stamps    reported = true + timing_bias_ns + GPS jitter
+* delay           d / c over the straight line (line of sight), or, with a ground wave
+                  (``Propagation.ground_wave``), over the geodesic plus the ground
+                  wave's excess group delay, drawn per link (``ground_wave_excess_s``)
 
 Issue 15's impairments (``impairments.py``, evaluated in ``channel.py``) extend it per
 receiver: GPS solution errors, stale and bad stamps; a tapped delay line per link; a
@@ -31,7 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from pyproj import Transformer
+from pyproj import Geod, Transformer
 
 from heimdall.core.constants import (
     BOLTZMANN_DBM_PER_HZ,
@@ -41,6 +44,7 @@ from heimdall.core.constants import (
 )
 from heimdall.simulator import channel
 from heimdall.simulator.scenario import (
+    GroundWave,
     PropagationModel,
     ReceiverSettings,
     Scenario,
@@ -60,9 +64,11 @@ NO_GPS_CLOCK_OFFSET_SIGMA_NS = 5_000_000.0
 SEED_TAG_NOISE = 0x4E4F49
 SEED_TAG_SHADOW = 0x534844
 SEED_TAG_GPS = 0x475053
+SEED_TAG_GROUND = 0x47524E
 
 # Geodetic (lon, lat, ellipsoidal height) to Earth-centred Cartesian, both WGS84.
 _TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+_GEOD = Geod(ellps="WGS84")
 
 
 def free_space_path_loss_db(distance_m: float, frequency_hz: float) -> float:
@@ -101,6 +107,21 @@ def slant_range_m(
     x1, y1, z1 = _TO_ECEF.transform(from_lat_lon_alt[1], from_lat_lon_alt[0], from_lat_lon_alt[2])
     x2, y2, z2 = _TO_ECEF.transform(to_lat_lon_alt[1], to_lat_lon_alt[0], to_lat_lon_alt[2])
     return float(np.sqrt((x2 - x1) ** 2 + (y2 - y1) ** 2 + (z2 - z1) ** 2))
+
+
+def surface_distance_m(
+    from_lat_lon_alt: tuple[float, float, float], to_lat_lon_alt: tuple[float, float, float]
+) -> float:
+    """Ground-wave path: the geodesic on the WGS84 ellipsoid (heights left out).
+
+    Example:
+        >>> round(surface_distance_m((0.0, 0.0, 0.0), (0.0, 1.0, 500.0)), 3)
+        111319.491
+    """
+    _, _, distance_m = _GEOD.inv(
+        from_lat_lon_alt[1], from_lat_lon_alt[0], to_lat_lon_alt[1], to_lat_lon_alt[0]
+    )
+    return float(distance_m)
 
 
 def stable_id_hash(receiver_id: str) -> int:
@@ -205,6 +226,32 @@ def beyond_horizon_loss_db(
     )
 
 
+@lru_cache(maxsize=4096)
+def ground_wave_excess_s(
+    seed: int,
+    receiver_id: str,
+    transmitter_lat_lon_alt: tuple[float, float, float],
+    distance_m: float,
+    ground_wave: GroundWave,
+) -> float:
+    """A link's ground-wave group delay beyond light time, seconds (``GroundWave``).
+
+    Like shadowing, the per-link part belongs to the path: fixed for a (seed, receiver,
+    transmitter position), drawn afresh when the transmitter moves.
+
+    Example:
+        >>> model = GroundWave(excess_delay_ns_per_km=30.0, excess_delay_sigma_ns_per_km=0.0)
+        >>> round(ground_wave_excess_s(1, "graz", (48.0, 13.0, 0.0), 200e3, model) * 1e6, 6)
+        6.0
+    """
+    position = channel.quantised_position(transmitter_lat_lon_alt)
+    rng = np.random.default_rng([seed, SEED_TAG_GROUND, stable_id_hash(receiver_id), *position])
+    rate_ns_per_km = ground_wave.excess_delay_ns_per_km + rng.normal(
+        0.0, ground_wave.excess_delay_sigma_ns_per_km
+    )
+    return float(rate_ns_per_km * distance_m * 1e-12)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkBudget:
     """Distance, delay and power levels of the transmitter at one receiver.
@@ -240,19 +287,21 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
     """Path loss, received signal power and noise power for one receiver."""
     transmitter = scenario.transmitter
     propagation = scenario.propagation
-    distance_m = max(
-        slant_range_m(
-            (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
-            receiver.require_position(),
-        ),
-        1.0,  # keep the loss finite for a transmitter placed on the antenna
+    transmitter_position = (transmitter.latitude, transmitter.longitude, transmitter.altitude_m)
+    path_m = (slant_range_m if propagation.ground_wave is None else surface_distance_m)(
+        transmitter_position, receiver.require_position()
     )
+    distance_m = max(path_m, 1.0)  # keep the loss finite for a transmitter on the antenna
+    delay_s = distance_m / SPEED_OF_LIGHT_M_PER_S
+    if propagation.ground_wave is not None:
+        delay_s += ground_wave_excess_s(
+            scenario.seed, receiver.id, transmitter_position, distance_m, propagation.ground_wave
+        )
     shadow_db = 0.0
     if propagation.model is PropagationModel.free_space:
         loss_db = free_space_path_loss_db(distance_m, transmitter.frequency_hz)
     else:
         reference_m = propagation.reference_distance_m
-        transmitter_position = (transmitter.latitude, transmitter.longitude, transmitter.altitude_m)
         if propagation.shadowing_correlation_m > 0 and propagation.shadowing_sigma_db > 0:
             shadow_db = correlated_shadowing_db(
                 scenario.seed,
@@ -275,14 +324,14 @@ def link_budget(scenario: Scenario, receiver: ReceiverSettings) -> LinkBudget:
     loss_db += channel.obstruction_loss_db(
         scenario.seed,
         stable_id_hash(receiver.id),
-        (transmitter.latitude, transmitter.longitude, transmitter.altitude_m),
+        transmitter_position,
         impairments.obstruction_probability,
         impairments.obstruction_loss_db,
     )
     return LinkBudget(
         receiver_id=receiver.id,
         distance_m=distance_m,
-        delay_s=distance_m / SPEED_OF_LIGHT_M_PER_S,
+        delay_s=delay_s,
         path_loss_db=float(loss_db),
         signal_power_dbm=float(transmitter.eirp_dbm - loss_db + receiver.antenna_gain_dbi),
         noise_power_dbm=float(thermal_noise_dbm(receiver.sample_rate_hz, receiver.noise_figure_db)),

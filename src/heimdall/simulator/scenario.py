@@ -98,6 +98,24 @@ class PropagationModel(StrEnum):
     log_distance = "log_distance"
 
 
+class GroundWave(_Model):
+    """The ground wave of LF/MF/HF: the path follows the Earth's surface, slower than light.
+
+    A link's path is the geodesic on the WGS84 ellipsoid between transmitter and receiver
+    (heights left out), and its group delay beyond light time is
+    ``d_km * (excess_delay_ns_per_km + e)``, ``e ~ N(0, excess_delay_sigma_ns_per_km)``
+    drawn per link (seed, receiver, transmitter position: physics.ground_wave_excess_s).
+    The mean stands for this scenario's ground (a few us per 100 km over land at HF),
+    the spread for what changes along each path. Path loss keeps ``Propagation.model``,
+    over the geodesic distance.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # hashable: keys a cache
+
+    excess_delay_ns_per_km: Annotated[float, Field(ge=0)] = 30.0
+    excess_delay_sigma_ns_per_km: Annotated[float, Field(ge=0)] = 6.0
+
+
 class Propagation(_Model):
     model: PropagationModel = PropagationModel.free_space
     # Log-distance: PL(d) = FSPL(d0) + 10 n log10(d / d0) + X, X ~ N(0, sigma) per link
@@ -115,6 +133,8 @@ class Propagation(_Model):
     earth_radius_factor: Annotated[float, Field(gt=0)] = 4.0 / 3.0
     beyond_horizon_db: Annotated[float, Field(ge=0)] = 20.0
     beyond_horizon_db_per_km: Annotated[float, Field(ge=0)] = 1.0
+    # None: line of sight (the straight line at the speed of light, VHF and up).
+    ground_wave: GroundWave | None = None
 
 
 class Scenario(_Model):

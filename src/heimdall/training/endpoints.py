@@ -11,8 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session as SyncSession
 
+from heimdall.core.bounds import MAX_OFFSET
 from heimdall.core.db import get_db_session
-from heimdall.core.errors import DependencyUnavailable
+from heimdall.core.errors import DependencyUnavailable, problems
 from heimdall.core.security import require_token
 from heimdall.localization.calibration import DEFAULT_CALIBRATION_VERSION
 from heimdall.training import repository, service
@@ -36,7 +37,9 @@ from heimdall.training.schemas import (
 router = APIRouter(prefix="/api/v1/training", tags=["training"])
 Session = Annotated[AsyncSession, Depends(get_db_session)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+NOT_FOUND = problems(404)
+NOT_FOUND_OR_CONFLICT = problems(404, 409)
 Guarded = [Depends(require_token)]
 
 ENQUEUE_TIMEOUT_S = 10.0
@@ -78,6 +81,7 @@ async def list_known_sources(
     status_code=status.HTTP_201_CREATED,
     response_model=KnownSourceOut,
     dependencies=Guarded,
+    responses=problems(409, s409="A known source of this name exists"),
 )
 async def create_known_source(request: KnownSourceCreate, session: Session) -> KnownSourceOut:
     try:
@@ -91,13 +95,18 @@ async def create_known_source(request: KnownSourceCreate, session: Session) -> K
         raise _http(exc) from exc
 
 
-@router.get("/known-sources/{source_id}", response_model=KnownSourceOut)
+@router.get("/known-sources/{source_id}", response_model=KnownSourceOut, responses=NOT_FOUND)
 async def get_known_source(source_id: uuid.UUID, session: Session) -> KnownSourceOut:
     source = await session.run_sync(repository.known_source, source_id)
     return KnownSourceOut.model_validate(_found(source, f"known source with id {source_id}"))
 
 
-@router.patch("/known-sources/{source_id}", response_model=KnownSourceOut, dependencies=Guarded)
+@router.patch(
+    "/known-sources/{source_id}",
+    response_model=KnownSourceOut,
+    dependencies=Guarded,
+    responses=NOT_FOUND_OR_CONFLICT,
+)
 async def update_known_source(
     source_id: uuid.UUID, request: KnownSourceUpdate, session: Session
 ) -> KnownSourceOut:
@@ -117,6 +126,7 @@ async def update_known_source(
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     dependencies=Guarded,
+    responses=NOT_FOUND,
 )
 async def delete_known_source(source_id: uuid.UUID, session: Session) -> Response:
     """Acquisitions linked to it stay, unlinked."""
@@ -154,7 +164,11 @@ def _enqueue(job_id: uuid.UUID) -> None:
 
 
 @router.post(
-    "/jobs", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut, dependencies=Guarded
+    "/jobs",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    dependencies=Guarded,
+    responses=problems(409, s409="A job is already running"),
 )
 async def start_job(request: JobRequest, session: Session) -> JobOut:
     """Fit the calibration from approved known-source sessions (a Celery task)."""
@@ -184,13 +198,18 @@ async def list_jobs(session: Session, limit: Limit = 50, offset: Offset = 0) -> 
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=NOT_FOUND)
 async def get_job(job_id: uuid.UUID, session: Session) -> JobOut:
     job = await session.run_sync(repository.job, job_id)
     return service.job_out(_found(job, f"training job with id {job_id}"))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, dependencies=Guarded)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    dependencies=Guarded,
+    responses=NOT_FOUND_OR_CONFLICT,
+)
 async def cancel_job(job_id: uuid.UUID, session: Session) -> JobOut:
     """Stop a pending or running job; it registers no model."""
     try:
@@ -213,7 +232,12 @@ async def list_models(session: Session, limit: Limit = 50, offset: Offset = 0) -
 
 
 # Declared before /models/{model_id}: "rollback" is not a model id.
-@router.post("/models/rollback", response_model=RollbackOut, dependencies=Guarded)
+@router.post(
+    "/models/rollback",
+    response_model=RollbackOut,
+    dependencies=Guarded,
+    responses=problems(409, s409="No earlier version to return to"),
+)
 async def rollback(session: Session) -> RollbackOut:
     """Re-activate the version active before the current one (none: the default calibration)."""
     try:
@@ -225,13 +249,18 @@ async def rollback(session: Session) -> RollbackOut:
     return RollbackOut(active_model=previous, calibration_version=str(version))
 
 
-@router.get("/models/{model_id}", response_model=ModelOut)
+@router.get("/models/{model_id}", response_model=ModelOut, responses=NOT_FOUND)
 async def get_model(model_id: uuid.UUID, session: Session) -> ModelOut:
     model = await session.run_sync(repository.model, model_id)
     return ModelOut.model_validate(_found(model, f"model with id {model_id}"))
 
 
-@router.post("/models/{model_id}/activate", response_model=ModelOut, dependencies=Guarded)
+@router.post(
+    "/models/{model_id}/activate",
+    response_model=ModelOut,
+    dependencies=Guarded,
+    responses=NOT_FOUND,
+)
 async def activate(model_id: uuid.UUID, session: Session) -> ModelOut:
     """Make this version the only active one; later localizations use it."""
     try:

@@ -4,10 +4,12 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from heimdall.core.bounds import MAX_FREQUENCY_MHZ, NO_NUL
 from heimdall.models import JobState
 
 # --- known sources --------------------------------------------------------------
@@ -24,14 +26,14 @@ class KnownSourceFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     altitude_m: float | None = Field(default=None, ge=-500, le=10_000)
-    frequency_mhz: float | None = Field(default=None, gt=0)
+    frequency_mhz: float | None = Field(default=None, gt=0, le=MAX_FREQUENCY_MHZ)
     eirp_dbm: float | None = Field(default=None, ge=-50, le=100)
-    modulation: str | None = Field(default=None, max_length=100)
-    description: str | None = Field(default=None, max_length=2000)
+    modulation: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
+    description: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
 
     _check_finite = field_validator(
         "latitude", "longitude", "altitude_m", "frequency_mhz", "eirp_dbm"
@@ -39,14 +41,26 @@ class KnownSourceFields(BaseModel):
 
 
 class KnownSourceCreate(KnownSourceFields):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     altitude_m: float = Field(default=0.0, ge=-500, le=10_000)
-    frequency_mhz: float = Field(gt=0)
+    frequency_mhz: float = Field(gt=0, le=MAX_FREQUENCY_MHZ)
 
 
 class KnownSourceUpdate(KnownSourceFields):
+    # Omitted: unchanged; null is refused (a known source always has these), so the
+    # schema does not offer it.
+    name: (
+        Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)] | (SkipJsonSchema[None])
+    ) = None
+    latitude: Annotated[float, Field(ge=-90, le=90)] | SkipJsonSchema[None] = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | SkipJsonSchema[None] = None
+    altitude_m: Annotated[float, Field(ge=-500, le=10_000)] | SkipJsonSchema[None] = None
+    frequency_mhz: Annotated[float, Field(gt=0, le=MAX_FREQUENCY_MHZ)] | (SkipJsonSchema[None]) = (
+        None
+    )
+
     @model_validator(mode="after")
     def _required_stay_set(self) -> KnownSourceUpdate:
         required = ("name", "latitude", "longitude", "altitude_m", "frequency_mhz")
@@ -119,8 +133,8 @@ class Selection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    frequency_min_mhz: float | None = Field(default=None, ge=0)
-    frequency_max_mhz: float | None = Field(default=None, ge=0)
+    frequency_min_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
+    frequency_max_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
     start: datetime | None = Field(default=None, description="Inclusive, timezone-aware")
     end: datetime | None = Field(default=None, description="Exclusive, timezone-aware")
 

@@ -228,7 +228,7 @@ async def test_sessions_list_and_metrics(
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ({"frequency_mhz": 145.5, "duration_seconds": -1}, "greater than 0"),
+        ({"frequency_mhz": 145.5, "duration_seconds": -1}, "greater than or equal to 0.5"),
         ({"frequency_mhz": 145.5, "duration_seconds": 301}, "less than or equal to 300"),
         (
             {"frequency_mhz": 145.5, "duration_seconds": 1, "stations": ["atlantis"]},

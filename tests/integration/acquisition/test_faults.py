@@ -130,8 +130,9 @@ def test_mutating_endpoints_need_a_bearer_token_when_tokens_are_set(
     acquire_url = f"{base}/api/v1/acquisition/acquire"
     missing = httpx.post(acquire_url, json=BODY)
     wrong = httpx.post(acquire_url, json=BODY, headers={"Authorization": "Bearer nope"})
-    assert (missing.status_code, wrong.status_code) == (401, 401)
-    assert missing.headers["www-authenticate"] == "Bearer"
+    assert (missing.status_code, wrong.status_code) == (401, 403)
+    assert missing.headers["www-authenticate"] == 'Bearer realm="heimdall"'
+    assert missing.headers["content-type"] == "application/problem+json"
     unknown = "00000000-0000-0000-0000-000000000000"
     cancel = httpx.post(f"{base}/api/v1/acquisition/cancel/{unknown}")
     assert cancel.status_code == 401

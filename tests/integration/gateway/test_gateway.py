@@ -117,8 +117,15 @@ def test_every_route_reaches_its_service_and_forwards_its_answer(
 def test_client_errors_come_back_with_their_bodies_and_headers(gateway: httpx.Client) -> None:
     refused = gateway.post("/api/v1/acquisition/acquire", json={"frequency_mhz": 145.5})
     assert refused.status_code == 401
-    assert refused.headers["www-authenticate"] == "Bearer"
-    assert refused.json() == {"detail": "a valid bearer token is required"}
+    assert refused.headers["www-authenticate"] == 'Bearer realm="heimdall"'
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "a bearer token is required (HEIMDALL_API_TOKENS)",
+        "instance": "/api/v1/acquisition/acquire",
+    }
 
     invalid = gateway.post(
         "/api/v1/acquisition/acquire", json={"frequency_mhz": 145.5, "duration_seconds": 301}
@@ -130,7 +137,8 @@ def test_client_errors_come_back_with_their_bodies_and_headers(gateway: httpx.Cl
         headers=AUTH,
     )
     assert invalid.status_code == 422
-    assert invalid.json()["detail"][0]["loc"] == ["body", "duration_seconds"]
+    assert invalid.json()["errors"][0]["loc"] == ["body", "duration_seconds"]
+    assert "duration_seconds" in invalid.json()["detail"]
 
     missing = gateway.get(f"/api/v1/inference/localizations/{UNKNOWN}")
     assert missing.status_code == 404

@@ -279,6 +279,16 @@ async def test_hf_recordings_of_unknown_receivers_bring_imported_stations(
     # Inactive: never recorded live, not among the receivers the page shows.
     states = (await api.get("/api/v1/acquisition/stations/state")).json()
     assert not {s["station_id"] for s in states} & set(found)
+    # Located with the ground-wave model (7.055 MHz), over a region that follows these
+    # receivers, 200-500 km apart (issue 16 phase 2).
+    async with service_client("inference") as inference:
+        fix = await wait_localized(inference, task_id)
+    assert fix["status"] == "ok" and fix["propagation_model"] == "ground_wave", fix
+    truth = scenario.transmitter
+    _, _, error_m = Geod(ellps="WGS84").inv(
+        truth.longitude, truth.latitude, fix["longitude"], fix["latitude"]
+    )
+    assert error_m < 5000.0, (error_m, fix["method"], fix["ellipse"])
 
 
 async def test_object_storage_down_while_importing_fails_it_and_leaves_nothing(

@@ -43,6 +43,7 @@ async def test_acquisition_is_localized_with_an_honest_ellipse(
     assert result["status"] == "ok", result
     assert result["method"] in {"rss", "tdoa", "fused"}
     assert result["receivers_used"] >= 3
+    assert result["propagation_model"] == "line_of_sight"  # 145.5 MHz
     truth = simulator.state.scenario.transmitter
     _, _, error_m = Geod(ellps="WGS84").inv(
         truth.longitude, truth.latitude, result["longitude"], result["latitude"]

@@ -210,7 +210,7 @@ async def test_decisions_need_a_token_when_tokens_are_set(review: httpx.AsyncCli
         for path in (f"/api/v1/sessions/approve/{task_id}", f"/api/v1/sessions/reject/{task_id}"):
             assert (await review.post(path)).status_code == 401
             wrong = await review.post(path, headers={"Authorization": "Bearer nope"})
-            assert wrong.status_code == 401
+            assert wrong.status_code == 403
         link = await review.put(
             f"/api/v1/sessions/{task_id}/known-source", json={"known_source_id": None}
         )

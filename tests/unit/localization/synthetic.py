@@ -94,21 +94,13 @@ def truth_mahalanobis_squared(
 ) -> float:
     """Squared Mahalanobis distance of the truth under the result's covariance.
 
-    The covariance lives in the map plane of the frame around the receivers in use; the
-    tests here always use every receiver, so that frame is rebuilt from all of them.
+    The covariance is in local east/north metres at the fix; over the distances here a
+    plane centred on the fix has those axes.
     """
-    frame = LocalFrame.around(
-        [r.latitude for r in receivers],
-        [r.longitude for r in receivers],
-        [r.altitude_m for r in receivers],
-    )
     assert result.latitude is not None and result.longitude is not None
     assert result.covariance_en_m2 is not None
-    truth = np.array([float(v) for v in frame.geodetic_to_plane(latitude, longitude)])
-    estimate = np.array(
-        [float(v) for v in frame.geodetic_to_plane(result.latitude, result.longitude)]
-    )
-    offset = truth - estimate
+    frame = LocalFrame(result.latitude, result.longitude, 0.0)
+    offset = np.array([float(v) for v in frame.geodetic_to_plane(latitude, longitude)])
     return float(offset @ np.linalg.solve(np.array(result.covariance_en_m2), offset))
 
 

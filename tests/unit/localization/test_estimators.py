@@ -207,10 +207,12 @@ def test_too_few_receivers_is_an_explicit_result(receivers: list[Receiver]) -> N
     assert two_powers.latitude is None and two_powers.ellipse is None
     assert "3" in two_powers.message
 
-    three_timed = localize(receivers, [], pairs)
-    assert three_timed.status == "insufficient_receivers"
+    # Two timed receivers (one hyperbola) cannot fix a position; three can (two).
+    two_timed = [p for p in pairs if {p.receiver_i, p.receiver_j} == {r.id for r in receivers[:2]}]
+    assert localize(receivers, [], two_timed).status == "insufficient_receivers"
+    assert localize(receivers, [], pairs).method == "tdoa"
     assert localize(receivers, powers, [], method="fused").status == "insufficient_receivers"
-    assert localize(receivers, powers, pairs, method="tdoa").status == "insufficient_receivers"
+    assert localize(receivers, powers, two_timed, method="tdoa").status == "insufficient_receivers"
     # Three timed receivers still help a power fix.
     assert localize(receivers, powers, pairs).method == "fused"
 

@@ -439,3 +439,16 @@ async def test_the_stream_starts_only_once_the_start_hook_returns(fake_kiwi: Fak
     assert not any(c.startswith("SET mod=iq") for c in seen_at_start[0])
     assert "SET AR OK in=12000 out=44100" in fake_kiwi.sessions[0].commands
     assert len(capture.samples) == math.ceil(0.1 * 12001.135 / 512) * 512
+
+
+async def test_a_stream_faster_than_its_sample_rate_is_refused_when_asked(
+    fake_kiwi: FakeKiwi,
+) -> None:
+    # The fake streams as fast as it can: far faster than 12 kHz.
+    with pytest.raises(ReceiverProtocolError, match="faster than its announced sample rate"):
+        await record(fake_kiwi, duration_s=2.0, max_speedup=3.0)
+    # Without the check (the default), the same stream is recorded.
+    assert len((await record(fake_kiwi, duration_s=2.0)).samples) > 0
+    # At its real pace it passes the check.
+    fake_kiwi.behaviour.block_interval_s = 512 / fake_kiwi.behaviour.sample_rate_hz
+    assert len((await record(fake_kiwi, duration_s=1.0, max_speedup=3.0)).samples) > 0

@@ -166,3 +166,12 @@ def test_passwords_that_would_break_the_command_are_refused(password: str) -> No
 )
 def test_blocks_for_duration(duration_s: float, sample_rate_hz: float, n_blocks: int) -> None:
     assert protocol.blocks_for_duration(duration_s, sample_rate_hz) == n_blocks
+
+
+def test_load_cfg_nested_deeper_than_the_parser_is_a_frame_error() -> None:
+    from urllib.parse import quote
+
+    from heimdall.receivers.kiwisdr import protocol as kiwi_protocol
+
+    with pytest.raises(kiwi_protocol.FrameError, match="nested"):
+        kiwi_protocol.parse_load_cfg(quote("[" * 20_000))

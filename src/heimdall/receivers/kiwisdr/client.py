@@ -352,6 +352,7 @@ async def record_iq(
     close_timeout_s: float = 1.0,
     clock: Callable[[], int] = time.time_ns,
     start: Callable[[], Awaitable[None]] | None = None,
+    max_speedup: float | None = None,
 ) -> IQCapture:
     """Record ``duration_s`` of IQ around ``frequency_hz`` from one KiwiSDR.
 
@@ -376,6 +377,10 @@ async def record_iq(
         start: awaited once the handshake is done, before the tuning commands that
             start the stream; lets several receivers start together. Its wait does
             not count against ``first_frame_timeout_s``.
+        max_speedup: when given, a receiver that delivered the blocks more than this
+            many times faster than its announced sample rate allows (beyond
+            ``PACE_SLACK_S``) is refused: no real receiver can, so its samples and
+            timestamps are not what they claim.
 
     Returns:
         The capture, with driver ``"kiwisdr"`` and the receiver's position and
@@ -402,6 +407,7 @@ async def record_iq(
 
     connection = await _open(station, connect_timeout_s, max_frame_bytes, close_timeout_s)
     first_block_host_ns = 0
+    first_block_loop_s = 0.0
     keepalive = asyncio.create_task(_send_keepalives(connection, keepalive_interval_s))
     close_code = CloseCode.NORMAL_CLOSURE
     try:
@@ -428,6 +434,7 @@ async def record_iq(
             if recording.blocks_received > blocks_before:
                 if blocks_before == 0:
                     first_block_host_ns = clock()
+                    first_block_loop_s = loop.time()
                 deadline = loop.time() + stall_timeout_s
                 timeout_s = stall_timeout_s
     except ConnectionClosed as exc:
@@ -449,7 +456,27 @@ async def record_iq(
         await close_connection(connection, close_code)
 
     assert recording.sample_rate_hz is not None  # done implies configured
+    if max_speedup is not None:
+        _check_pace(recording, asyncio.get_running_loop().time() - first_block_loop_s, max_speedup)
     return _capture(station, recording, first_block_host_ns, gps_utc_offset_s)
+
+
+#: Blocks may arrive in bursts (network, the receiver's own buffer): this much of the
+#: recording may come at once without counting against its pace.
+PACE_SLACK_S = 0.25
+
+
+def _check_pace(recording: _IQRecording, elapsed_s: float, max_speedup: float) -> None:
+    """Refuse a stream faster than real time allows: ``elapsed_s`` from the first block
+    to the last must cover the recording's length / ``max_speedup`` (minus the slack)."""
+    assert recording.sample_rate_hz is not None
+    # The first block's own duration is not between first and last arrival.
+    span_s = (recording.blocks_received - 1) * SAMPLES_PER_BLOCK / recording.sample_rate_hz
+    if elapsed_s < span_s / max_speedup - PACE_SLACK_S:
+        raise recording.protocol_error(
+            f"sent {span_s:.2f} s of samples in {elapsed_s:.2f} s: faster than its "
+            f"announced sample rate allows (more than {max_speedup:g}x); dropped"
+        )
 
 
 def _capture(

@@ -197,6 +197,8 @@ def parse_load_cfg(value: str) -> dict[str, object]:
         config = json.loads(unquote(value))
     except json.JSONDecodeError as exc:
         raise FrameError(f"load_cfg is not URL-encoded JSON: {exc}") from exc
+    except RecursionError as exc:  # JSON nested deeper than the parser goes
+        raise FrameError("load_cfg JSON is nested too deeply") from exc
     if not isinstance(config, dict):
         raise FrameError("load_cfg JSON is not an object")
     return config

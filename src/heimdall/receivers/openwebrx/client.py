@@ -409,7 +409,7 @@ async def fetch_status(
         raise ReceiverUnreachable(station.station_id, f"cannot reach {url}: {exc}") from exc
     try:
         return protocol.parse_status(json.loads(body))
-    except (ValueError, protocol.FrameError):
+    except (ValueError, RecursionError, protocol.FrameError):
         return None  # metadata and profile choice only: record without them
 
 

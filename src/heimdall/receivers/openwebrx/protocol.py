@@ -187,6 +187,8 @@ def parse_message(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FrameError(f"text message is not JSON: {exc}") from exc
+    except RecursionError as exc:  # JSON nested deeper than the parser goes
+        raise FrameError("text message JSON is nested too deeply") from exc
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise FrameError("JSON message is not an object with a 'type'")
     return message
