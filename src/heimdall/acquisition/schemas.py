@@ -34,7 +34,11 @@ class AcquireRequest(BaseModel):
     )
     description: str | None = Field(default=None, max_length=1000, pattern=NO_NUL)
     stations: list[StationId] | None = Field(
-        default=None, min_length=1, max_length=64, description="Station ids; default: all active"
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Station ids, each once; default: all active",
+        json_schema_extra={"uniqueItems": True},
     )
     max_wait_seconds: float | None = Field(
         default=None,

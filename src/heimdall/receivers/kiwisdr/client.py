@@ -407,7 +407,7 @@ async def record_iq(
 
     connection = await _open(station, connect_timeout_s, max_frame_bytes, close_timeout_s)
     first_block_host_ns = 0
-    first_block_loop_s = 0.0
+    started_loop_s = 0.0
     keepalive = asyncio.create_task(_send_keepalives(connection, keepalive_interval_s))
     close_code = CloseCode.NORMAL_CLOSURE
     try:
@@ -430,11 +430,11 @@ async def record_iq(
                     await start()
                 for command in recording.configure():
                     await connection.send(command)
+                started_loop_s = loop.time()  # the receiver starts streaming from here
                 deadline = loop.time() + first_frame_timeout_s
             if recording.blocks_received > blocks_before:
                 if blocks_before == 0:
                     first_block_host_ns = clock()
-                    first_block_loop_s = loop.time()
                 deadline = loop.time() + stall_timeout_s
                 timeout_s = stall_timeout_s
     except ConnectionClosed as exc:
@@ -457,7 +457,7 @@ async def record_iq(
 
     assert recording.sample_rate_hz is not None  # done implies configured
     if max_speedup is not None:
-        _check_pace(recording, asyncio.get_running_loop().time() - first_block_loop_s, max_speedup)
+        _check_pace(recording, asyncio.get_running_loop().time() - started_loop_s, max_speedup)
     return _capture(station, recording, first_block_host_ns, gps_utc_offset_s)
 
 
@@ -467,11 +467,16 @@ PACE_SLACK_S = 0.25
 
 
 def _check_pace(recording: _IQRecording, elapsed_s: float, max_speedup: float) -> None:
-    """Refuse a stream faster than real time allows: ``elapsed_s`` from the first block
-    to the last must cover the recording's length / ``max_speedup`` (minus the slack)."""
+    """Refuse a stream faster than real time allows: ``elapsed_s``, from the tuning
+    commands that start the stream to the last block, must cover the recording's
+    length / ``max_speedup`` (minus the slack).
+
+    Measured from the start command, not the first block: a worker too busy to read
+    for a while finds an honest receiver's blocks queued and reads them at once, but
+    they cannot all have arrived before the receiver had recorded them.
+    """
     assert recording.sample_rate_hz is not None
-    # The first block's own duration is not between first and last arrival.
-    span_s = (recording.blocks_received - 1) * SAMPLES_PER_BLOCK / recording.sample_rate_hz
+    span_s = recording.blocks_received * SAMPLES_PER_BLOCK / recording.sample_rate_hz
     if elapsed_s < span_s / max_speedup - PACE_SLACK_S:
         raise recording.protocol_error(
             f"sent {span_s:.2f} s of samples in {elapsed_s:.2f} s: faster than its "
