@@ -47,7 +47,7 @@ from heimdall.localization.estimate import (
     localize,
 )
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
-from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
+from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.gps_stamps import clean_capture
 
 # A pair whose lag is unusable is still passed on, with a sigma the estimator rejects,
@@ -65,9 +65,9 @@ class NotLocalizable(ValueError):
     """The acquisition does not exist or has not succeeded."""
 
 
-def _fast_block_count(blocks: int) -> int:
+def _fast_block_count(blocks: int, samples_per_block: int) -> int:
     """The first block count from ``blocks`` on whose sample count is a fast FFT length."""
-    while scipy.fft.next_fast_len(blocks * SAMPLES_PER_BLOCK) != blocks * SAMPLES_PER_BLOCK:
+    while scipy.fft.next_fast_len(blocks * samples_per_block) != blocks * samples_per_block:
         blocks += 1
     return blocks
 
@@ -80,8 +80,9 @@ def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
     sample rate is resampled (``dsp.tdoa.resample_to_rate``).
     """
     blocks = len(capture.block_start_index)
+    block_length = capture.samples_per_block
     wanted = _fast_block_count(
-        max(1, math.ceil(duration_s * capture.sample_rate_hz / SAMPLES_PER_BLOCK))
+        max(1, math.ceil(duration_s * capture.sample_rate_hz / block_length)), block_length
     )
     if wanted >= blocks:
         return capture
@@ -100,13 +101,14 @@ def window_covering(capture: IQCapture, window: IQCapture) -> IQCapture:
     offset_ns = capture_start_time_ns(capture, reference_ns) - capture_start_time_ns(
         window, reference_ns
     )
-    block_s = SAMPLES_PER_BLOCK / capture.sample_rate_hz
+    block_length = capture.samples_per_block
+    block_s = block_length / capture.sample_rate_hz
     # Block k of capture starts offset + k * block_s after the window's first sample.
     first = max(0, math.floor(-offset_ns / 1e9 / block_s) - 1)
     window_end_s = len(window.samples) / window.sample_rate_hz
     stop = math.ceil((window_end_s - offset_ns / 1e9) / block_s) + 1
     blocks = len(capture.block_start_index)
-    wanted = _fast_block_count(max(1, stop - first))
+    wanted = _fast_block_count(max(1, stop - first), block_length)
     if wanted >= blocks:
         return capture
     first = min(first, blocks - wanted)

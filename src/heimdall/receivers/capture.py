@@ -84,6 +84,24 @@ class IQCapture:
         # Average power, not average dB: the S-meter is a power reading.
         return float(10 * np.log10(np.mean(10 ** (self.rssi_dbm.astype(np.float64) / 10))))
 
+    @property
+    def samples_per_block(self) -> int:
+        """The capture's own block length: the commonest gap between block starts.
+
+        Consumers (the TDOA windows) cut on block boundaries with this, so they never
+        assume a receiver protocol's frame size.
+
+        >>> import numpy as np
+        >>> from heimdall.dsp.signals import make_capture
+        >>> make_capture(np.zeros(5_120, np.complex64), 12_000.0).samples_per_block
+        512
+        """
+        if len(self.block_start_index) < 2:
+            return max(1, len(self.samples))
+        gaps = np.diff(self.block_start_index)
+        values, counts = np.unique(gaps[gaps > 0], return_counts=True)
+        return int(values[np.argmax(counts)]) if len(values) else max(1, len(self.samples))
+
     def sample_time_ns(self) -> npt.NDArray[np.int64]:
         """Absolute UTC time of every sample (ns), from the block timestamps."""
         times = np.empty(len(self.samples), dtype=np.int64)

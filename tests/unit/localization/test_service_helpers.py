@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -44,6 +45,24 @@ def test_central_window_rounds_up_to_a_block_count_of_fast_fft_length() -> None:
     window = central_window(capture, duration_s=2.0)
     assert len(window.samples) == 48 * 512
     assert np.array_equal(window.block_time_ns, capture.block_time_ns[34:82])
+
+
+def test_central_window_cuts_on_the_captures_own_blocks() -> None:
+    # An imported recording with 1000-sample blocks: the window is whole blocks of it.
+    capture = make_capture(np.zeros(512 * 100, dtype=np.complex64), SAMPLE_RATE_HZ)
+    starts = np.arange(0, len(capture.samples), 1000, dtype=np.int64)
+    capture = dataclasses.replace(
+        capture,
+        block_start_index=starts,
+        block_time_ns=capture.block_time_ns[0]
+        + np.round(starts * 1e9 / SAMPLE_RATE_HZ).astype(np.int64),
+        block_gps_status=np.zeros(len(starts), np.uint8),
+        rssi_dbm=np.zeros(len(starts), np.float32),
+    )
+    assert capture.samples_per_block == 1000
+    window = central_window(capture, duration_s=1.0)  # 12 blocks of 1000 (fast: 2^5 3^1 5^3)
+    assert len(window.samples) == 12 * 1000
+    assert np.all(np.diff(window.block_start_index) == 1000)
 
 
 def test_central_window_longer_than_the_capture_is_the_capture() -> None:
