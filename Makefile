@@ -73,9 +73,10 @@ bench-accuracy: install
 bench-openwebrx: install
 	$(PY) benchmarks/bench_openwebrx.py
 
-# TDOA at HF on seeded ground-wave networks anywhere (~25 min on 2 cores for 400).
+# TDOA at HF on seeded ground-wave networks anywhere (~11-25 min on 2 cores for 400);
+# ARGS=--impairments renders them in the realism issue's realistic world.
 bench-hf: install
-	$(PY) benchmarks/bench_hf.py
+	$(PY) benchmarks/bench_hf.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .heimdall .pytest_cache .mypy_cache .ruff_cache web/node_modules src/heimdall/web/static/vendor test-artifacts
