@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from heimdall.acquisition import repository
@@ -182,7 +183,8 @@ class ChannelScheduler:
                 async with await psycopg.AsyncConnection.connect(
                     url, autocommit=True, connect_timeout=3
                 ) as conn:
-                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    # A channel is an identifier, which LISTEN cannot take as a parameter.
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
                     self.wake()  # anything may have changed while we were not listening
                     async for _ in conn.notifies():
                         self.wake()
