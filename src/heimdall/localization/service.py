@@ -161,6 +161,27 @@ def rms_bandwidth_fallback_hz(occupied_bandwidth_hz: float) -> float:
     return occupied_bandwidth_hz / math.sqrt(12)
 
 
+def pair_sigma_s(lag: TdoaLag, occupied_bandwidth_hz: float) -> float:
+    """A pair's own delay sigma (s), before the receivers' timing sigmas are added.
+
+    The correlation's delay error, never below what the pair's windows scatter by
+    (fading, interference). ``occupied_bandwidth_hz`` stands in for the RMS bandwidth
+    when the lag measured none.
+
+    Not in it: ``TdoaLag.echo_bias_bound_s``, the bound on an unresolved echo's shift
+    measured from the pair. Added in quadrature it made the realistic benchmark no better
+    (docs/localization.md, "Multipath and the pair sigma"): at 12 kHz the echoes that
+    move lags by ~1 us bend the band too little to be seen, and the few it sees are not
+    the pairs that err. Their share stays with the calibration's timing sigma.
+    """
+    rms_bandwidth_hz = lag.rms_bandwidth_hz or rms_bandwidth_fallback_hz(occupied_bandwidth_hz)
+    samples = round(lag.overlap_s * lag.sample_rate_hz)
+    sigma_s = correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz)
+    if lag.empirical_sigma_s is not None:
+        sigma_s = max(sigma_s, lag.empirical_sigma_s)
+    return sigma_s
+
+
 @dataclass(frozen=True, slots=True)
 class TimedRecording:
     """One GPS-timed receiver's recording with what its measurement said of it."""
@@ -226,14 +247,9 @@ def tdoa_observations_from_recordings(
             if skipped is not None:
                 skipped.append(lag)
             continue
-        rms_bandwidth_hz = lag.rms_bandwidth_hz or rms_bandwidth_fallback_hz(
-            min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
+        sigma_s = pair_sigma_s(
+            lag, min(reference.occupied_bandwidth_hz, other.occupied_bandwidth_hz)
         )
-        samples = round(lag.overlap_s * lag.sample_rate_hz)
-        sigma_s = correlation_sigma_s(lag.peak_correlation, samples, rms_bandwidth_hz)
-        # Never below what the pair's own windows scatter by (fading, interference).
-        if lag.empirical_sigma_s is not None:
-            sigma_s = max(sigma_s, lag.empirical_sigma_s)
         pair_name = f"{other.station.id}-{reference.station.id}"
         if lag.quality_db < MIN_TDOA_QUALITY_DB:
             sigma_s = UNUSABLE_SIGMA_S

@@ -182,3 +182,28 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
     assert [(p.receiver_i, p.receiver_j) for p in pairs] == [("b", "a")]
     assert len(skipped) == 1
     assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]
+
+
+def test_pair_sigma_is_the_larger_of_the_correlation_and_window_sigmas() -> None:
+    from heimdall.dsp.tdoa import TdoaLag
+    from heimdall.localization.service import pair_sigma_s
+
+    lag = TdoaLag(
+        lag_s=1e-5,
+        lag_samples=0.12,
+        quality_db=20.0,
+        peak_correlation=0.9,
+        overlap_s=2.0,
+        sample_rate_hz=SAMPLE_RATE_HZ,
+        rms_bandwidth_hz=2_000.0,
+    )
+    random_s = correlation_sigma_s(0.9, 24_000, 2_000.0)
+    assert pair_sigma_s(lag, 5_000.0) == pytest.approx(random_s)
+    windows = dataclasses.replace(lag, empirical_sigma_s=3 * random_s)
+    assert pair_sigma_s(windows, 5_000.0) == pytest.approx(3 * random_s)
+    no_bandwidth = dataclasses.replace(lag, rms_bandwidth_hz=0.0)
+    flat_s = correlation_sigma_s(0.9, 24_000, rms_bandwidth_fallback_hz(5_000.0))
+    assert pair_sigma_s(no_bandwidth, 5_000.0) == pytest.approx(flat_s)
+    # The echo bound is carried, not added (measured: no better; see the docstring).
+    echo = dataclasses.replace(windows, echo_bias_bound_s=4 * random_s)
+    assert pair_sigma_s(echo, 5_000.0) == pytest.approx(3 * random_s)

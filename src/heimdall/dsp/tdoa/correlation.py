@@ -11,6 +11,7 @@ import scipy.fft
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
 from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _notch
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
+from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
 from heimdall.dsp.tdoa.peak import (
     _integer_lag_phasors,
     _main_lobe,
@@ -59,6 +60,9 @@ class CorrelationLag:
     rival_lags_samples: tuple[float, ...] = ()
     #: The pair's carrier notched out (cycles per sample of ``x``), when one was.
     carrier_cycles: float | None = None
+    #: Bound on the peak shift an unresolved echo can cause, from the channel's curvature
+    #: across the band (``multipath.echo_bias_bound_samples``); 0 when not measured.
+    echo_bias_bound_samples: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -218,6 +222,14 @@ def _correlation_lag(
     energy_y = float(np.sum(spectrum_y.real**2 + spectrum_y.imag**2))
     energy = np.sqrt(energy_x * energy_y) / length
     peak_correlation = peak_magnitude / length / max(energy, 1e-30)
+    echo_bound = 0.0
+    if quality_db >= MIN_TDOA_QUALITY_DB:
+        echo_bound = echo_bias_bound_samples(
+            aligned_spectrum,
+            spectrum_x.real**2 + spectrum_x.imag**2,
+            spectrum_y.real**2 + spectrum_y.imag**2,
+            frequency_cycles,
+        )
     rival_lags = tuple(
         float(lags[k] + _parabola_vertex(magnitude[k - 1 : k + 2]) - end_drift_samples)
         for k in rivals
@@ -230,4 +242,5 @@ def _correlation_lag(
         rms_bandwidth_hz=_rms_bandwidth_hz(aligned_spectrum, frequency_cycles * sample_rate_hz),
         rival_lags_samples=rival_lags,
         carrier_cycles=None if line is None else line.cycles,
+        echo_bias_bound_samples=echo_bound,
     )

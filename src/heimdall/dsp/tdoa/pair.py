@@ -55,6 +55,10 @@ class TdoaLag:
     lag_from_windows: bool = False
     #: Rival peaks of the whole span's correlation (echoes, or the direct path), as lags (s).
     rival_lags_s: tuple[float, ...] = ()
+    #: Bound on the shift an unresolved echo can have given the whole span's peak, from
+    #: the channel's curvature across the band (``multipath.echo_bias_bound_samples``):
+    #: a systematic error for the whole recording, which no noise sigma shows.
+    echo_bias_bound_s: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -257,4 +261,5 @@ def tdoa_lag(
         windows=0 if windowed is None else len(windowed.lags_samples),
         lag_from_windows=from_windows,
         rival_lags_s=tuple(r / b_rate_hz + start_difference_s for r in result.rival_lags_samples),
+        echo_bias_bound_s=result.echo_bias_bound_samples / b_rate_hz,
     )
