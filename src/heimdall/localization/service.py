@@ -211,6 +211,10 @@ def usable_for_tdoa(
 #: Partners a receiver whose pair with the reference is unusable is tried against
 #: (receivers already tied to the reference, strongest first), before it is given up.
 MAX_FALLBACK_PARTNERS = 2
+#: Below this median occupied bandwidth the signal has next to no timing (a carrier
+#: measures ~140 Hz): another reference or partner would only add chances for a
+#: spurious lag to pass the quality gate, and correlations, so none is tried.
+MIN_FALLBACK_BANDWIDTH_HZ = 1_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +274,13 @@ def tdoa_observations_from_recordings(
       own interference, a capture of its own that correlates badly), the next strongest
       is tried as the reference, and the star with more usable pairs is kept (not when
       every pair correlates flat: the signal has no timing, e.g. a carrier);
-    * a receiver whose pair with the reference is unusable is tried against up to
-      ``MAX_FALLBACK_PARTNERS`` receivers already tied to the reference (strongest
-      first): the first usable pair replaces it, and the set stays a tree.
+    * a receiver whose pair with the reference is unusable, and which is no weaker than
+      every receiver that paired (else its own weakness is the likely cause), is tried
+      against up to ``MAX_FALLBACK_PARTNERS`` receivers already tied to the reference
+      (strongest first): the first usable pair replaces it, and the set stays a tree.
+
+    Neither for a signal narrower than ``MIN_FALLBACK_BANDWIDTH_HZ`` (median over the
+    receivers' measurements), which has no timing to find.
 
     A pair still unusable is passed on with ``UNUSABLE_SIGMA_S`` (the result lists it);
     one that cannot be correlated (captures not overlapping in time) is left out. Why is
@@ -312,10 +320,14 @@ def tdoa_observations_from_recordings(
             return list(pool.map(lambda other: correlate(other, reference), others))
 
     pairs = star(by_strength[0])
+    timed_signal = (
+        float(np.median([r.occupied_bandwidth_hz for r in recordings])) >= MIN_FALLBACK_BANDWIDTH_HZ
+    )
     # A signal without timing (a carrier) correlates flat against everyone, a spoiled
     # reference only against itself: one pair without it tells them apart.
     if (
-        len(recordings) >= 3
+        timed_signal
+        and len(recordings) >= 3
         and 2 * sum(p.usable for p in pairs) < len(pairs)
         and (not all(p.flat for p in pairs) or correlate(by_strength[2], by_strength[1]).usable)
     ):
@@ -328,13 +340,15 @@ def tdoa_observations_from_recordings(
                     f"{by_strength[1].station.id} is the reference instead"
                 )
             pairs = second
-    without_timing = all(p.flat for p in pairs)
     tied = [p.other for p in pairs if p.usable]
     tied.sort(key=lambda r: r.snr_db, reverse=True)
+    # A receiver weaker than every one that paired with the reference most likely failed
+    # for its own weakness, which no partner mends; one stronger than some of them
+    # failed for the pair (the reference's interference, an echo, a wrong peak).
+    weakest_tied_db = min((r.snr_db for r in tied), default=math.inf)
     observations = []
     for pair in pairs:
-        # No partner helps a receiver that hears nothing, nor a signal without timing.
-        if not pair.usable and not without_timing and pair.other.snr_db >= NOT_HEARD_SNR_DB:
+        if timed_signal and not pair.usable and pair.other.snr_db >= weakest_tied_db:
             for partner in tied[:MAX_FALLBACK_PARTNERS]:
                 fallback = correlate(pair.other, partner)
                 if fallback.usable:
