@@ -86,3 +86,18 @@ def test_without_an_echo_noise_alone_rarely_reads_as_one() -> None:
     rng = np.random.default_rng(21)
     bounds = [_pair(0.0, 0.0, 0.0, snr_db, rng)[1] for snr_db in (10.0, 20.0) for _ in range(10)]
     assert sum(b > 0 for b in bounds) <= 2
+
+
+def test_noise_floors_are_fitted_out_of_a_falling_spectrum_at_unequal_snrs() -> None:
+    """The raw power ratio of receivers at different SNRs bends where the spectrum falls;
+    with the floors fitted out (from the noise-free cross-spectrum) it is flat again."""
+    from heimdall.dsp.tdoa.multipath import _signal_powers
+
+    bins = np.full(14, 750)
+    shape = np.exp(-((np.linspace(-1, 1, 14) / 0.8) ** 4))  # falls off at the edges
+    a, b = 1000.0 * shape * bins, 300.0 * shape * bins  # |H_b / H_a|^2 = 0.3 everywhere
+    pxx, pyy = a + 10.0 * bins, b + 300.0 * bins  # b's floor 30x a's
+    raw = 0.5 * np.log(pyy / pxx)
+    assert np.ptp(raw) > 0.5  # what the echo bound would read as curvature
+    signal_x, signal_y = _signal_powers(pxx, pyy, np.sqrt(a * b), bins)
+    np.testing.assert_allclose(0.5 * np.log(signal_y / signal_x), 0.5 * np.log(0.3), atol=1e-6)

@@ -35,19 +35,19 @@ ratio is taken on the signal's powers, the receivers' noise floors fitted out
 Sensitivity, the catch: the bias is first order in ``tau`` and the curvature second, so
 the bound goes as the square root of a small, noisy number. At 12 kHz a -10 dB echo
 10 us late (a 4 us bound, a shift of 0.5-2 us) is seen in 7 of 10 broadband pairs at
-20 dB and in none at 10 dB; on the realistic benchmark's pairs the bounds it gave were
-5-40 us, on 9 % of pairs, and those pairs erred no more than the rest. The localization service
-therefore carries it (``TdoaLag.echo_bias_bound_s``) but does not add it to the pair's
-sigma (docs/localization.md, "Multipath and the pair sigma": measured, no better).
+20 dB and in none at 10 dB; on the realistic benchmark's pairs it flags about a third,
+with bounds of 5-110 us, and those pairs err no more than the rest (the receivers'
+spectra differ in ways one echo and a white floor do not describe). The localization
+service therefore carries it (``TdoaLag.echo_bias_bound_s``) but does not add it to the
+pair's sigma (docs/localization.md, "Multipath and the pair sigma": measured, no better).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import least_squares
 
-#: Sub-bands the spectrum is cut into: enough for a curvature (at least 4 must carry
+#: Sub-bands the spectrum is cut into: enough for a curvature (``MIN_BANDS`` must carry
 #: signal), few enough that each sums hundreds of bins.
 ECHO_BANDS = 32
 #: A sub-band whose coherence is below this carries too little of the common signal
@@ -61,6 +61,8 @@ MIN_BANDS = 8
 #: 5 % of echo-free pairs through). The bound goes as the square root of the curvature,
 #: so an unchecked noise curvature would read as microseconds.
 SIGNIFICANCE_SIGMAS = 2.45
+#: Gauss-Newton steps for the two noise floors (converged in a handful).
+NOISE_FIT_STEPS = 20
 
 
 def _weighted_quadratic(
@@ -117,18 +119,26 @@ def _signal_powers(
     floors (per bin, flat) are the ones that make ``(Pxx - na m)(Pyy - nb m) = |Pxy|^2``
     hold across the sub-bands (``m`` bins each): two numbers from many bands.
     """
-    scale_x, scale_y = float(np.max(pxx / bins)), float(np.max(pyy / bins))
-
-    def residuals(noise: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        a = pxx - noise[0] * scale_x * bins
-        b = pyy - noise[1] * scale_y * bins
-        return np.asarray((a * b - cross_magnitude**2) / (pxx * pyy), dtype=np.float64)
-
-    # From inside the bounds: started on the zero bound the solver stays there.
-    fit = least_squares(residuals, np.full(2, 0.01), bounds=(0.0, 1.0))
+    m = bins.astype(np.float64)
+    scale = 1.0 / (pxx * pyy)
+    target = np.square(cross_magnitude)
+    upper = np.array([np.min(pxx / m), np.min(pyy / m)])  # no floor above a band's power
+    noise = np.zeros(2)
+    # Gauss-Newton on the two floors (residual ((Pxx - na m)(Pyy - nb m) - |Pxy|^2) scaled
+    # by Pxx Pyy), kept inside their bounds: a few steps, each a 2x2 solve. The product
+    # term is what makes the split identifiable when |H_b / H_a| is flat.
+    for _ in range(NOISE_FIT_STEPS):
+        signal_x, signal_y = pxx - noise[0] * m, pyy - noise[1] * m
+        residual = (signal_x * signal_y - target) * scale
+        jacobian = np.column_stack([-m * signal_y * scale, -m * signal_x * scale])
+        step, *_ = np.linalg.lstsq(jacobian, -residual, rcond=None)
+        noise = np.clip(noise + step, 0.0, upper)
+        if np.all(np.abs(step) <= 1e-9 * np.maximum(upper, 1e-300)):
+            break
+    noise_x, noise_y = float(noise[0]), float(noise[1])
     floor = 1e-3  # never below a thousandth of the band's power: the log stays finite
-    signal_x = np.maximum(pxx - fit.x[0] * scale_x * bins, floor * pxx)
-    signal_y = np.maximum(pyy - fit.x[1] * scale_y * bins, floor * pyy)
+    signal_x = np.maximum(pxx - noise_x * bins, floor * pxx)
+    signal_y = np.maximum(pyy - noise_y * bins, floor * pyy)
     return signal_x, signal_y
 
 
@@ -156,7 +166,7 @@ def echo_bias_bound_samples(
     >>> round(bound, 2), round(0.5 * 0.2 / 1.5, 2)  # bound and true shift a tau / (1 + a)
     (0.09, 0.07)
     """
-    order = np.argsort(frequency_cycles)
+    order = np.fft.fftshift(np.arange(len(frequency_cycles)))  # FFT order -> ascending
     edges = np.linspace(0, len(order), bands + 1).astype(int)
     cross = np.add.reduceat(aligned_cross_spectrum[order], edges[:-1])
     pxx = np.add.reduceat(np.asarray(power_x, np.float64)[order], edges[:-1])
