@@ -270,10 +270,10 @@ def tdoa_observations_from_recordings(
     ``localization.tdoa.pair_whitening`` models the pairs' shared receivers (exact for a
     tree). One reference cannot spoil every pair (issue 15):
 
-    * when fewer than half of the pairs against the strongest receiver are usable (its
-      own interference, a capture of its own that correlates badly), the next strongest
-      is tried as the reference, and the star with more usable pairs is kept (not when
-      every pair correlates flat: the signal has no timing, e.g. a carrier);
+    * when fewer than half of the pairs against the strongest receiver are usable, its
+      two strongest partners among the failures and their own pair is usable (the
+      reference's interference, a capture of its own that correlates badly), the next
+      strongest is tried as the reference, and the star with more usable pairs is kept;
     * a receiver whose pair with the reference is unusable, and which is no weaker than
       every receiver that paired (else its own weakness is the likely cause), is tried
       against up to ``MAX_FALLBACK_PARTNERS`` receivers already tied to the reference
@@ -323,13 +323,16 @@ def tdoa_observations_from_recordings(
     timed_signal = (
         float(np.median([r.occupied_bandwidth_hz for r in recordings])) >= MIN_FALLBACK_BANDWIDTH_HZ
     )
-    # A signal without timing (a carrier) correlates flat against everyone, a spoiled
-    # reference only against itself: one pair without it tells them apart.
+    # The reference is suspect only when its two strongest partners both failed with it
+    # and one pair without it, those two, is usable: weak partners fail with anyone, and
+    # a signal without timing (a carrier) correlates flat against everyone.
+    failed = {id(p.other) for p in pairs if not p.usable}
     if (
         timed_signal
         and len(recordings) >= 3
         and 2 * sum(p.usable for p in pairs) < len(pairs)
-        and (not all(p.flat for p in pairs) or correlate(by_strength[2], by_strength[1]).usable)
+        and {id(by_strength[1]), id(by_strength[2])} <= failed
+        and correlate(by_strength[2], by_strength[1]).usable
     ):
         second = star(by_strength[1])
         if sum(p.usable for p in second) > sum(p.usable for p in pairs):

@@ -67,7 +67,7 @@ def _pair(
     noise_power = 10 ** (-snr_db / 10)
     x = burst[margin:-margin] + complex_white_noise(noise_power, count, rng)
     y = echoed[margin:-margin] + complex_white_noise(noise_power, count, rng)
-    lag = cross_correlation_lag(x, y, SAMPLE_RATE_HZ, 10)
+    lag = cross_correlation_lag(x, y, SAMPLE_RATE_HZ, 10, echo_bound=True)
     return lag.lag_samples - delay, lag.echo_bias_bound_samples
 
 
@@ -101,3 +101,21 @@ def test_noise_floors_are_fitted_out_of_a_falling_spectrum_at_unequal_snrs() -> 
     assert np.ptp(raw) > 0.5  # what the echo bound would read as curvature
     signal_x, signal_y = _signal_powers(pxx, pyy, np.sqrt(a * b), bins)
     np.testing.assert_allclose(0.5 * np.log(signal_y / signal_x), 0.5 * np.log(0.3), atol=1e-6)
+
+
+def test_tdoa_lag_carries_the_bound_in_seconds_only_when_asked() -> None:
+    from heimdall.dsp.signals import make_capture
+    from heimdall.dsp.tdoa import tdoa_lag
+
+    rng = np.random.default_rng(9)
+    count, margin, a, tau = 24_000, 200, 0.4, 0.24
+    burst = broadband_burst(count + 2 * margin, rng)
+    echoed = fractional_delay(burst, 3.0) + a * fractional_delay(burst, 3.0 + tau)
+    x = burst[margin:-margin] + complex_white_noise(0.01, count, rng)
+    y = echoed[margin:-margin] + complex_white_noise(0.01, count, rng)
+    first = make_capture(x.astype(np.complex64), SAMPLE_RATE_HZ)
+    second = make_capture(y.astype(np.complex64), SAMPLE_RATE_HZ)
+    assert tdoa_lag(first, second, max_lag_s=0.002).echo_bias_bound_s == 0.0
+    measured = tdoa_lag(first, second, max_lag_s=0.002, echo_bound=True).echo_bias_bound_s
+    _, bound = _analytic_shift_and_bound(a, tau, 0.0)
+    assert measured == pytest.approx(bound / SAMPLE_RATE_HZ, rel=0.3)
