@@ -10,7 +10,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _unit_phasors
+from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _turn_fraction, _unit_phasors
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -42,7 +42,7 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     # Take the coarse frequency out once: what is left of the tone turns by at most a
     # few cycles over the record, so sums over blocks of LINE_FIT_BLOCK_SAMPLES (each
     # taken at its centre) keep its Fourier sum to ~1e-5 at a fraction of the cost.
-    derotated = samples * _unit_phasors(-(coarse_cycles * index % 1.0))
+    derotated = samples * _unit_phasors(-_turn_fraction(coarse_cycles * index))
     block_count = -(-count // LINE_FIT_BLOCK_SAMPLES)
     padded = np.zeros(block_count * LINE_FIT_BLOCK_SAMPLES, dtype=np.complex64)
     padded[:count] = derotated
@@ -75,7 +75,7 @@ class _Line:
 
 def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
     """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
-    return _unit_phasors(cycles * np.arange(count, dtype=np.float64) % 1.0)
+    return _unit_phasors(_turn_fraction(cycles * np.arange(count, dtype=np.float64)))
 
 
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
@@ -186,7 +186,7 @@ def cross_ambiguity_peak(
     # Within a bin the tone turns by under 2 pi bin_width * T over the record: float32
     # phasors of that fractional turn are exact enough.
     fraction_cycles = (bin_width_hz * block_times_s).astype(np.float32)
-    derotated = best * _unit_phasors(-coarse_hz * block_times_s % 1.0)
+    derotated = best * _unit_phasors(_turn_fraction(-coarse_hz * block_times_s))
 
     def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         cycles = np.outer(offsets_bins.astype(np.float32), fraction_cycles)
@@ -211,7 +211,7 @@ def shift_frequency(
     """
     phase_cycles = frequency_hz * np.arange(len(samples), dtype=np.float64) / sample_rate_hz
     # Whole cycles dropped in float64: the float32 phasors then stay exact.
-    return (samples * _unit_phasors(phase_cycles % 1.0)).astype(np.complex64, copy=False)
+    return (samples * _unit_phasors(_turn_fraction(phase_cycles))).astype(np.complex64, copy=False)
 
 
 #: Segment length of the spectra whose cross-correlation gives the coarse offset
