@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +61,22 @@ TDOA_WORKERS = 2
 #: the signal up to +-2 kHz off, so two receivers differ by up to 4 kHz (issue 15).
 TDOA_FREQUENCY_SEARCH_HZ = 4_500.0
 _GEOD = Geod(ellps="WGS84")
+
+
+_POOL_LOCK = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _correlation_pool() -> ThreadPoolExecutor:
+    """The threads pairs are correlated on, started once per process (a pool per
+    localization spent about a millisecond starting and joining its threads). Keyed by
+    process id: a prefork worker's child inherits the parent's pool, but not its threads.
+    """
+    global _pool
+    with _POOL_LOCK:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(TDOA_WORKERS, thread_name_prefix="tdoa"))
+        return _pool[1]
 
 
 class NotLocalizable(ValueError):
@@ -218,8 +236,7 @@ def tdoa_observations_from_recordings(
             return f"{other.station.id}-{reference.station.id}: {exc}"
 
     # numpy and scipy.fft release the GIL for the heavy parts: the pairs overlap on cores.
-    with ThreadPoolExecutor(max_workers=TDOA_WORKERS) as pool:
-        lags = list(pool.map(lag_against_reference, others))
+    lags = list(_correlation_pool().map(lag_against_reference, others))
     observations = []
     for other, lag in zip(others, lags, strict=True):
         if isinstance(lag, str):

@@ -182,3 +182,14 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
     assert [(p.receiver_i, p.receiver_j) for p in pairs] == [("b", "a")]
     assert len(skipped) == 1
     assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]
+
+
+def test_correlation_pool_is_kept_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from heimdall.localization import service
+
+    pool = service._correlation_pool()
+    assert service._correlation_pool() is pool
+    assert list(pool.map(abs, [-1, -2])) == [1, 2]
+    # A forked child (another pid) inherits the object but not its threads: a new pool.
+    monkeypatch.setattr(service.os, "getpid", lambda: -1)
+    assert service._correlation_pool() is not pool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -60,14 +61,25 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     return coarse_cycles + offset_bins / count, amplitude
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Line:
     """A spectral line fitted to a run of samples: A exp(j 2 pi f n), n = 0 .. N-1."""
 
     cycles: float  # f, cycles per sample
     amplitude: complex  # A
-    #: Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
-    unit_spectrum: npt.NDArray[np.complexfloating]
+    count: int  # N
+    length: int  # the FFT length of its spectrum
+
+    @cached_property
+    def unit_spectrum(self) -> npt.NDArray[np.complexfloating]:
+        """Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
+
+        Computed when first asked for: a reference's line is only taken out of its
+        samples (``_SegmentSpectra.without_line``), and this FFT would be wasted.
+        """
+        unit_spectrum = scipy.fft.fft(_line_phasors(self.cycles, self.count), self.length)
+        unit_spectrum.flags.writeable = False
+        return unit_spectrum
 
     def spectrum(self) -> npt.NDArray[np.complexfloating]:
         return self.amplitude * self.unit_spectrum
@@ -81,9 +93,7 @@ def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
     """The line fitted near ``coarse_cycles``, with its spectrum at the FFT ``length``."""
     line_cycles, amplitude = _fit_line(samples, coarse_cycles)
-    unit_spectrum = scipy.fft.fft(_line_phasors(line_cycles, len(samples)), length)
-    unit_spectrum.flags.writeable = False
-    return _Line(line_cycles, amplitude, unit_spectrum)
+    return _Line(line_cycles, amplitude, len(samples), length)
 
 
 def _notch(
