@@ -44,7 +44,7 @@ def _unit_phasors(cycles: npt.NDArray[np.floating]) -> npt.NDArray[np.complex64]
     return phasors
 
 
-def _turn_fraction(cycles: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _turn_fraction(cycles: npt.NDArray[np.floating]) -> npt.NDArray[np.floating]:
     """``cycles % 1.0`` (whole turns dropped, in [0, 1]), bit for bit, ten times faster.
 
     numpy's float remainder goes through fmod and sign fix-ups; the fractional part of a
