@@ -195,8 +195,9 @@ def usable_for_tdoa(
     """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
     are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
     usable = []
-    for recording in recordings:
-        capture, fit = clean_capture(recording.capture)
+    # Each capture's stamp fit is independent of the others': on the correlation threads.
+    cleaned = _correlation_pool().map(clean_capture, [r.capture for r in recordings])
+    for recording, (capture, fit) in zip(recordings, cleaned, strict=True):
         if fit.usable:
             usable.append(dataclass_replace(recording, capture=capture))
         elif skipped is not None:
