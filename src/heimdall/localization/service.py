@@ -63,20 +63,28 @@ TDOA_FREQUENCY_SEARCH_HZ = 4_500.0
 _GEOD = Geod(ellps="WGS84")
 
 
-_POOL_LOCK = threading.Lock()
-_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
 
 
 def _correlation_pool() -> ThreadPoolExecutor:
     """The threads pairs are correlated on, started once per process (a pool per
-    localization spent about a millisecond starting and joining its threads). Keyed by
-    process id: a prefork worker's child inherits the parent's pool, but not its threads.
-    """
+    localization spent about a millisecond starting and joining its threads)."""
     global _pool
-    with _POOL_LOCK:
-        if _pool is None or _pool[0] != os.getpid():
-            _pool = (os.getpid(), ThreadPoolExecutor(TDOA_WORKERS, thread_name_prefix="tdoa"))
-        return _pool[1]
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(TDOA_WORKERS, thread_name_prefix="tdoa")
+        return _pool
+
+
+def _forget_pool() -> None:
+    """In a forked child (a prefork worker): the parent's pool object came along, its
+    threads did not, and its lock may have been held by one of them."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 class NotLocalizable(ValueError):

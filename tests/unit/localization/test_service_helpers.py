@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -184,12 +185,28 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
     assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]
 
 
-def test_correlation_pool_is_kept_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_correlation_pool_is_kept_per_process() -> None:
     from heimdall.localization import service
 
     pool = service._correlation_pool()
     assert service._correlation_pool() is pool
     assert list(pool.map(abs, [-1, -2])) == [1, 2]
-    # A forked child (another pid) inherits the object but not its threads: a new pool.
-    monkeypatch.setattr(service.os, "getpid", lambda: -1)
+    # What a forked child runs: the inherited pool has no threads, a new one is started.
+    service._forget_pool()
     assert service._correlation_pool() is not pool
+
+
+def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
+    from heimdall.localization import service
+
+    # The parent's threads are running (they start on the first task) before the fork.
+    assert list(service._correlation_pool().map(abs, [-1, -2])) == [1, 2]
+    pid = os.fork()
+    if pid == 0:  # the child: with the parent's pool its task would never run
+        code = 1
+        try:
+            code = 0 if service._correlation_pool().submit(abs, -3).result(timeout=10) == 3 else 1
+        finally:
+            os._exit(code)  # never back into pytest
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
