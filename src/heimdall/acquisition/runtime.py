@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 
 from heimdall.acquisition import repository
 from heimdall.acquisition.channels import ChannelScheduler
+from heimdall.core.db import ping_when_idle
 from heimdall.core.retry import database_unavailable, retry_transient, storage_unavailable
 from heimdall.core.settings import Settings, get_settings
 from heimdall.core.storage import ObjectStore
@@ -72,6 +73,8 @@ class AcquisitionRuntime:
         # Created on the loop: the async engine and scheduler belong to it.
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
+        self.bookkeeping_engine: AsyncEngine
+        self.bookkeeping_sessions: async_sessionmaker[AsyncSession]
         self.scheduler: ChannelScheduler
 
     # --- life cycle (called from other threads) --------------------------------------
@@ -103,15 +106,35 @@ class AcquisitionRuntime:
 
     async def _start(self) -> None:
         settings = self.settings
+        # Pinged only after sitting idle: a ping at every checkout was one more round
+        # trip in front of every release and grant, on the path from one wave to the next.
         self.engine = create_async_engine(
             settings.sync_database_url,
-            pool_pre_ping=True,
-            pool_size=10,
+            pool_size=20,
             max_overflow=20,
             connect_args={"connect_timeout": 3},
         )
+        ping_when_idle(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.scheduler = ChannelScheduler(self.engine, lease_ttl_s=settings.claim_ttl_s)
+        # Bookkeeping that lapses by itself or that the final commit rewrites (channel
+        # releases, progress): each statement its own transaction, not waiting for the
+        # WAL flush, which a busy disk stretched to 100+ ms at the end of every wave.
+        self.bookkeeping_engine = create_async_engine(
+            settings.sync_database_url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=8,
+            max_overflow=8,
+            connect_args={"connect_timeout": 3, "options": "-c synchronous_commit=off"},
+        )
+        ping_when_idle(self.bookkeeping_engine.sync_engine)
+        self.bookkeeping_sessions = async_sessionmaker(
+            self.bookkeeping_engine, expire_on_commit=False
+        )
+        self.scheduler = ChannelScheduler(
+            self.engine,
+            lease_ttl_s=settings.claim_ttl_s,
+            bookkeeping=self.bookkeeping_engine,
+        )
         from heimdall.acquisition.sweeper import Sweeper
 
         sweeper = Sweeper(self)
@@ -126,11 +149,19 @@ class AcquisitionRuntime:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.dispose()
+        await self.bookkeeping_engine.dispose()
 
     # --- database ------------------------------------------------------------------
     async def db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """One transaction: ``work(session)``, committed when it returns."""
         async with self.sessions() as session, session.begin():
+            return await work(session)
+
+    async def bookkeep(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``work(session)`` on the bookkeeping engine: every statement autocommitted,
+        without waiting for the WAL flush. Only for writes that may be lost in a
+        PostgreSQL crash: they lapse, or the acquisition's final commit rewrites them."""
+        async with self.bookkeeping_sessions() as session:
             return await work(session)
 
     async def db_retry(self, work: Callable[[AsyncSession], Awaitable[T]], what: str) -> T:
