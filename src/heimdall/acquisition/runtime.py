@@ -59,6 +59,21 @@ class Running:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def bookkeeping_engine(url: str) -> AsyncEngine:
+    """For bookkeeping that lapses by itself or that the final commit rewrites (channel
+    releases, progress): each statement its own transaction, not waiting for the WAL
+    flush, which a busy disk stretched to 100+ ms at the end of every wave."""
+    engine = create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=8,
+        max_overflow=8,
+        connect_args={"connect_timeout": 3, "options": "-c synchronous_commit=off"},
+    )
+    ping_when_idle(engine.sync_engine)
+    return engine
+
+
 class AcquisitionRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -116,17 +131,7 @@ class AcquisitionRuntime:
         )
         ping_when_idle(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # Bookkeeping that lapses by itself or that the final commit rewrites (channel
-        # releases, progress): each statement its own transaction, not waiting for the
-        # WAL flush, which a busy disk stretched to 100+ ms at the end of every wave.
-        self.bookkeeping_engine = create_async_engine(
-            settings.sync_database_url,
-            isolation_level="AUTOCOMMIT",
-            pool_size=8,
-            max_overflow=8,
-            connect_args={"connect_timeout": 3, "options": "-c synchronous_commit=off"},
-        )
-        ping_when_idle(self.bookkeeping_engine.sync_engine)
+        self.bookkeeping_engine = bookkeeping_engine(settings.sync_database_url)
         self.bookkeeping_sessions = async_sessionmaker(
             self.bookkeeping_engine, expire_on_commit=False
         )
