@@ -59,6 +59,41 @@ class Running:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+# The longest the measuring and storing of finished recordings waits for acquisitions
+# that are starting (see Starts).
+START_PRIORITY_MAX_S = 0.5
+
+
+class Starts:
+    """Acquisitions of this process between their grant and their common start.
+
+    Connecting and hand-shaking seven receivers is the next wave's critical path; the
+    previous wave's measuring and storing (numpy, SigMF, S3 uploads in threads) is
+    not, yet both landed at the same moment and shared the two cores and the GIL.
+    Measuring waits until no acquisition is starting, at most ``max_wait_s``.
+    """
+
+    def __init__(self, max_wait_s: float = START_PRIORITY_MAX_S) -> None:
+        self.max_wait_s = max_wait_s
+        self._starting: set[uuid.UUID] = set()
+        self._none = asyncio.Event()
+        self._none.set()
+
+    def begin(self, task_id: uuid.UUID) -> None:
+        self._starting.add(task_id)
+        self._none.clear()
+
+    def end(self, task_id: uuid.UUID) -> None:
+        self._starting.discard(task_id)
+        if not self._starting:
+            self._none.set()
+
+    async def wait_until_none(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                await self._none.wait()
+
+
 def bookkeeping_engine(url: str) -> AsyncEngine:
     """For bookkeeping that lapses by itself or that the final commit rewrites (channel
     releases, progress): each statement its own transaction, not waiting for the WAL
@@ -84,6 +119,7 @@ class AcquisitionRuntime:
         self.loop.set_default_executor(self.io)
         self._thread = threading.Thread(target=self._run_loop, name="acquisition-loop", daemon=True)
         self._running: dict[uuid.UUID, Running] = {}
+        self.starts = Starts()
         self._background: list[asyncio.Task[None]] = []
         # Created on the loop: the async engine and scheduler belong to it.
         self.engine: AsyncEngine

@@ -311,6 +311,8 @@ def _context(
         stop=running.stop,
         on_released=released,
         on_finished=finished,
+        on_streaming=lambda: rt.starts.end(task_id),
+        before_processing=rt.starts.wait_until_none,
     )
 
 
@@ -323,9 +325,11 @@ async def _record(
     task_id, holder = claimed.task_id, running.holder
     context = _context(claimed, running, rt, total=len(targets))
     started = time.monotonic()
+    rt.starts.begin(task_id)
     try:
         outcomes = await record_all(context, targets)
     finally:
+        rt.starts.end(task_id)
         metrics.acquisition_seconds.observe(time.monotonic() - started)
         await rt.scheduler.release(task_id)
     return await _finish(claimed, holder, rt, outcomes)
