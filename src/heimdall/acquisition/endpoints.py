@@ -25,7 +25,6 @@ from heimdall.core.bounds import Offset, StationIdPath
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable, problems
-from heimdall.core.publisher import LoopPublisher
 from heimdall.core.security import rate_limited, require_token
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.models import Acquisition, AcquisitionSource, AcquisitionState, Approval
@@ -36,8 +35,10 @@ Session = Annotated[AsyncSession, Depends(get_db_session)]
 ENQUEUE_TIMEOUT_S = 10.0
 
 
-# By name: the API never imports the worker's recording code (seconds on a cold start).
-publisher = LoopPublisher(celery_app)
+def _enqueue(task_id: uuid.UUID) -> None:
+    # By name: the API never imports the worker's recording code (seconds on a cold start).
+    # ignore_result: the row is the record; nothing may wait on the result backend (Redis).
+    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False, ignore_result=True)
 
 
 async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
@@ -104,7 +105,8 @@ async def acquire(
         return accepted_response(acquisition)
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
-        await publisher.send(ACQUIRE_TASK, [str(acquisition.task_id)], ENQUEUE_TIMEOUT_S)
+        async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
+            await asyncio.to_thread(_enqueue, acquisition.task_id)
     except Exception as exc:
         async with session.begin():
             await repository.remove(session, acquisition.task_id)  # no orphan row
