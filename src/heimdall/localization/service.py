@@ -161,7 +161,10 @@ def common_window(reference: IQCapture, partners: list[IQCapture], duration_s: f
     window_end_ns = window_start_ns + len(window.samples) * 1e9 / window.sample_rate_hz
     first_ns, last_ns = window_start_ns, window_end_ns
     for partner in partners:
-        start_ns = capture_start_time_ns(partner, reference_ns)
+        try:
+            start_ns = capture_start_time_ns(partner, reference_ns)
+        except ValueError:  # no GPS time: its own pair says why
+            continue
         end_ns = start_ns + len(partner.samples) * 1e9 / partner.sample_rate_hz
         covered_ns = min(end_ns, window_end_ns) - max(start_ns, window_start_ns)
         if covered_ns >= COMMON_SPAN_MIN_SHARE * (window_end_ns - window_start_ns):

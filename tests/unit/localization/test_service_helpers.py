@@ -134,6 +134,10 @@ def test_common_window_is_the_span_every_partner_covers() -> None:
     # Whole blocks of the reference, samples and stamps together.
     first = int(np.flatnonzero(reference.block_time_ns == window.block_time_ns[0])[0])
     assert np.array_equal(window.block_time_ns, reference.block_time_ns[first : first + 44])
+    # A partner without GPS time cannot shrink it either (its own pair fails, with why).
+    untimed = make_capture(np.zeros(512 * 47, np.complex64), SAMPLE_RATE_HZ, gps=False)
+    with_untimed = common_window(reference, [late, early, untimed], 2.0)
+    assert np.array_equal(with_untimed.block_time_ns, window.block_time_ns)
     # All partners starting together: the central window itself, untouched.
     assert common_window(reference, [partner(0.0), partner(0.0)], 2.0) is reference
 
