@@ -11,7 +11,7 @@ wave (``Problem.surface_paths``), whose TDOA block also carries the ground wave'
 nominal delay as a range scale.
 
 Parameters of a solution: ``(x_m, y_m)`` in the map plane, plus ``P0`` (dBm) when the
-RSS model is in use. With TDOA, Levenberg-Marquardt on the robust cost fits all of them; a
+RSS model is in use. With TDOA, ``scipy.optimize.least_squares`` fits all of them; a
 power-only fix is refined in ``(x_m, y_m)`` alone, ``P0`` taking its own best value at
 each candidate (``power_cost``; see ``refine`` for why).
 """
@@ -26,7 +26,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import maximum_filter
-from scipy.optimize import OptimizeResult, minimize
+from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
 from heimdall.localization.rss import (
@@ -397,17 +397,6 @@ def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray
     return np.concatenate(blocks)
 
 
-def _range_geometry(problem: Problem, parameters: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Ranges to the receivers and their gradients in the map plane (``residual_jacobian``)."""
-    if problem.surface_paths:
-        ranges_m = np.maximum(_ranges_at(problem, parameters[0], parameters[1]), 1e-3)
-        return ranges_m, _surface_range_gradients(problem, parameters[0], parameters[1])
-    transmitter_enu_m = problem.transmitter_enu_m(parameters[0], parameters[1])
-    offsets_m = transmitter_enu_m - problem.receivers_enu_m
-    ranges_m = np.maximum(np.linalg.norm(offsets_m, axis=-1), 1e-3)
-    return ranges_m, offsets_m[:, :2] / ranges_m[:, np.newaxis]
-
-
 def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
     """Analytic Jacobian of ``normalised_residuals``, shape ``(n_residuals, n_parameters)``.
 
@@ -417,7 +406,14 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
     central differences of the geodesic ranges in the map plane itself (exact, whatever
     the distance).
     """
-    ranges_m, range_gradients = _range_geometry(problem, parameters)
+    if problem.surface_paths:
+        ranges_m = np.maximum(_ranges_at(problem, parameters[0], parameters[1]), 1e-3)
+        range_gradients = _surface_range_gradients(problem, parameters[0], parameters[1])
+    else:
+        transmitter_enu_m = problem.transmitter_enu_m(parameters[0], parameters[1])
+        offsets_m = transmitter_enu_m - problem.receivers_enu_m
+        ranges_m = np.maximum(np.linalg.norm(offsets_m, axis=-1), 1e-3)
+        range_gradients = offsets_m[:, :2] / ranges_m[:, np.newaxis]
     rows: list[FloatArray] = []
     if problem.rss is not None:
         rss = problem.rss
@@ -568,6 +564,7 @@ def _newton_power_refinement(
     """
     cell_m = grid.cell_size_m
     reach_cells = max(np.ptp(grid.x_m), np.ptp(grid.y_m)) / cell_m
+    minima = [solution for solution in refined if solution.local_minimum]
     merged_into: list[Solution] = []
     last: dict[tuple[float, float], PowerCost] = {}
     source_power_start_dbm = [float(start[2])]
@@ -583,10 +580,12 @@ def _newton_power_refinement(
 
     def stop_when_converged(intermediate_result: OptimizeResult) -> None:
         here = at(intermediate_result.x)
-        minimum = _in_refined_basin(intermediate_result.x * cell_m, here.cost, refined, cell_m)
-        if minimum is not None:
-            merged_into.append(minimum)
-            raise StopIteration
+        x_m, y_m = (intermediate_result.x * cell_m).tolist()
+        for minimum in minima:
+            offset_m = math.hypot(x_m - minimum.parameters[0], y_m - minimum.parameters[1])
+            if offset_m < 0.5 * cell_m and here.cost >= minimum.robust_cost:
+                merged_into.append(minimum)
+                raise StopIteration
         # The Newton decrement sqrt(g^T H^-1 g), in closed form for 2x2 (np.linalg would
         # cost more than the rest of an iteration's bookkeeping). Only where the cost is
         # convex does the Newton step tell the distance left.
@@ -622,179 +621,27 @@ def _newton_power_refinement(
     return Solution(np.append(result.x * cell_m, solution.source_power_dbm), solution.cost)
 
 
-#: The TDOA/fused refinement stops once the next Newton step would move the fix by less
-#: than this many of its own standard deviations (the decrement sqrt(g^T H^-1 g), the
-#: Hessian standing for the information); convergence is quadratic by then. What limits
-#: the fix is the analytic gradient (plane for ENU, ~1e-4): its zero lies up to ~1e-3
-#: sigma off the cost's minimum (against ``least_squares``: tested).
-_GAUSS_NEWTON_TOLERANCE_SIGMAS = 1e-5
-#: Residual evaluations per refinement (as ``least_squares``'s ``max_nfev`` was).
-_GAUSS_NEWTON_MAX_EVALUATIONS = 100
-#: Levenberg-Marquardt damping (relative to the Hessian's diagonal): first value once a
-#: plain Gauss-Newton step fails, growth on each failure, shrinking on each success, and
-#: the value beyond which the walk has stalled.
-_DAMPING_START = 1e-3
-_DAMPING_GROWTH = 10.0
-_DAMPING_SHRINK = 0.1
-_DAMPING_STALLED = 1e12
-#: Relative resolution of a robust cost summed over tens of residuals in float64.
-_COST_RESOLUTION = 1e-13
+class _BasinWatch:
+    """``least_squares`` callback: stop a walk that enters an already refined minimum's basin.
 
-
-def _robust_cost(residuals: FloatArray) -> float:
-    """``1/2 sum soft_l1(z^2)``: the cost ``least_squares`` reports with that loss."""
-    return 0.5 * float(np.sum(soft_l1(np.square(residuals))))
-
-
-def _in_refined_basin(
-    parameters: FloatArray, cost: float, refined: Sequence[Solution], cell_m: float
-) -> Solution | None:
-    """The refined minimum a walk has come back to: within half a cell, and no lower
-    (a walk that ran off, whose solution is its grid peak, is no minimum).
-
-    Secondary grid peaks mostly lead back to the best one, tens of evaluations later, and
-    ``estimate._distinct`` then drops the copy (``_newton_power_refinement`` does the same).
+    Secondary grid peaks of a TDOA or fused problem mostly lead back to the best one,
+    tens of evaluations later, and ``estimate._distinct`` then drops the copy. A walk
+    within half a cell of a ``refined`` minimum and no lower than it is taken to be
+    there (as ``_newton_power_refinement`` does): the result is that minimum itself.
     """
-    for minimum in refined:
-        if not minimum.local_minimum:
-            continue
-        offset_m = math.hypot(
-            float(parameters[0]) - minimum.parameters[0],
-            float(parameters[1]) - minimum.parameters[1],
-        )
-        if offset_m < 0.5 * cell_m and cost >= minimum.robust_cost:
-            return minimum
-    return None
 
+    def __init__(self, refined: Sequence[Solution], cell_m: float) -> None:
+        self.minima = [solution for solution in refined if solution.local_minimum]
+        self.cell_m = cell_m
+        self.minimum: Solution | None = None
 
-def _residual_curvature(
-    problem: Problem, parameters: FloatArray, influence: FloatArray
-) -> FloatArray:
-    """``sum_i influence_i z_i''`` in the map plane ``(2, 2)``: what Gauss-Newton leaves out.
-
-    ``influence`` is ``rho'(z^2) z`` of every residual (power ones first). With it the
-    Hessian is Newton's, in the plane-for-ENU approximation of ``residual_jacobian``.
-    Without it the walks converged linearly (rate ~0.3, ~10 steps per peak): a power
-    reading's own curvature is as large as what Gauss-Newton keeps (see ``refine``), and
-    a fused or 3-receiver TDOA fit lies along a curved valley (a hyperbola) whose bend
-    only the TDOA residuals' curvature knows. A range's Hessian is ``(I - g g^T) / d``
-    (``g`` its gradient), so that of ``log d`` is ``(I - 2 g g^T) / d^2``.
-    """
-    ranges_m, gradients = _range_geometry(problem, parameters)
-    # Per receiver: the weights of its range's Hessian and of its log-range's Hessian.
-    range_weights = np.zeros(len(ranges_m))
-    log_range_weights = np.zeros(len(ranges_m))
-    offset = 0
-    if problem.rss is not None:
-        rss = problem.rss
-        count = len(rss.receiver_indices)
-        # z_i = (observed - P0 - gains + 10 n log10(d_i / d0)) / sigma_i beyond d0.
-        slopes = np.where(
-            ranges_m[rss.receiver_indices] > rss.reference_distance_m,
-            10.0 * rss.path_loss_exponent / (np.log(10.0) * rss.sigmas_db),
-            0.0,
-        )
-        np.add.at(log_range_weights, rss.receiver_indices, influence[:count] * slopes)
-        offset = count
-    if problem.tdoa is not None:
-        tdoa = problem.tdoa
-        # z = W (observed - scale (d_first - d_second)): each pair's share on its receivers.
-        pair_weights = -tdoa.range_scale * (tdoa.whitening_per_m().T @ influence[offset:])
-        np.add.at(range_weights, tdoa.first, pair_weights)
-        np.add.at(range_weights, tdoa.second, -pair_weights)
-    identity_weights = range_weights / ranges_m + log_range_weights / np.square(ranges_m)
-    outer_weights = range_weights / ranges_m + 2.0 * log_range_weights / np.square(ranges_m)
-    return np.asarray(
-        float(identity_weights.sum()) * np.eye(2)
-        - (gradients * outer_weights[:, np.newaxis]).T @ gradients,
-        dtype=np.float64,
-    )
-
-
-def _positive_definite(matrix: FloatArray) -> bool:
-    try:
-        np.linalg.cholesky(matrix)
-    except np.linalg.LinAlgError:
-        return False
-    return True
-
-
-def _gauss_newton_refinement(
-    problem: Problem, start: FloatArray, grid: Grid, refined: Sequence[Solution]
-) -> Solution:
-    """Levenberg-Marquardt on ``1/2 sum soft_l1(z^2)`` with ``residual_jacobian``.
-
-    With ``rho(s) = soft_l1(s)``, ``s = z^2``, the gradient is ``J^T (rho'(s) z)`` and the
-    Gauss-Newton Hessian ``J^T diag(rho'(s) + 2 s rho''(s)) J``, whose weights are
-    ``(1 + z^2)^-1.5``: positive for every residual, so with soft-L1 no correction of an
-    outlier's weight is needed (what ``least_squares`` does for losses in general). Where
-    adding the residuals' own curvature (``_residual_curvature``) keeps it positive
-    definite the step is Newton's. Full steps while they lower the cost; Marquardt's
-    damping (on the diagonal, so that metres and dBm need no scales) only once one does
-    not. A handful of 2x2 or 3x3 solves in numpy: ``least_squares`` spent ~0.2 ms per
-    iteration in bookkeeping, more than the residuals and their Jacobian.
-    """
-    cell_m = grid.cell_size_m
-    parameters = np.asarray(start, dtype=np.float64).copy()
-    residuals = normalised_residuals(problem, parameters)
-    cost = _robust_cost(residuals)
-    evaluations = 1
-    damping = 0.0
-    while evaluations < _GAUSS_NEWTON_MAX_EVALUATIONS:
-        jacobian = residual_jacobian(problem, parameters)
-        squared = np.square(residuals)
-        influence = residuals / np.sqrt(1.0 + squared)
-        gradient = jacobian.T @ influence
-        hessian = (jacobian * ((1.0 + squared) ** -1.5)[:, np.newaxis]).T @ jacobian
-        newton = hessian.copy()
-        newton[:2, :2] += _residual_curvature(problem, parameters, influence)
-        # Newton's Hessian where it is positive definite (near a minimum), else Gauss-
-        # Newton's, which always is: the step is then a descent and the decrement a norm.
-        if _positive_definite(newton):
-            hessian = newton
-        try:
-            newton_step = np.linalg.solve(hessian, -gradient)
-        except np.linalg.LinAlgError:
-            newton_step = None
-        if newton_step is not None and -float(gradient @ newton_step) < (
-            _GAUSS_NEWTON_TOLERANCE_SIGMAS**2
-        ):
-            break  # the decrement g^T H^-1 g: converged
-        diagonal = np.maximum(
-            np.diag(hessian), 1e-12 * max(float(np.max(np.diag(hessian))), 1e-300)
-        )
-        accepted = False
-        while evaluations < _GAUSS_NEWTON_MAX_EVALUATIONS and damping < _DAMPING_STALLED:
-            if damping == 0.0 and newton_step is not None:
-                step = newton_step
-            else:
-                damping = max(damping, _DAMPING_START)
-                try:
-                    step = np.linalg.solve(hessian + damping * np.diag(diagonal), -gradient)
-                except np.linalg.LinAlgError:
-                    damping *= _DAMPING_GROWTH
-                    continue
-            # A decrease the cost's rounding would hide cannot be told from none: the
-            # analytic Jacobian's plane-for-ENU (~1e-4) then points at a slightly other
-            # point, and the walk would spend its evaluations growing the damping.
-            if -float(gradient @ step) < _COST_RESOLUTION * (1.0 + cost):
-                break
-            trial = parameters + step
-            trial_residuals = normalised_residuals(problem, trial)
-            trial_cost = _robust_cost(trial_residuals)
-            evaluations += 1
-            if trial_cost < cost:
-                parameters, residuals, cost = trial, trial_residuals, trial_cost
-                damping = 0.0 if damping <= _DAMPING_START else damping * _DAMPING_SHRINK
-                accepted = True
-                break
-            damping = _DAMPING_START if damping == 0.0 else damping * _DAMPING_GROWTH
-        if not accepted:
-            break  # no step lowers the cost: a minimum to rounding, or out of evaluations
-        minimum = _in_refined_basin(parameters, cost, refined, cell_m)
-        if minimum is not None:
-            return minimum
-    return Solution(parameters, cost)
+    def __call__(self, intermediate_result: OptimizeResult) -> None:
+        x_m, y_m = float(intermediate_result.x[0]), float(intermediate_result.x[1])
+        for minimum in self.minima:
+            offset_m = math.hypot(x_m - minimum.parameters[0], y_m - minimum.parameters[1])
+            if offset_m < 0.5 * self.cell_m and intermediate_result.cost >= minimum.robust_cost:
+                self.minimum = minimum
+                raise StopIteration
 
 
 def refine(
@@ -803,10 +650,9 @@ def refine(
     """Minimise the robust cost from ``start`` (``initial_parameters``).
 
     ``refined``: solutions from other grid peaks of the same problem, in case this one
-    leads to one of them: the walk stops there (``_in_refined_basin``).
+    leads to one of them: the walk stops there (``_newton_power_refinement``, ``_BasinWatch``).
 
-    With TDOA, Levenberg-Marquardt (``_gauss_newton_refinement``). Gauss-Newton leaves
-    out each residual's own curvature. That is
+    Gauss-Newton (``least_squares``) leaves out each residual's own curvature. That is
     harmless for TDOA, whose residuals are tens of metres against ranges of tens of km,
     but for power readings (residuals of order one sigma, a log-distance model) the
     left-out part is as large as what is kept: it crept along the power likelihood's flat
@@ -821,12 +667,29 @@ def refine(
     if problem.tdoa is None:
         solution = _newton_power_refinement(problem, start, grid, refined)
     else:
-        solution = _gauss_newton_refinement(problem, start, grid, refined)
+        watch = _BasinWatch(refined, grid.cell_size_m)
+        result = least_squares(
+            lambda parameters: normalised_residuals(problem, parameters),
+            start,
+            jac=lambda parameters: residual_jacobian(problem, parameters),
+            loss="soft_l1",
+            f_scale=1.0,
+            x_scale=np.array([grid.cell_size_m, grid.cell_size_m, 1.0])[: len(start)],
+            xtol=1e-7,
+            ftol=1e-8,
+            max_nfev=100,
+            callback=watch,
+        )
+        if watch.minimum is not None:
+            return watch.minimum
+        solution = Solution(np.asarray(result.x, dtype=np.float64), float(result.cost))
     reach_m = max(np.ptp(grid.x_m), np.ptp(grid.y_m))
     centre_m = np.array([np.mean(grid.x_m), np.mean(grid.y_m)])
     if np.hypot(*(solution.parameters[:2] - centre_m)) > reach_m:
         return Solution(
-            start, _robust_cost(normalised_residuals(problem, start)), local_minimum=False
+            start,
+            0.5 * float(np.sum(soft_l1(np.square(normalised_residuals(problem, start))))),
+            local_minimum=False,
         )
     return solution
 

@@ -307,76 +307,19 @@ def test_surface_is_a_small_normalised_feature_collection(receivers: list[Receiv
 
 
 def test_a_walk_into_a_refined_minimum_basin_stops_there() -> None:
-    from heimdall.localization.fusion import Solution, _in_refined_basin
+    from scipy.optimize import OptimizeResult
+
+    from heimdall.localization.fusion import Solution, _BasinWatch
 
     found = Solution(np.array([1_000.0, 2_000.0, -30.0]), robust_cost=2.0)
     pulled_back = Solution(np.array([9_000.0, 9_000.0, -30.0]), 1.0, local_minimum=False)
-    refined = [found, pulled_back]
-
-    def basin(x_m: float, y_m: float, cost: float) -> Solution | None:
-        return _in_refined_basin(np.array([x_m, y_m, -30.0]), cost, refined, 1_000.0)
-
+    watch = _BasinWatch([found, pulled_back], cell_m=1_000.0)
     # Far away, or within half a cell but lower (a better minimum nearby): walk on.
-    assert basin(3_000.0, 2_000.0, 5.0) is None
-    assert basin(1_200.0, 2_000.0, 1.5) is None
+    watch(OptimizeResult(x=np.array([3_000.0, 2_000.0, -30.0]), cost=5.0))
+    watch(OptimizeResult(x=np.array([1_200.0, 2_000.0, -30.0]), cost=1.5))
     # Near a point that is not a minimum (the grid peak of a walk that ran off): walk on.
-    assert basin(9_000.0, 9_100.0, 3.0) is None
-    assert basin(1_200.0, 2_100.0, 2.5) is found
-
-
-@pytest.mark.parametrize("with_powers", [False, True])
-def test_refinement_lands_on_the_robust_least_squares_minimum(
-    receivers: list[Receiver], with_powers: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The hand-written Levenberg-Marquardt against scipy's least_squares (the solver it
-    # replaced) at tight tolerances, on the same problems from the same grid peaks:
-    # noisy TDOA (3 receivers: a curved valley), with and without power readings.
-    from scipy.optimize import least_squares
-
-    from heimdall.localization import estimate, fusion
-
-    refinements: list[tuple[fusion.Problem, np.ndarray, fusion.Solution]] = []
-
-    def spy(problem, start, grid, refined=()):  # type: ignore[no-untyped-def]
-        solution = fusion.refine(problem, start, grid)  # no basin stop: a walk of its own
-        refinements.append((problem, start, solution))
-        return solution
-
-    monkeypatch.setattr(estimate, "refine", spy)
-    rng = np.random.default_rng(21)
-    for _ in range(6):
-        truth = (rng.uniform(44.6, 45.4), rng.uniform(7.4, 9.0))
-        ranges_m = true_ranges_m(receivers, *truth, ALTITUDE_M)
-        pairs = tdoa_observations(receivers[:3], ranges_m[:3], rng, arrival_sigma_s=2e-6)
-        powers = (
-            power_observations(receivers, ranges_m, rng, shadowing_sigma_db=6.0)
-            if with_powers
-            else []
-        )
-        localize(receivers, powers, pairs, transmitter_altitude_m=ALTITUDE_M)
-    # Each localization's first refinement starts from its best grid peak; from a
-    # secondary one the two solvers may walk into different local minima.
-    assert len(refinements) >= 6
-    starts = {
-        id(problem): (problem, start, solution) for problem, start, solution in refinements[::-1]
-    }
-    for problem, start, solution in starts.values():
-        assert solution.local_minimum
-        reference = least_squares(
-            lambda p, problem=problem: fusion.normalised_residuals(problem, p),
-            start,
-            jac=lambda p, problem=problem: fusion.residual_jacobian(problem, p),
-            loss="soft_l1",
-            x_scale=np.array([1e3, 1e3, 1.0])[: len(start)],
-            xtol=1e-14,
-            ftol=1e-14,
-            gtol=1e-14,
-            max_nfev=1_000,
-        )
-        # As low to 1e-6 (the analytic Jacobian takes the map plane for ENU, ~1e-4, so
-        # its gradient vanishes a little off the minimum), and apart by under a thousandth
-        # of the fix's own sigma (Gauss-Newton information J^T J).
-        assert solution.robust_cost <= reference.cost + 1e-6
-        jacobian = fusion.residual_jacobian(problem, reference.x)
-        offset = solution.parameters - reference.x
-        assert float(offset @ (jacobian.T @ jacobian) @ offset) < 1e-3**2
+    watch(OptimizeResult(x=np.array([9_000.0, 9_100.0, -30.0]), cost=3.0))
+    assert watch.minimum is None
+    with pytest.raises(StopIteration):
+        watch(OptimizeResult(x=np.array([1_200.0, 2_100.0, -30.0]), cost=2.5))
+    assert watch.minimum is found
