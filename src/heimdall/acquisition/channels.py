@@ -74,9 +74,18 @@ def grant_in_order(waiters: Sequence[Waiter], free: dict[str, int]) -> list[uuid
 class ChannelScheduler:
     """One per worker process: grant passes, and the local acquisitions waiting on them."""
 
-    def __init__(self, engine: AsyncEngine, *, lease_ttl_s: float) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, lease_ttl_s: float, bookkeeping: AsyncEngine | None = None
+    ) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # Releases: one autocommitted statement that need not wait for the WAL flush (a
+        # release lost in a crash lapses, and the acquisition's final commit drops its
+        # leases anyway). Grants stay durable: they start recordings.
+        self._release_sessions = async_sessionmaker(bookkeeping or engine, expire_on_commit=False)
+        # Said in our NOTIFYs, so that our own do not wake us a second time: a pass
+        # started for nothing holds up the one that grants.
+        self.identity = uuid.uuid4().hex
         self._lease_ttl_s = lease_ttl_s
         self._wake = asyncio.Event()
         self._waiters: dict[uuid.UUID, asyncio.Future[bool]] = {}
@@ -100,14 +109,18 @@ class ChannelScheduler:
 
     async def release(self, task_id: uuid.UUID, station_id: str | None = None) -> None:
         """Give back one channel (or all of an acquisition's); best effort, leases lapse anyway."""
+        released = True
         try:
-            async with self._sessions() as session, session.begin():
-                await repository.release_leases(session, {task_id: station_id}, NOTIFY_CHANNEL)
+            async with self._release_sessions() as session, session.begin():
+                released = await repository.release_leases(
+                    session, {task_id: station_id}, NOTIFY_CHANNEL, self.identity
+                )
         except Exception as exc:
             if not database_unavailable(exc):
                 raise
             logger.warning("could not release channels of %s now: %s", task_id, exc)
-        self.wake()
+        if released:
+            self.wake()
 
     def release_soon(self, task_id: uuid.UUID, station_id: str) -> None:
         """Give back one channel within ``RELEASE_COALESCE_S``, batched with its neighbours."""
@@ -121,14 +134,18 @@ class ChannelScheduler:
             await asyncio.sleep(RELEASE_COALESCE_S)
             batch, self._to_release = self._to_release, {}
             leases = {(t, s) for t, stations in batch.items() for s in stations}
+            released = True
             try:
-                async with self._sessions() as session, session.begin():
-                    await repository.release_lease_set(session, leases, NOTIFY_CHANNEL)
+                async with self._release_sessions() as session, session.begin():
+                    released = await repository.release_lease_set(
+                        session, leases, NOTIFY_CHANNEL, self.identity
+                    )
             except Exception as exc:
                 if not database_unavailable(exc):
                     logger.exception("releasing channels failed")
                 logger.warning("could not release %d channels now: %s", len(leases), exc)
-            self.wake()
+            if released:
+                self.wake()
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen(), name="channel-listener")
@@ -163,15 +180,19 @@ class ChannelScheduler:
 
     async def _grant(self, session: AsyncSession) -> tuple[list[uuid.UUID], set[uuid.UUID]]:
         await repository.lock_channel_bookkeeping(session)
-        waiters = [Waiter(t, tuple(s)) for t, s in await repository.claimed_waiters(session)]
+        claimed, free = await repository.waiters_and_free_channels(session)
+        waiters = [Waiter(t, tuple(s)) for t, s in claimed]
         if not waiters:
             return [], set()
-        free = await repository.free_channels(session)
         granted = grant_in_order(waiters, free)
         if granted:
             stations = {w.task_id: w.station_ids for w in waiters}
             await repository.start_granted(
-                session, {t: stations[t] for t in granted}, self._lease_ttl_s, NOTIFY_CHANNEL
+                session,
+                {t: stations[t] for t in granted},
+                self._lease_ttl_s,
+                NOTIFY_CHANNEL,
+                self.identity,
             )
         return granted, {w.task_id for w in waiters}
 
@@ -186,8 +207,9 @@ class ChannelScheduler:
                     # A channel is an identifier, which LISTEN cannot take as a parameter.
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
                     self.wake()  # anything may have changed while we were not listening
-                    async for _ in conn.notifies():
-                        self.wake()
+                    async for notice in conn.notifies():
+                        if notice.payload != self.identity:  # ours woke us already
+                            self.wake()
             except psycopg.Error as exc:
                 logger.info("channel listener reconnecting: %s", exc)
             await asyncio.sleep(LISTEN_RETRY_S)

@@ -83,16 +83,24 @@ class StartGate:
     after the first one was ready (a receiver slower than that starts on its own).
     """
 
-    def __init__(self, station_ids: list[str], max_wait_s: float) -> None:
+    def __init__(
+        self,
+        station_ids: list[str],
+        max_wait_s: float,
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
         self._pending = set(station_ids)
         self._open = asyncio.Event()
         self._max_wait_s = max_wait_s
+        self._on_open = on_open
         self.opened_at_ns: int | None = None
 
     def _update(self) -> None:
         if not self._pending and not self._open.is_set():
             self.opened_at_ns = time.time_ns()
             self._open.set()
+            if self._on_open is not None:
+                self._on_open()
 
     def withdraw(self, station_id: str) -> None:
         self._pending.discard(station_id)
@@ -280,6 +288,11 @@ class RecordingContext:
     on_released: Callable[[str], Awaitable[None]]
     #: Called as each receiver ends, with the outcome and how many have ended.
     on_finished: Callable[[ReceiverOutcome, int], Awaitable[None]]
+    #: Called when the receivers' common start gate opens (their streams begin).
+    on_streaming: Callable[[], None] | None = None
+    #: Awaited before a recording is measured and stored: lets other acquisitions of
+    #: this process connect and hand-shake first (their start is on the critical path).
+    before_processing: Callable[[], Awaitable[None]] | None = None
 
 
 async def measure_and_store(
@@ -289,6 +302,8 @@ async def measure_and_store(
     store is briefly down). ValueError: it cannot be measured."""
     settings = ctx.settings
     loop = asyncio.get_running_loop()
+    if ctx.before_processing is not None:
+        await ctx.before_processing()
     measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
     data_url, meta_url = await retry_transient(
         lambda: ctx.io.run(
@@ -320,7 +335,9 @@ async def measure_and_store(
 async def record_all(ctx: RecordingContext, targets: list[StationTarget]) -> list[ReceiverOutcome]:
     """Run every receiver; raises AcquisitionStopped, or DependencyFailed (object storage)."""
     settings = ctx.settings
-    gate = StartGate([t.id for t in targets], settings.receiver_start_wait_s)
+    gate = StartGate(
+        [t.id for t in targets], settings.receiver_start_wait_s, on_open=ctx.on_streaming
+    )
     finished = 0
     for target in targets:  # at zero before a first failure, so rate() sees that failure
         metrics.websdr_failures_total.labels(websdr_id=target.id)

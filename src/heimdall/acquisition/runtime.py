@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 
 from heimdall.acquisition import repository
 from heimdall.acquisition.channels import ChannelScheduler
+from heimdall.core.db import ping_when_idle
 from heimdall.core.retry import database_unavailable, retry_transient, storage_unavailable
 from heimdall.core.settings import Settings, get_settings
 from heimdall.core.storage import ObjectStore
@@ -58,6 +59,56 @@ class Running:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+# The longest the measuring and storing of finished recordings waits for acquisitions
+# that are starting (see Starts).
+START_PRIORITY_MAX_S = 0.5
+
+
+class Starts:
+    """Acquisitions of this process between their grant and their common start.
+
+    Connecting and hand-shaking seven receivers is the next wave's critical path; the
+    previous wave's measuring and storing (numpy, SigMF, S3 uploads in threads) is
+    not, yet both landed at the same moment and shared the two cores and the GIL.
+    Measuring waits until no acquisition is starting, at most ``max_wait_s``.
+    """
+
+    def __init__(self, max_wait_s: float = START_PRIORITY_MAX_S) -> None:
+        self.max_wait_s = max_wait_s
+        self._starting: set[uuid.UUID] = set()
+        self._none = asyncio.Event()
+        self._none.set()
+
+    def begin(self, task_id: uuid.UUID) -> None:
+        self._starting.add(task_id)
+        self._none.clear()
+
+    def end(self, task_id: uuid.UUID) -> None:
+        self._starting.discard(task_id)
+        if not self._starting:
+            self._none.set()
+
+    async def wait_until_none(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                await self._none.wait()
+
+
+def bookkeeping_engine(url: str) -> AsyncEngine:
+    """For bookkeeping that lapses by itself or that the final commit rewrites (channel
+    releases, progress): each statement its own transaction, not waiting for the WAL
+    flush, which a busy disk stretched to 100+ ms at the end of every wave."""
+    engine = create_async_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=8,
+        max_overflow=8,
+        connect_args={"connect_timeout": 3, "options": "-c synchronous_commit=off"},
+    )
+    ping_when_idle(engine.sync_engine)
+    return engine
+
+
 class AcquisitionRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -68,10 +119,13 @@ class AcquisitionRuntime:
         self.loop.set_default_executor(self.io)
         self._thread = threading.Thread(target=self._run_loop, name="acquisition-loop", daemon=True)
         self._running: dict[uuid.UUID, Running] = {}
+        self.starts = Starts()
         self._background: list[asyncio.Task[None]] = []
         # Created on the loop: the async engine and scheduler belong to it.
         self.engine: AsyncEngine
         self.sessions: async_sessionmaker[AsyncSession]
+        self.bookkeeping_engine: AsyncEngine
+        self.bookkeeping_sessions: async_sessionmaker[AsyncSession]
         self.scheduler: ChannelScheduler
 
     # --- life cycle (called from other threads) --------------------------------------
@@ -103,15 +157,25 @@ class AcquisitionRuntime:
 
     async def _start(self) -> None:
         settings = self.settings
+        # Pinged only after sitting idle: a ping at every checkout was one more round
+        # trip in front of every release and grant, on the path from one wave to the next.
         self.engine = create_async_engine(
             settings.sync_database_url,
-            pool_pre_ping=True,
-            pool_size=10,
+            pool_size=20,
             max_overflow=20,
             connect_args={"connect_timeout": 3},
         )
+        ping_when_idle(self.engine.sync_engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.scheduler = ChannelScheduler(self.engine, lease_ttl_s=settings.claim_ttl_s)
+        self.bookkeeping_engine = bookkeeping_engine(settings.sync_database_url)
+        self.bookkeeping_sessions = async_sessionmaker(
+            self.bookkeeping_engine, expire_on_commit=False
+        )
+        self.scheduler = ChannelScheduler(
+            self.engine,
+            lease_ttl_s=settings.claim_ttl_s,
+            bookkeeping=self.bookkeeping_engine,
+        )
         from heimdall.acquisition.sweeper import Sweeper
 
         sweeper = Sweeper(self)
@@ -126,11 +190,19 @@ class AcquisitionRuntime:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         await self.engine.dispose()
+        await self.bookkeeping_engine.dispose()
 
     # --- database ------------------------------------------------------------------
     async def db(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """One transaction: ``work(session)``, committed when it returns."""
         async with self.sessions() as session, session.begin():
+            return await work(session)
+
+    async def bookkeep(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """``work(session)`` on the bookkeeping engine: every statement autocommitted,
+        without waiting for the WAL flush. Only for writes that may be lost in a
+        PostgreSQL crash: they lapse, or the acquisition's final commit rewrites them."""
+        async with self.bookkeeping_sessions() as session:
             return await work(session)
 
     async def db_retry(self, work: Callable[[AsyncSession], Awaitable[T]], what: str) -> T:

@@ -20,6 +20,7 @@ import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -234,6 +235,56 @@ async def _targets(session: AsyncSession, station_ids: list[str]) -> list[Statio
     ]
 
 
+class ProgressWriter:
+    """Progress (and receivers' errors) written as receivers end, never waited for.
+
+    Progress is for people watching: the final commit rewrites it and the errors, so
+    a receiver's end does not wait for its row to be written, and the receivers of
+    one acquisition, which end together, share one write (a wave's 28 writes at once
+    had the pool open and close connections every wave). A write that lands after
+    the acquisition ended changes nothing (it needs the row in PROGRESS and ours).
+    """
+
+    def __init__(self, rt: AcquisitionRuntime, task_id: uuid.UUID, holder: str, total: int):
+        self._rt = rt
+        self._task_id = task_id
+        self._holder = holder
+        self._total = total
+        self._count = 0
+        self._errors: list[dict[str, str]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def note(self, outcome: ReceiverOutcome, count: int) -> None:
+        self._count = max(self._count, count)
+        if outcome.error is not None:
+            self._errors.append({"station_id": outcome.station_id, "error": outcome.error})
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name=f"progress-{self._task_id}")
+
+    async def _write(self) -> None:
+        written = 0
+        while written < self._count:
+            count, errors, self._errors = self._count, self._errors, []
+            try:  # never worth failing the recording for
+                await self._rt.bookkeep(
+                    partial(
+                        repository.record_receiver_finished,
+                        task_id=self._task_id,
+                        holder=self._holder,
+                        progress=round(100.0 * count / self._total, 1),
+                        errors=errors,
+                    )
+                )
+            except Exception as exc:
+                logger.info("progress of %s not recorded: %s", self._task_id, exc)
+            written = count
+
+    async def written(self) -> None:
+        """Wait for the write under way (tests, and a clean shutdown)."""
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+
+
 def _context(
     claimed: repository.Claimed, running: Running, rt: AcquisitionRuntime, *, total: int
 ) -> RecordingContext:
@@ -243,23 +294,10 @@ def _context(
     async def released(station_id: str) -> None:
         rt.scheduler.release_soon(task_id, station_id)
 
+    progress = ProgressWriter(rt, task_id, holder, total)
+
     async def finished(outcome: ReceiverOutcome, count: int) -> None:
-        error = (
-            None
-            if outcome.error is None
-            else {
-                "station_id": outcome.station_id,
-                "error": outcome.error,
-            }
-        )
-        try:  # progress is for people watching: never worth failing the recording for
-            await rt.db(
-                lambda s: repository.record_receiver_finished(
-                    s, task_id, holder, progress=round(100.0 * count / total, 1), error=error
-                )
-            )
-        except Exception as exc:
-            logger.info("progress of %s not recorded: %s", task_id, exc)
+        progress.note(outcome, count)
 
     return RecordingContext(
         task_id=task_id,
@@ -273,6 +311,8 @@ def _context(
         stop=running.stop,
         on_released=released,
         on_finished=finished,
+        on_streaming=lambda: rt.starts.end(task_id),
+        before_processing=rt.starts.wait_until_none,
     )
 
 
@@ -285,9 +325,11 @@ async def _record(
     task_id, holder = claimed.task_id, running.holder
     context = _context(claimed, running, rt, total=len(targets))
     started = time.monotonic()
+    rt.starts.begin(task_id)
     try:
         outcomes = await record_all(context, targets)
     finally:
+        rt.starts.end(task_id)
         metrics.acquisition_seconds.observe(time.monotonic() - started)
         await rt.scheduler.release(task_id)
     return await _finish(claimed, holder, rt, outcomes)

@@ -621,13 +621,36 @@ def _newton_power_refinement(
     return Solution(np.append(result.x * cell_m, solution.source_power_dbm), solution.cost)
 
 
+class _BasinWatch:
+    """``least_squares`` callback: stop a walk that enters an already refined minimum's basin.
+
+    Secondary grid peaks of a TDOA or fused problem mostly lead back to the best one,
+    tens of evaluations later, and ``estimate._distinct`` then drops the copy. A walk
+    within half a cell of a ``refined`` minimum and no lower than it is taken to be
+    there (as ``_newton_power_refinement`` does): the result is that minimum itself.
+    """
+
+    def __init__(self, refined: Sequence[Solution], cell_m: float) -> None:
+        self.minima = [solution for solution in refined if solution.local_minimum]
+        self.cell_m = cell_m
+        self.minimum: Solution | None = None
+
+    def __call__(self, intermediate_result: OptimizeResult) -> None:
+        x_m, y_m = float(intermediate_result.x[0]), float(intermediate_result.x[1])
+        for minimum in self.minima:
+            offset_m = math.hypot(x_m - minimum.parameters[0], y_m - minimum.parameters[1])
+            if offset_m < 0.5 * self.cell_m and intermediate_result.cost >= minimum.robust_cost:
+                self.minimum = minimum
+                raise StopIteration
+
+
 def refine(
     problem: Problem, start: FloatArray, grid: Grid, refined: Sequence[Solution] = ()
 ) -> Solution:
     """Minimise the robust cost from ``start`` (``initial_parameters``).
 
     ``refined``: solutions from other grid peaks of the same problem, in case this one
-    leads to one of them (power-only fixes; see ``_newton_power_refinement``).
+    leads to one of them: the walk stops there (``_newton_power_refinement``, ``_BasinWatch``).
 
     Gauss-Newton (``least_squares``) leaves out each residual's own curvature. That is
     harmless for TDOA, whose residuals are tens of metres against ranges of tens of km,
@@ -644,6 +667,7 @@ def refine(
     if problem.tdoa is None:
         solution = _newton_power_refinement(problem, start, grid, refined)
     else:
+        watch = _BasinWatch(refined, grid.cell_size_m)
         result = least_squares(
             lambda parameters: normalised_residuals(problem, parameters),
             start,
@@ -654,7 +678,10 @@ def refine(
             xtol=1e-7,
             ftol=1e-8,
             max_nfev=100,
+            callback=watch,
         )
+        if watch.minimum is not None:
+            return watch.minimum
         solution = Solution(np.asarray(result.x, dtype=np.float64), float(result.cost))
     reach_m = max(np.ptp(grid.x_m), np.ptp(grid.y_m))
     centre_m = np.array([np.mean(grid.x_m), np.mean(grid.y_m)])

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +64,43 @@ TDOA_FREQUENCY_SEARCH_HZ = 4_500.0
 _GEOD = Geod(ellps="WGS84")
 
 
+#: Recordings read back from S3 at once: each GET mostly waits on the store, not the CPU.
+READ_WORKERS = 8
+
+_pool_lock = threading.Lock()
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _named_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """A thread pool started once per process (a pool per localization spent about a
+    millisecond starting and joining its threads)."""
+    with _pool_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        return pool
+
+
+def _correlation_pool() -> ThreadPoolExecutor:
+    """The threads pairs are correlated on."""
+    return _named_pool("tdoa", TDOA_WORKERS)
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """The threads recordings are read back from the object store on."""
+    return _named_pool("recording-read", READ_WORKERS)
+
+
+def _forget_pool() -> None:
+    """In a forked child (a prefork worker): the parent's pool objects came along, their
+    threads did not, and the lock may have been held by one of them."""
+    global _pools, _pool_lock
+    _pools, _pool_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 class NotLocalizable(ValueError):
     """The acquisition does not exist or has not succeeded."""
 
@@ -88,6 +127,64 @@ def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
     if wanted >= blocks:
         return capture
     return _blocks(capture, (blocks - wanted) // 2, wanted)
+
+
+#: A partner covering less than this share of the reference's central window does not
+#: shrink the span the others share (it is correlated over its own overlap instead):
+#: one recording started late, or at another time, must not cut every pair short.
+COMMON_SPAN_MIN_SHARE = 0.9
+
+
+def _fast_block_count_below(blocks: int, samples_per_block: int) -> int:
+    """The largest block count up to ``blocks`` whose sample count is a fast FFT length."""
+    while blocks > 1 and scipy.fft.next_fast_len(blocks * samples_per_block) != (
+        blocks * samples_per_block
+    ):
+        blocks -= 1
+    return blocks
+
+
+def common_window(reference: IQCapture, partners: list[IQCapture], duration_s: float) -> IQCapture:
+    """``central_window`` of the reference, cut to the whole blocks every partner covers.
+
+    The receivers start up to tens of milliseconds apart, and a 2 s window is a whole 2 s
+    capture: each partner would overlap a different span of the reference, and each pair
+    would cut, transform and carrier-fit the reference again. Cut to the span they all
+    cover, every pair correlates this one window whole (``PreparedCapture`` shares its
+    FFTs, drift moments and carrier fit). It costs the pairs the late starts' share of
+    the overlap (~2 % of 2 s). Partners covering under ``COMMON_SPAN_MIN_SHARE`` of the
+    central window keep their own (shorter) overlap and do not shrink the others'.
+    The block count is rounded down to a fast FFT length, as ``central_window`` rounds up.
+    """
+    window = central_window(reference, duration_s)
+    reference_ns = int(window.block_time_ns[0])
+    window_start_ns = capture_start_time_ns(window, reference_ns)
+    window_end_ns = window_start_ns + len(window.samples) * 1e9 / window.sample_rate_hz
+    first_ns, last_ns = window_start_ns, window_end_ns
+    for partner in partners:
+        try:
+            start_ns = capture_start_time_ns(partner, reference_ns)
+        except ValueError:  # no GPS time: its own pair says why
+            continue
+        end_ns = start_ns + len(partner.samples) * 1e9 / partner.sample_rate_hz
+        covered_ns = min(end_ns, window_end_ns) - max(start_ns, window_start_ns)
+        if covered_ns >= COMMON_SPAN_MIN_SHARE * (window_end_ns - window_start_ns):
+            first_ns, last_ns = max(first_ns, start_ns), min(last_ns, end_ns)
+    if first_ns <= window_start_ns and last_ns >= window_end_ns:
+        return window
+    # Window blocks whose every sample lies in [first_ns, last_ns), one sample to spare
+    # each side for the partners' sub-sample start offsets and clock rates.
+    period_ns = 1e9 / window.sample_rate_hz
+    sample_starts_ns = window_start_ns + window.block_start_index * period_ns
+    sample_ends_ns = np.append(sample_starts_ns[1:], window_end_ns)
+    inside = np.flatnonzero(
+        (sample_starts_ns >= first_ns + period_ns) & (sample_ends_ns <= last_ns - period_ns)
+    )
+    if len(inside) == 0:
+        return window
+    count = _fast_block_count_below(len(inside), window.samples_per_block)
+    # Centred in the covered blocks, which are consecutive.
+    return _blocks(window, int(inside[0]) + (len(inside) - count) // 2, count)
 
 
 def window_covering(capture: IQCapture, window: IQCapture) -> IQCapture:
@@ -199,8 +296,9 @@ def usable_for_tdoa(
     """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
     are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
     usable = []
-    for recording in recordings:
-        capture, fit = clean_capture(recording.capture)
+    # Each capture's stamp fit is independent of the others': on the correlation threads.
+    cleaned = _correlation_pool().map(clean_capture, [r.capture for r in recordings])
+    for recording, (capture, fit) in zip(recordings, cleaned, strict=True):
         if fit.usable:
             usable.append(dataclass_replace(recording, capture=capture))
         elif skipped is not None:
@@ -292,7 +390,11 @@ def tdoa_observations_from_recordings(
     if len(recordings) < 2:
         return []
     by_strength = sorted(recordings, key=lambda r: r.snr_db, reverse=True)
-    reference_window = central_window(by_strength[0].capture, window_s)
+    # The strongest receiver's window cut to the span every partner covers
+    # (``common_window``), and the partners' windows covering it.
+    reference_window = common_window(
+        by_strength[0].capture, [r.capture for r in by_strength[1:]], window_s
+    )
     windows = {id(r): window_covering(r.capture, reference_window) for r in recordings}
     windows[id(by_strength[0])] = reference_window
     prepared: dict[int, PreparedCapture] = {}
@@ -316,8 +418,7 @@ def tdoa_observations_from_recordings(
         others = [r for r in recordings if r is not reference]
         prepared.setdefault(id(reference), PreparedCapture(windows[id(reference)]))
         # numpy and scipy.fft release the GIL for the heavy parts: pairs overlap on cores.
-        with ThreadPoolExecutor(max_workers=TDOA_WORKERS) as pool:
-            return list(pool.map(lambda other: correlate(other, reference), others))
+        return list(_correlation_pool().map(lambda other: correlate(other, reference), others))
 
     pairs = star(by_strength[0])
     timed_signal = (
@@ -375,15 +476,18 @@ def tdoa_observations(
     skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
+    timed = [m for m in measurements if m.gps_locked]
+    # Two GETs per recording, each mostly a wait on the store: all of them at once (the
+    # first failure is raised here, as a serial read would).
+    captures = _read_pool().map(lambda m: load_recording(store, m.data_url, m.meta_url), timed)
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
-            capture=load_recording(store, m.data_url, m.meta_url),
+            capture=capture,
             snr_db=m.snr,
             occupied_bandwidth_hz=m.occupied_bandwidth_hz or 1.0,
         )
-        for m in measurements
-        if m.gps_locked
+        for m, capture in zip(timed, captures, strict=True)
     ]
     return tdoa_observations_from_recordings(
         recordings, window_s=settings.tdoa_window_s, skipped=skipped

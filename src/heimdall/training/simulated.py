@@ -106,15 +106,16 @@ class Observations:
     lag_time_ms: float  # what computing the TDOA pairs cost
 
 
-def pipeline_observations(
+def recorded_session(
     scenario: Scenario,
     start_time_ns: int,
     rng: np.random.Generator,
     *,
-    window_s: float,
     capture_s: float = CAPTURE_S,
-) -> Observations:
-    """Render, record, measure and correlate: the acquisition's and the service's path."""
+) -> tuple[list[Measurement], list[TimedRecording]]:
+    """Render, record and measure: the measurement rows and the GPS-timed recordings the
+    service would read back for one acquisition (clients starting up to
+    ``MAX_START_SKEW_S`` apart)."""
     by_id = {r.id: r for r in receivers_of(scenario)}
     rows: list[Measurement] = []
     recordings: list[TimedRecording] = []
@@ -143,6 +144,19 @@ def pipeline_observations(
                     occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz) or 1.0,
                 )
             )
+    return rows, recordings
+
+
+def pipeline_observations(
+    scenario: Scenario,
+    start_time_ns: int,
+    rng: np.random.Generator,
+    *,
+    window_s: float,
+    capture_s: float = CAPTURE_S,
+) -> Observations:
+    """Render, record, measure and correlate: the acquisition's and the service's path."""
+    rows, recordings = recorded_session(scenario, start_time_ns, rng, capture_s=capture_s)
     # Rendering leaves much garbage: collect it now, not in the middle of what is timed.
     gc.collect()
     started_s = time.perf_counter()

@@ -9,6 +9,7 @@ import uuid
 from heimdall.acquisition import channels
 from heimdall.acquisition.channels import Waiter, grant_in_order
 from heimdall.acquisition.recording import StartGate
+from heimdall.acquisition.runtime import Starts
 
 
 def waiter(number: int, *stations: str) -> Waiter:
@@ -91,3 +92,43 @@ def test_every_task_has_a_time_limit() -> None:
     for name, task in ours.items():
         limit = task.time_limit or celery_app.conf.task_time_limit
         assert limit is not None and limit > 0, name
+
+
+def test_the_gate_says_once_when_the_streams_begin() -> None:
+    opened: list[str] = []
+
+    async def run() -> None:
+        gate = StartGate(["a", "b"], max_wait_s=5, on_open=lambda: opened.append("open"))
+        gate.withdraw("b")
+        assert opened == []
+        await gate.ready("a")
+        gate.withdraw("a")
+
+    asyncio.run(run())
+    assert opened == ["open"]
+
+
+def test_measuring_waits_while_another_acquisition_starts_but_not_for_ever() -> None:
+    async def run() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        starts = Starts(max_wait_s=0.3)
+        began = loop.time()
+        await starts.wait_until_none()  # no one starting: at once
+        idle_s = loop.time() - began
+
+        starting = uuid.UUID(int=1)
+        starts.begin(starting)
+        loop.call_later(0.1, starts.end, starting)  # its streams begin 0.1 s later
+        began = loop.time()
+        await starts.wait_until_none()
+        until_started_s = loop.time() - began
+
+        starts.begin(uuid.UUID(int=2))  # never starts (its gate times out elsewhere)
+        began = loop.time()
+        await starts.wait_until_none()
+        return idle_s, until_started_s, loop.time() - began
+
+    idle_s, until_started_s, bounded_s = asyncio.run(run())
+    assert idle_s < 0.05
+    assert 0.08 <= until_started_s < 0.25
+    assert 0.25 <= bounded_s < 1.0

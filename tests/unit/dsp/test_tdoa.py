@@ -134,3 +134,25 @@ def test_newton_refinement_gives_up_where_the_curve_is_not_concave() -> None:
         np.exp(-2j * np.pi * frequency_cycles * -3.0) + np.exp(-2j * np.pi * frequency_cycles * 3.0)
     ).astype(np.complex64)
     assert _newton_peak(spectrum, frequency_cycles, 0.0) is None
+
+
+def test_moment_spectra_are_the_ffts_of_the_weighted_samples_however_requested() -> None:
+    # The moments are computed in batches (whatever orders are missing); each must be the
+    # FFT of samples * u**order, u from -1 to 1, and a later, longer request must extend
+    # the first without changing it.
+    from heimdall.dsp.tdoa.drift import _SegmentSpectra
+
+    rng = np.random.default_rng(8)
+    samples = (rng.standard_normal(3_000) + 1j * rng.standard_normal(3_000)).astype(np.complex64)
+    u = np.linspace(-1.0, 1.0, len(samples))
+    segment = _SegmentSpectra(samples)
+    first = [s.copy() for s in segment.moment_spectra(4_096, 3)]
+    spectra = segment.moment_spectra(4_096, 7)
+    assert len(spectra) == 7
+    for order, spectrum in enumerate(spectra):
+        expected = np.fft.fft(samples.astype(np.complex128) * u**order, 4_096)
+        scale = np.max(np.abs(expected))
+        assert np.max(np.abs(spectrum - expected)) < 1e-5 * scale
+    for before, after in zip(first, spectra[:3], strict=True):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(segment.moment_spectrum(4_096, 5), spectra[5])

@@ -304,3 +304,22 @@ def test_surface_is_a_small_normalised_feature_collection(receivers: list[Receiv
     peak = features[int(np.argmax(likelihoods))]["geometry"]["coordinates"][0]
     assert result.latitude is not None and result.longitude is not None
     assert abs(np.mean([lat for _, lat in peak[:4]]) - result.latitude) < 0.5
+
+
+def test_a_walk_into_a_refined_minimum_basin_stops_there() -> None:
+    from scipy.optimize import OptimizeResult
+
+    from heimdall.localization.fusion import Solution, _BasinWatch
+
+    found = Solution(np.array([1_000.0, 2_000.0, -30.0]), robust_cost=2.0)
+    pulled_back = Solution(np.array([9_000.0, 9_000.0, -30.0]), 1.0, local_minimum=False)
+    watch = _BasinWatch([found, pulled_back], cell_m=1_000.0)
+    # Far away, or within half a cell but lower (a better minimum nearby): walk on.
+    watch(OptimizeResult(x=np.array([3_000.0, 2_000.0, -30.0]), cost=5.0))
+    watch(OptimizeResult(x=np.array([1_200.0, 2_000.0, -30.0]), cost=1.5))
+    # Near a point that is not a minimum (the grid peak of a walk that ran off): walk on.
+    watch(OptimizeResult(x=np.array([9_000.0, 9_100.0, -30.0]), cost=3.0))
+    assert watch.minimum is None
+    with pytest.raises(StopIteration):
+        watch(OptimizeResult(x=np.array([1_200.0, 2_100.0, -30.0]), cost=2.5))
+    assert watch.minimum is found

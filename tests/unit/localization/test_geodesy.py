@@ -35,6 +35,20 @@ def test_plane_round_trip_is_millimetre_exact(frame: LocalFrame) -> None:
     np.testing.assert_allclose(back_y_m, y_m, atol=1e-3, rtol=0)
 
 
+def test_plane_is_the_crs_transformation_of_epsg_4326_to_aeqd(frame: LocalFrame) -> None:
+    # The plane's pipeline is written out (for speed); it must be the one PROJ builds.
+    reference = pyproj.Transformer.from_crs(
+        "EPSG:4326", pyproj.CRS("+proj=aeqd +lat_0=45.0 +lon_0=8.2 +ellps=WGS84")
+    )
+    rng = np.random.default_rng(3)
+    latitudes = rng.uniform(42.0, 48.0, 500)
+    longitudes = rng.uniform(5.0, 11.0, 500)
+    expected_x_m, expected_y_m = reference.transform(latitudes, longitudes)
+    x_m, y_m = frame.geodetic_to_plane(latitudes, longitudes)
+    np.testing.assert_allclose(x_m, expected_x_m, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(y_m, expected_y_m, atol=1e-6, rtol=0)
+
+
 def test_origin_maps_to_zero_and_up_is_height(frame: LocalFrame) -> None:
     east_m, north_m, up_m = frame.geodetic_to_enu(45.0, 8.2, 1300.0)
     assert abs(float(east_m)) < 1e-6 and abs(float(north_m)) < 1e-6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
@@ -20,10 +21,12 @@ from heimdall.localization import Receiver
 from heimdall.localization.service import (
     baseline_s,
     central_window,
+    common_window,
     correlation_sigma_s,
     rms_bandwidth_fallback_hz,
     window_covering,
 )
+from heimdall.receivers.capture import IQCapture
 
 SAMPLE_RATE_HZ = 12_000.0
 
@@ -98,6 +101,95 @@ def test_window_covering_spans_the_reference_window(start_offset_s: float) -> No
     blocks = len(covering.block_time_ns)
     assert np.array_equal(covering.block_time_ns, partner.block_time_ns[first : first + blocks])
     assert np.array_equal(covering.samples, partner.samples[first * 512 : (first + blocks) * 512])
+
+
+def test_common_window_is_the_span_every_partner_covers() -> None:
+    start_ns = 10**18
+    reference = make_capture(
+        np.zeros(512 * 47, np.complex64), SAMPLE_RATE_HZ, start_time_ns=start_ns
+    )
+
+    def partner(offset_s: float, rate_hz: float = SAMPLE_RATE_HZ) -> IQCapture:
+        return make_capture(
+            np.zeros(512 * 47, np.complex64),
+            rate_hz,
+            start_time_ns=start_ns + round(offset_s * 1e9),
+        )
+
+    # Two partners start 31 ms and 46.7 ms late (one 40 ppm fast), one ends 20 ms early,
+    # and one recorded 10 s later covers nothing and must not shrink the others' span.
+    late = partner(0.0467, SAMPLE_RATE_HZ * (1 + 40e-6))
+    early = partner(-0.020)
+    window = common_window(reference, [partner(0.031), late, early, partner(10.0)], 2.0)
+    block_ns = 512 / SAMPLE_RATE_HZ * 1e9
+    window_start_ns = float(window.block_time_ns[0] - start_ns)
+    window_end_ns = window_start_ns + len(window.samples) / SAMPLE_RATE_HZ * 1e9
+    late_start_ns = 0.0467e9
+    early_end_ns = -0.020e9 + 512 * 47 / SAMPLE_RATE_HZ * 1e9
+    # Inside the latest start and the earliest end, losing under two blocks plus the
+    # fast-length rounding (47 blocks: 45 fit, 45 = 3^2 5 is fast).
+    assert late_start_ns < window_start_ns < late_start_ns + block_ns
+    assert early_end_ns - 2 * block_ns < window_end_ns < early_end_ns
+    assert len(window.samples) == 44 * 512  # 45 would end past the early partner
+    # Whole blocks of the reference, samples and stamps together.
+    first = int(np.flatnonzero(reference.block_time_ns == window.block_time_ns[0])[0])
+    assert np.array_equal(window.block_time_ns, reference.block_time_ns[first : first + 44])
+    # A partner without GPS time cannot shrink it either (its own pair fails, with why).
+    untimed = make_capture(np.zeros(512 * 47, np.complex64), SAMPLE_RATE_HZ, gps=False)
+    with_untimed = common_window(reference, [late, early, untimed], 2.0)
+    assert np.array_equal(with_untimed.block_time_ns, window.block_time_ns)
+    # All partners starting together: the central window itself, untouched.
+    assert common_window(reference, [partner(0.0), partner(0.0)], 2.0) is reference
+
+
+def test_every_pair_correlates_the_one_reference_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    from heimdall.localization import service
+    from heimdall.localization.service import TimedRecording, tdoa_observations_from_recordings
+
+    prepared: list[service.PreparedCapture] = []
+
+    class Recorded(service.PreparedCapture):
+        def __init__(self, capture: IQCapture) -> None:
+            super().__init__(capture)
+            prepared.append(self)
+
+    monkeypatch.setattr(service, "PreparedCapture", Recorded)
+    rng = np.random.default_rng(4)
+    samples = 512 * 47
+    signal = broadband_burst(samples + 2_000, rng)
+    start_ns = 1_700_000_000 * 10**9
+    # Each receiver starts its 2 s capture up to 45 ms after the first (whole samples),
+    # and hears the signal 0-0.7 samples late (its path).
+    starts = {"a": 0, "b": 137, "c": 540, "d": 301}
+    delays = {"a": 0.0, "b": 0.35, "c": -0.2, "d": 0.7}
+    sites = {"a": (45.0, 7.0), "b": (45.1, 7.1), "c": (44.9, 7.1), "d": (45.0, 7.2)}
+    recordings = [
+        TimedRecording(
+            station=Receiver(id=rid, latitude=lat, longitude=lon, altitude_m=0.0),
+            capture=make_capture(
+                (
+                    fractional_delay(signal, delays[rid])[1_000 + starts[rid] :][:samples]
+                    + complex_white_noise(0.01, samples, rng)
+                ).astype(np.complex64),
+                SAMPLE_RATE_HZ,
+                station_id=rid,
+                start_time_ns=start_ns + round(starts[rid] * 1e9 / SAMPLE_RATE_HZ),
+            ),
+            snr_db={"a": 20.0, "b": 15.0, "c": 12.0, "d": 10.0}[rid],
+            occupied_bandwidth_hz=5000.0,
+        )
+        for rid, (lat, lon) in sites.items()
+    ]
+    pairs = tdoa_observations_from_recordings(recordings, window_s=2.0)
+    assert [p.receiver_j for p in pairs] == ["a"] * 3
+    for pair in pairs:
+        expected_s = delays[pair.receiver_i] / SAMPLE_RATE_HZ
+        assert pair.time_difference_s == pytest.approx(expected_s, abs=0.02 / SAMPLE_RATE_HZ)
+    # One reference prepared, one cut of it (its FFTs, moments, carrier fit) for all pairs:
+    # the whole window, which starts after the last receiver has started.
+    assert len(prepared) == 1
+    assert list(prepared[0]._cuts) == [(0, len(prepared[0].capture.samples))]
+    assert int(prepared[0].capture.block_time_ns[0]) > start_ns + 540 * 1e9 / SAMPLE_RATE_HZ
 
 
 def test_baseline_is_the_slant_light_time() -> None:
@@ -315,3 +407,62 @@ def test_a_signal_without_timing_costs_no_second_reference() -> None:
     assert skipped == []
     # The star against a, then one pair without a (b with c) to tell a carrier apart.
     assert len(calls) == 4
+
+
+def test_correlation_pool_is_kept_per_process() -> None:
+    from heimdall.localization import service
+
+    pool = service._correlation_pool()
+    assert service._correlation_pool() is pool
+    assert list(pool.map(abs, [-1, -2])) == [1, 2]
+    # What a forked child runs: the inherited pool has no threads, a new one is started.
+    service._forget_pool()
+    assert service._correlation_pool() is not pool
+
+
+def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
+    from heimdall.localization import service
+
+    # The parent's threads are running (they start on the first task) before the fork.
+    assert list(service._correlation_pool().map(abs, [-1, -2])) == [1, 2]
+    pid = os.fork()
+    if pid == 0:  # the child: with the parent's pool its task would never run
+        code = 1
+        try:
+            code = 0 if service._correlation_pool().submit(abs, -3).result(timeout=10) == 3 else 1
+        finally:
+            os._exit(code)  # never back into pytest
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from heimdall.core.settings import get_settings
+    from heimdall.localization import service
+    from heimdall.models import Measurement
+
+    # Three timed receivers: a serial read would wait at the barrier and break it.
+    barrier = threading.Barrier(3, timeout=5)
+
+    def load(store: object, data_url: str, meta_url: str | None) -> IQCapture:
+        barrier.wait()
+        return make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
+
+    seen: list[tuple[str, str]] = []
+
+    def observations(recordings: list[service.TimedRecording], **_: object) -> list[object]:
+        seen.extend((r.station.id, r.capture.station_id) for r in recordings)
+        return []
+
+    monkeypatch.setattr(service, "load_recording", load)
+    monkeypatch.setattr(service, "tdoa_observations_from_recordings", observations)
+    ids = ["a", "b", "c", "d"]
+    measurements = [
+        Measurement(websdr_id=rid, snr=10.0, gps_locked=rid != "c", data_url=f"s3://x/{rid}")
+        for rid in ids
+    ]
+    receivers = {rid: Receiver(id=rid, latitude=45.0, longitude=7.0, altitude_m=0.0) for rid in ids}
+    service.tdoa_observations(object(), measurements, receivers, get_settings())  # type: ignore[arg-type]
+    assert seen == [("a", "s3://x/a"), ("b", "s3://x/b"), ("d", "s3://x/d")]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _unit_phasors
+from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _turn_fraction, _unit_phasors
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -42,7 +43,7 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     # Take the coarse frequency out once: what is left of the tone turns by at most a
     # few cycles over the record, so sums over blocks of LINE_FIT_BLOCK_SAMPLES (each
     # taken at its centre) keep its Fourier sum to ~1e-5 at a fraction of the cost.
-    derotated = samples * _unit_phasors(-(coarse_cycles * index % 1.0))
+    derotated = samples * _unit_phasors(-_turn_fraction(coarse_cycles * index))
     block_count = -(-count // LINE_FIT_BLOCK_SAMPLES)
     padded = np.zeros(block_count * LINE_FIT_BLOCK_SAMPLES, dtype=np.complex64)
     padded[:count] = derotated
@@ -60,14 +61,25 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     return coarse_cycles + offset_bins / count, amplitude
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Line:
     """A spectral line fitted to a run of samples: A exp(j 2 pi f n), n = 0 .. N-1."""
 
     cycles: float  # f, cycles per sample
     amplitude: complex  # A
-    #: Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
-    unit_spectrum: npt.NDArray[np.complexfloating]
+    count: int  # N
+    length: int  # the FFT length of its spectrum
+
+    @cached_property
+    def unit_spectrum(self) -> npt.NDArray[np.complexfloating]:
+        """Spectrum of exp(j 2 pi f n) over the run at the FFT length: the line's leakage.
+
+        Computed when first asked for: a reference's line is only taken out of its
+        samples (``_SegmentSpectra.without_line``), and this FFT would be wasted.
+        """
+        unit_spectrum = scipy.fft.fft(_line_phasors(self.cycles, self.count), self.length)
+        unit_spectrum.flags.writeable = False
+        return unit_spectrum
 
     def spectrum(self) -> npt.NDArray[np.complexfloating]:
         return self.amplitude * self.unit_spectrum
@@ -75,15 +87,13 @@ class _Line:
 
 def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
     """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
-    return _unit_phasors(cycles * np.arange(count, dtype=np.float64) % 1.0)
+    return _unit_phasors(_turn_fraction(cycles * np.arange(count, dtype=np.float64)))
 
 
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
     """The line fitted near ``coarse_cycles``, with its spectrum at the FFT ``length``."""
     line_cycles, amplitude = _fit_line(samples, coarse_cycles)
-    unit_spectrum = scipy.fft.fft(_line_phasors(line_cycles, len(samples)), length)
-    unit_spectrum.flags.writeable = False
-    return _Line(line_cycles, amplitude, unit_spectrum)
+    return _Line(line_cycles, amplitude, len(samples), length)
 
 
 def _notch(
@@ -186,7 +196,7 @@ def cross_ambiguity_peak(
     # Within a bin the tone turns by under 2 pi bin_width * T over the record: float32
     # phasors of that fractional turn are exact enough.
     fraction_cycles = (bin_width_hz * block_times_s).astype(np.float32)
-    derotated = best * _unit_phasors(-coarse_hz * block_times_s % 1.0)
+    derotated = best * _unit_phasors(_turn_fraction(-coarse_hz * block_times_s))
 
     def probe_magnitudes(offsets_bins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         cycles = np.outer(offsets_bins.astype(np.float32), fraction_cycles)
@@ -211,7 +221,7 @@ def shift_frequency(
     """
     phase_cycles = frequency_hz * np.arange(len(samples), dtype=np.float64) / sample_rate_hz
     # Whole cycles dropped in float64: the float32 phasors then stay exact.
-    return (samples * _unit_phasors(phase_cycles % 1.0)).astype(np.complex64, copy=False)
+    return (samples * _unit_phasors(_turn_fraction(phase_cycles))).astype(np.complex64, copy=False)
 
 
 #: Segment length of the spectra whose cross-correlation gives the coarse offset

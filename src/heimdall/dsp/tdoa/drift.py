@@ -4,6 +4,7 @@ resampling when the rates are far apart."""
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -32,12 +33,16 @@ class _SegmentSpectra:
 
     The localization service correlates the strongest receiver against each other one:
     the reference's spectrum and carrier fit are the same in every pair. Entries are
-    read-only and a race between threads only computes one twice.
+    read-only; a race between threads only computes a carrier fit twice, the moment
+    spectra (the costly part) are computed under a lock.
     """
 
     def __init__(self, samples: npt.NDArray[np.complex64]) -> None:
         self.samples = samples
-        self._moments: dict[tuple[int, int], npt.NDArray[np.complexfloating]] = {}
+        #: Per FFT length, the moment spectra of orders 0, 1, ... computed so far.
+        self._moments: dict[int, list[npt.NDArray[np.complexfloating]]] = {}
+        # Pairs correlated in threads all need the same moments: one thread computes them.
+        self._moments_lock = threading.Lock()
         self._carriers: dict[tuple[float, int], _Line] = {}
         self._without_line: dict[tuple[int, float], tuple[_Line, _SegmentSpectra]] = {}
         self._memo: dict[tuple[object, ...], npt.NDArray[Any]] = {}
@@ -59,17 +64,29 @@ class _SegmentSpectra:
 
     def moment_spectrum(self, length: int, order: int) -> npt.NDArray[np.complexfloating]:
         """FFT of ``samples * u**order``, u running linearly from -1 (first) to 1 (last)."""
-        key = (length, order)
-        spectrum = self._moments.get(key)
-        if spectrum is None:
-            weighted = self.samples
-            if order:
-                u = np.linspace(-1.0, 1.0, len(self.samples), dtype=np.float32)
-                weighted = self.samples * u**order
-            spectrum = scipy.fft.fft(weighted, length)
-            spectrum.flags.writeable = False
-            self._moments[key] = spectrum
-        return spectrum
+        return self.moment_spectra(length, order + 1)[order]
+
+    def moment_spectra(self, length: int, orders: int) -> list[npt.NDArray[np.complexfloating]]:
+        """The moment spectra of orders 0 .. ``orders`` - 1 (read-only).
+
+        The missing ones are computed together, in one batched FFT (several times
+        faster per row than one at a time), and the powers of u as running products in
+        float64: numpy's float32 ``u**order`` costs more than the FFT itself.
+        """
+        with self._moments_lock:
+            known = self._moments.setdefault(length, [])
+            if len(known) < orders:
+                u = np.linspace(-1.0, 1.0, len(self.samples), dtype=np.float32).astype(np.float64)
+                power = np.ones(len(self.samples))
+                weights = np.empty((orders - len(known), len(self.samples)), dtype=np.float32)
+                for order in range(orders):
+                    if order >= len(known):
+                        weights[order - len(known)] = power
+                    power *= u
+                spectra = scipy.fft.fft(self.samples * weights, length, axis=1)
+                spectra.flags.writeable = False
+                known.extend(spectra)
+            return known[:orders]
 
     def stretched_spectrum(
         self, length: int, end_drift_samples: float
@@ -89,12 +106,13 @@ class _SegmentSpectra:
         if terms == 1:
             return self.spectrum(length)
         slope = ((-2j * np.pi * end_drift_samples) * scipy.fft.fftfreq(length)).astype(np.complex64)
+        moments = self.moment_spectra(length, terms)
         # Horner: sum_m A_m w^m / m! = A_0 + w (A_1 + w/2 (A_2 + w/3 (...))).
-        stretched = self.moment_spectrum(length, terms - 1).copy()
+        stretched = moments[terms - 1].copy()
         for order in range(terms - 2, -1, -1):
             stretched *= slope
             stretched *= np.float32(1.0 / (order + 1))
-            stretched += self.moment_spectrum(length, order)
+            stretched += moments[order]
         return stretched
 
     def without_line(self, length: int, notch_cycles: float) -> tuple[_Line, _SegmentSpectra]:
