@@ -37,9 +37,9 @@ the bound goes as the square root of a small, noisy number. At 12 kHz a -10 dB e
 10 us late (a 4 us bound, a shift of 0.5-2 us) is seen in 7 of 10 broadband pairs at
 20 dB and in none at 10 dB; on the realistic benchmark's pairs it flags about a third,
 with bounds of 5-110 us, and those pairs err no more than the rest (the receivers'
-spectra differ in ways one echo and a white floor do not describe). The localization
-service therefore carries it (``TdoaLag.echo_bias_bound_s``) but does not add it to the
-pair's sigma (docs/localization.md, "Multipath and the pair sigma": measured, no better).
+spectra differ in ways one echo and a white floor do not describe). ``tdoa_lag(...,
+echo_bound=True)`` carries it (``TdoaLag.echo_bias_bound_s``); the localization service
+does not ask for it, nor add it to the pair's sigma (docs/localization.md, "Multipath and the pair sigma": measured, no better).
 """
 
 from __future__ import annotations
