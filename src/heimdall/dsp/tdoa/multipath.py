@@ -39,7 +39,8 @@ the bound goes as the square root of a small, noisy number. At 12 kHz a -10 dB e
 with bounds of 5-110 us, and those pairs err no more than the rest (the receivers'
 spectra differ in ways one echo and a white floor do not describe). ``tdoa_lag(...,
 echo_bound=True)`` carries it (``TdoaLag.echo_bias_bound_s``); the localization service
-does not ask for it, nor add it to the pair's sigma (docs/localization.md, "Multipath and the pair sigma": measured, no better).
+does not ask for it, nor add it to the pair's sigma (docs/localization.md, "Multipath
+and the pair sigma": measured, no better).
 """
 
 from __future__ import annotations
