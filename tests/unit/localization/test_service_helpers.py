@@ -276,6 +276,139 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
     assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]
 
 
+def test_pair_sigma_is_the_larger_of_the_correlation_and_window_sigmas() -> None:
+    from heimdall.dsp.tdoa import TdoaLag
+    from heimdall.localization.service import pair_sigma_s
+
+    lag = TdoaLag(
+        lag_s=1e-5,
+        lag_samples=0.12,
+        quality_db=20.0,
+        peak_correlation=0.9,
+        overlap_s=2.0,
+        sample_rate_hz=SAMPLE_RATE_HZ,
+        rms_bandwidth_hz=2_000.0,
+    )
+    random_s = correlation_sigma_s(0.9, 24_000, 2_000.0)
+    assert pair_sigma_s(lag, 5_000.0) == pytest.approx(random_s)
+    windows = dataclasses.replace(lag, empirical_sigma_s=3 * random_s)
+    assert pair_sigma_s(windows, 5_000.0) == pytest.approx(3 * random_s)
+    no_bandwidth = dataclasses.replace(lag, rms_bandwidth_hz=0.0)
+    flat_s = correlation_sigma_s(0.9, 24_000, rms_bandwidth_fallback_hz(5_000.0))
+    assert pair_sigma_s(no_bandwidth, 5_000.0) == pytest.approx(flat_s)
+    # The echo bound is carried, not added (measured: no better; see the docstring).
+    echo = dataclasses.replace(windows, echo_bias_bound_s=4 * random_s)
+    assert pair_sigma_s(echo, 5_000.0) == pytest.approx(3 * random_s)
+
+
+def _recordings_with_interferer(
+    interfered: dict[str, float], snr_db: dict[str, float], seed: int
+) -> list:
+    """Four receivers close together hearing one broadband signal; those in
+    ``interfered`` also hear a periodic interferer (a 16-sample burst repeated, at that
+    many times the signal's power), whose correlation is flat (a peak every 16 samples)
+    in any pair of two receivers that both hear it, and noise otherwise."""
+    from heimdall.localization.service import TimedRecording
+
+    rng = np.random.default_rng(seed)
+    sites = {"a": (45.0, 7.0), "b": (45.02, 7.03), "c": (44.98, 7.04), "d": (45.03, 6.98)}
+    count = 12_000 * 2
+    signal = broadband_burst(count, rng)
+    burst = complex_white_noise(1.0, 16, rng)
+    periodic = np.tile(burst, count // 16)
+    start_ns = 1_700_000_000 * 10**9
+    recordings = []
+    for rid, (lat, lon) in sites.items():
+        samples = signal + complex_white_noise(0.01, count, rng)
+        if rid in interfered:
+            samples = samples + np.sqrt(interfered[rid]) * periodic
+        recordings.append(
+            TimedRecording(
+                station=Receiver(id=rid, latitude=lat, longitude=lon, altitude_m=0.0),
+                capture=make_capture(
+                    samples.astype(np.complex64),
+                    SAMPLE_RATE_HZ,
+                    station_id=rid,
+                    start_time_ns=start_ns,
+                ),
+                snr_db=snr_db[rid],
+                occupied_bandwidth_hz=5_000.0,
+            )
+        )
+    return recordings
+
+
+def test_a_receiver_whose_pair_with_the_reference_fails_is_paired_with_another() -> None:
+    from heimdall.localization.service import (
+        UNUSABLE_SIGMA_S,
+        tdoa_observations_from_recordings,
+    )
+
+    # a (the reference) and c both hear the interferer at 3x the signal: their pair is
+    # flat (quality ~4 dB); b and d do not, and their pairs with a or c are clean.
+    recordings = _recordings_with_interferer(
+        {"a": 3.0, "c": 3.0}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=5
+    )
+    skipped: list[str] = []
+    pairs = tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    assert sorted((p.receiver_i, p.receiver_j) for p in pairs) == [
+        ("b", "a"),
+        ("c", "b"),
+        ("d", "a"),
+    ]
+    assert all(p.sigma_s < UNUSABLE_SIGMA_S for p in pairs)
+    assert len(skipped) == 1
+    assert skipped[0].startswith("c-a: correlation quality") and "paired with b" in skipped[0]
+    # The receivers are at one place and hear one signal: every lag is ~0.
+    assert all(abs(p.time_difference_s) < 5e-6 for p in pairs)
+
+
+def test_a_reference_that_spoils_every_pair_is_replaced_by_the_next_strongest() -> None:
+    from heimdall.localization.service import (
+        UNUSABLE_SIGMA_S,
+        tdoa_observations_from_recordings,
+    )
+
+    # The strongest receiver hears the interferer far above the signal: every pair
+    # against it is flat, the pairs without it are not.
+    recordings = _recordings_with_interferer(
+        {"a": 3000.0}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=6
+    )
+    skipped: list[str] = []
+    pairs = tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    usable = sorted((p.receiver_i, p.receiver_j) for p in pairs if p.sigma_s < UNUSABLE_SIGMA_S)
+    assert ("c", "b") in usable and ("d", "b") in usable
+    assert skipped[0].startswith("a as reference: ") and "b is the reference instead" in skipped[0]
+    # Still a tree: one pair per receiver but the reference.
+    assert len(pairs) == 3
+
+
+def test_a_signal_without_timing_costs_no_second_reference() -> None:
+    """Everyone hears only the periodic interferer (no timing in it): no retry."""
+    from heimdall.localization import service
+
+    recordings = _recordings_with_interferer(
+        {r: 1e6 for r in "abcd"}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=7
+    )
+    calls: list[tuple[str, str]] = []
+    original = service.tdoa_lag
+
+    def counting(a, b, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((a.capture.station_id, b.station_id))
+        return original(a, b, **kwargs)
+
+    service.tdoa_lag = counting
+    try:
+        skipped: list[str] = []
+        pairs = service.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    finally:
+        service.tdoa_lag = original
+    assert all(p.sigma_s >= service.UNUSABLE_SIGMA_S for p in pairs)
+    assert skipped == []
+    # The star against a, then one pair without a (b with c) to tell a carrier apart.
+    assert len(calls) == 4
+
+
 def test_correlation_pool_is_kept_per_process() -> None:
     from heimdall.localization import service
 

@@ -11,6 +11,7 @@ import scipy.fft
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
 from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _notch
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
+from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
 from heimdall.dsp.tdoa.peak import (
     _integer_lag_phasors,
     _main_lobe,
@@ -59,6 +60,10 @@ class CorrelationLag:
     rival_lags_samples: tuple[float, ...] = ()
     #: The pair's carrier notched out (cycles per sample of ``x``), when one was.
     carrier_cycles: float | None = None
+    #: Bound on the peak shift an unresolved echo can cause, from the channel's curvature
+    #: across the band (``multipath.echo_bias_bound_samples``); 0 when not measured (not
+    #: asked for, or the peak below the quality gate).
+    echo_bias_bound_samples: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -95,6 +100,7 @@ def cross_correlation_lag(
     max_lag_samples: float,
     *,
     carrier_notch_hz: float | None = None,
+    echo_bound: bool = False,
 ) -> CorrelationLag:
     """Lag of ``y`` behind ``x`` in samples, searched within +-``max_lag_samples``.
 
@@ -106,6 +112,7 @@ def cross_correlation_lag(
     through ever closer probes when the peak is not concave there). With
     ``carrier_notch_hz`` the strongest spectral line of the pair and everything
     within that many Hz of it are left out of the correlation (see ``CARRIER_NOTCH_HZ``).
+    With ``echo_bound`` the result carries ``echo_bias_bound_samples`` (``multipath``).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay
@@ -123,7 +130,12 @@ def cross_correlation_lag(
     if not np.isfinite(max_lag_samples) or max_lag_samples < 0:
         raise ValueError(f"max_lag_samples must be non-negative, got {max_lag_samples}")
     return _correlation_lag(
-        _SegmentSpectra(x_iq), y_iq, sample_rate_hz, max_lag_samples, carrier_notch_hz
+        _SegmentSpectra(x_iq),
+        y_iq,
+        sample_rate_hz,
+        max_lag_samples,
+        carrier_notch_hz,
+        echo_bound=echo_bound,
     )
 
 
@@ -136,12 +148,14 @@ def _correlation_lag(
     end_drift_samples: float = 0.0,
     *,
     frequency_aligned: bool = False,
+    echo_bound: bool = False,
 ) -> CorrelationLag:
     """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised.
 
     With ``end_drift_samples`` (see ``_SegmentSpectra.stretched_spectrum``) ``y``'s clock
     runs slightly faster than ``x``'s; the lag returned is then the one at ``x``'s centre.
     ``frequency_aligned``: the pair's frequency offset was removed, so both share one line.
+    ``echo_bound``: measure ``CorrelationLag.echo_bias_bound_samples`` too (~1-2 ms).
     """
     search = int(np.ceil(max_lag_samples + abs(end_drift_samples)))
     span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
@@ -218,6 +232,14 @@ def _correlation_lag(
     energy_y = float(np.sum(spectrum_y.real**2 + spectrum_y.imag**2))
     energy = np.sqrt(energy_x * energy_y) / length
     peak_correlation = peak_magnitude / length / max(energy, 1e-30)
+    echo_bound_samples = 0.0
+    if echo_bound and quality_db >= MIN_TDOA_QUALITY_DB:
+        echo_bound_samples = echo_bias_bound_samples(
+            aligned_spectrum,
+            spectrum_x.real**2 + spectrum_x.imag**2,
+            spectrum_y.real**2 + spectrum_y.imag**2,
+            frequency_cycles,
+        )
     rival_lags = tuple(
         float(lags[k] + _parabola_vertex(magnitude[k - 1 : k + 2]) - end_drift_samples)
         for k in rivals
@@ -230,4 +252,5 @@ def _correlation_lag(
         rms_bandwidth_hz=_rms_bandwidth_hz(aligned_spectrum, frequency_cycles * sample_rate_hz),
         rival_lags_samples=rival_lags,
         carrier_cycles=None if line is None else line.cycles,
+        echo_bias_bound_samples=echo_bound_samples,
     )

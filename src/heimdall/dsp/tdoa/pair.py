@@ -55,6 +55,11 @@ class TdoaLag:
     lag_from_windows: bool = False
     #: Rival peaks of the whole span's correlation (echoes, or the direct path), as lags (s).
     rival_lags_s: tuple[float, ...] = ()
+    #: Bound on the shift an unresolved echo can have given the whole span's peak, from
+    #: the channel's curvature across the band (``multipath.echo_bias_bound_samples``):
+    #: a systematic error for the whole recording, which no noise sigma shows. 0 unless
+    #: ``tdoa_lag(..., echo_bound=True)``.
+    echo_bias_bound_s: float = 0.0
 
     @property
     def is_reliable(self) -> bool:
@@ -115,6 +120,7 @@ def tdoa_lag(
     *,
     max_lag_s: float,
     max_frequency_offset_hz: float = MAX_FREQUENCY_OFFSET_HZ,
+    echo_bound: bool = False,
 ) -> TdoaLag:
     """Arrival-time difference of ``b`` behind ``a`` on the GPS time base.
 
@@ -128,7 +134,8 @@ def tdoa_lag(
     seconds is sample lag / fs plus the difference of the cut start times.
     ``max_lag_s`` bounds the physically possible lag (baseline / c). Pass ``a`` as a
     ``PreparedCapture`` to correlate it against several captures without redoing its
-    share of the work.
+    share of the work. ``echo_bound`` also measures ``TdoaLag.echo_bias_bound_s`` (a
+    diagnostic, ~1-2 ms a pair; see ``multipath``).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
@@ -221,6 +228,7 @@ def tdoa_lag(
         CARRIER_NOTCH_HZ,
         end_drift_samples,
         frequency_aligned=True,
+        echo_bound=echo_bound,
     )
     lag_samples = result.lag_samples
     windowed = None
@@ -257,4 +265,5 @@ def tdoa_lag(
         windows=0 if windowed is None else len(windowed.lags_samples),
         lag_from_windows=from_windows,
         rival_lags_s=tuple(r / b_rate_hz + start_difference_s for r in result.rival_lags_samples),
+        echo_bias_bound_s=result.echo_bias_bound_samples / b_rate_hz,
     )
