@@ -29,12 +29,8 @@ from bench_accuracy import TDOA_WINDOW_S, hidden_network, make_scenarios
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 from heimdall.localization import Receiver, localize
-from heimdall.localization.service import (
-    TimedRecording,
-    default_calibration,
-    power_observations,
-    tdoa_observations_from_recordings,
-)
+from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
+from heimdall.localization.service import default_calibration, power_observations
 from heimdall.models import Measurement
 from heimdall.simulator.impairments import realistic_world
 from heimdall.simulator.scenario import load_scenario

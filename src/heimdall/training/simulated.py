@@ -20,11 +20,8 @@ import numpy as np
 from heimdall.core.constants import NS_PER_S
 from heimdall.dsp.measurement import measure
 from heimdall.localization.estimate import PowerObservation, Receiver, TdoaObservation
-from heimdall.localization.service import (
-    TimedRecording,
-    power_observations,
-    tdoa_observations_from_recordings,
-)
+from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
+from heimdall.localization.service import power_observations
 from heimdall.models import Measurement
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.kiwisdr import protocol

@@ -18,14 +18,12 @@ from heimdall.dsp.signals import (
 )
 from heimdall.dsp.tdoa import cross_correlation_lag
 from heimdall.localization import Receiver
-from heimdall.localization.service import (
+from heimdall.localization.pairs import (
     baseline_s,
-    central_window,
-    common_window,
     correlation_sigma_s,
     rms_bandwidth_fallback_hz,
-    window_covering,
 )
+from heimdall.localization.windows import central_window, common_window, window_covering
 from heimdall.receivers.capture import IQCapture
 
 SAMPLE_RATE_HZ = 12_000.0
@@ -143,17 +141,17 @@ def test_common_window_is_the_span_every_partner_covers() -> None:
 
 
 def test_every_pair_correlates_the_one_reference_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    from heimdall.localization import service
-    from heimdall.localization.service import TimedRecording, tdoa_observations_from_recordings
+    from heimdall.localization import pairs
+    from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 
-    prepared: list[service.PreparedCapture] = []
+    prepared: list[pairs.PreparedCapture] = []
 
-    class Recorded(service.PreparedCapture):
+    class Recorded(pairs.PreparedCapture):
         def __init__(self, capture: IQCapture) -> None:
             super().__init__(capture)
             prepared.append(self)
 
-    monkeypatch.setattr(service, "PreparedCapture", Recorded)
+    monkeypatch.setattr(pairs, "PreparedCapture", Recorded)
     rng = np.random.default_rng(4)
     samples = 512 * 47
     signal = broadband_burst(samples + 2_000, rng)
@@ -247,7 +245,7 @@ def test_correlation_sigma_of_no_correlation_is_huge_not_infinite() -> None:
 
 
 def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
-    from heimdall.localization.service import TimedRecording, tdoa_observations_from_recordings
+    from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 
     rng = np.random.default_rng(11)
     sites = {"a": (45.0, 7.0), "b": (45.1, 7.2), "c": (44.9, 7.3)}
@@ -278,7 +276,7 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
 
 def test_pair_sigma_is_the_larger_of_the_correlation_and_window_sigmas() -> None:
     from heimdall.dsp.tdoa import TdoaLag
-    from heimdall.localization.service import pair_sigma_s
+    from heimdall.localization.pairs import pair_sigma_s
 
     lag = TdoaLag(
         lag_s=1e-5,
@@ -308,7 +306,7 @@ def _recordings_with_interferer(
     ``interfered`` also hear a periodic interferer (a 16-sample burst repeated, at that
     many times the signal's power), whose correlation is flat (a peak every 16 samples)
     in any pair of two receivers that both hear it, and noise otherwise."""
-    from heimdall.localization.service import TimedRecording
+    from heimdall.localization.pairs import TimedRecording
 
     rng = np.random.default_rng(seed)
     sites = {"a": (45.0, 7.0), "b": (45.02, 7.03), "c": (44.98, 7.04), "d": (45.03, 6.98)}
@@ -339,10 +337,7 @@ def _recordings_with_interferer(
 
 
 def test_a_receiver_whose_pair_with_the_reference_fails_is_paired_with_another() -> None:
-    from heimdall.localization.service import (
-        UNUSABLE_SIGMA_S,
-        tdoa_observations_from_recordings,
-    )
+    from heimdall.localization.pairs import UNUSABLE_SIGMA_S, tdoa_observations_from_recordings
 
     # a (the reference) and c both hear the interferer at 3x the signal: their pair is
     # flat (quality ~4 dB); b and d do not, and their pairs with a or c are clean.
@@ -364,10 +359,7 @@ def test_a_receiver_whose_pair_with_the_reference_fails_is_paired_with_another()
 
 
 def test_a_reference_that_spoils_every_pair_is_replaced_by_the_next_strongest() -> None:
-    from heimdall.localization.service import (
-        UNUSABLE_SIGMA_S,
-        tdoa_observations_from_recordings,
-    )
+    from heimdall.localization.pairs import UNUSABLE_SIGMA_S, tdoa_observations_from_recordings
 
     # The strongest receiver hears the interferer far above the signal: every pair
     # against it is flat, the pairs without it are not.
@@ -385,51 +377,51 @@ def test_a_reference_that_spoils_every_pair_is_replaced_by_the_next_strongest() 
 
 def test_a_signal_without_timing_costs_no_second_reference() -> None:
     """Everyone hears only the periodic interferer (no timing in it): no retry."""
-    from heimdall.localization import service
+    from heimdall.localization import pairs as pairing
 
     recordings = _recordings_with_interferer(
         {r: 1e6 for r in "abcd"}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=7
     )
     calls: list[tuple[str, str]] = []
-    original = service.tdoa_lag
+    original = pairing.tdoa_lag
 
     def counting(a, b, **kwargs):  # type: ignore[no-untyped-def]
         calls.append((a.capture.station_id, b.station_id))
         return original(a, b, **kwargs)
 
-    service.tdoa_lag = counting
+    pairing.tdoa_lag = counting
     try:
         skipped: list[str] = []
-        pairs = service.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+        pairs = pairing.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
     finally:
-        service.tdoa_lag = original
-    assert all(p.sigma_s >= service.UNUSABLE_SIGMA_S for p in pairs)
+        pairing.tdoa_lag = original
+    assert all(p.sigma_s >= pairing.UNUSABLE_SIGMA_S for p in pairs)
     assert skipped == []
     # The star against a, then one pair without a (b with c) to tell a carrier apart.
     assert len(calls) == 4
 
 
 def test_correlation_pool_is_kept_per_process() -> None:
-    from heimdall.localization import service
+    from heimdall.localization import pools
 
-    pool = service._correlation_pool()
-    assert service._correlation_pool() is pool
+    pool = pools.correlation_pool()
+    assert pools.correlation_pool() is pool
     assert list(pool.map(abs, [-1, -2])) == [1, 2]
     # What a forked child runs: the inherited pool has no threads, a new one is started.
-    service._forget_pool()
-    assert service._correlation_pool() is not pool
+    pools.forget_pools()
+    assert pools.correlation_pool() is not pool
 
 
 def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
-    from heimdall.localization import service
+    from heimdall.localization import pools
 
     # The parent's threads are running (they start on the first task) before the fork.
-    assert list(service._correlation_pool().map(abs, [-1, -2])) == [1, 2]
+    assert list(pools.correlation_pool().map(abs, [-1, -2])) == [1, 2]
     pid = os.fork()
     if pid == 0:  # the child: with the parent's pool its task would never run
         code = 1
         try:
-            code = 0 if service._correlation_pool().submit(abs, -3).result(timeout=10) == 3 else 1
+            code = 0 if pools.correlation_pool().submit(abs, -3).result(timeout=10) == 3 else 1
         finally:
             os._exit(code)  # never back into pytest
     _, status = os.waitpid(pid, 0)

@@ -1,0 +1,51 @@
+"""Thread pools of the localization, started once per process and forgotten in a fork.
+
+numpy and scipy.fft release the GIL for the heavy parts of a correlation, and an S3 GET
+mostly waits on the store: both overlap on threads. A pool per localization spent about
+a millisecond starting and joining its threads, so each pool lives as long as the process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+# Pairs correlated at once (the service's machines have 2 cores).
+TDOA_WORKERS = 2
+
+#: Recordings read back from S3 at once: each GET mostly waits on the store, not the CPU.
+READ_WORKERS = 8
+
+_pool_lock = threading.Lock()
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _named_pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """A thread pool started once per process (a pool per localization spent about a
+    millisecond starting and joining its threads)."""
+    with _pool_lock:
+        pool = _pools.get(name)
+        if pool is None:
+            pool = _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        return pool
+
+
+def correlation_pool() -> ThreadPoolExecutor:
+    """The threads pairs are correlated on."""
+    return _named_pool("tdoa", TDOA_WORKERS)
+
+
+def read_pool() -> ThreadPoolExecutor:
+    """The threads recordings are read back from the object store on."""
+    return _named_pool("recording-read", READ_WORKERS)
+
+
+def forget_pools() -> None:
+    """In a forked child (a prefork worker): the parent's pool objects came along, their
+    threads did not, and the lock may have been held by one of them."""
+    global _pools, _pool_lock
+    _pools, _pool_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=forget_pools)
