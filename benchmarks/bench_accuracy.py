@@ -419,6 +419,10 @@ def run(
                     observations.pairs,
                     calibrations[label],
                     method=method,  # type: ignore[arg-type]
+                    # As the service: dBm ceilings beside dBm readings only.
+                    not_heard=observations.not_heard
+                    if all(p.unit == "dBm" for p in observations.powers)
+                    else [],
                 )
                 latency_ms = 1e3 * (time.perf_counter() - localize_started_s)
                 # As in the service: every method but "rss" correlates the recordings first,

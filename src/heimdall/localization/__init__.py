@@ -8,6 +8,7 @@ from heimdall.localization.calibration import Calibration
 from heimdall.localization.estimate import (
     ConfidenceEllipse,
     LocalizationResult,
+    NotHeardObservation,
     PowerObservation,
     Receiver,
     Residual,
@@ -21,6 +22,7 @@ __all__ = [
     "ConfidenceEllipse",
     "CramerRaoBound",
     "LocalizationResult",
+    "NotHeardObservation",
     "PowerObservation",
     "Receiver",
     "Residual",

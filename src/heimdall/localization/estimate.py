@@ -29,6 +29,7 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -117,6 +118,20 @@ class PowerObservation(BaseModel):
     power: float
     unit: Literal["dBm", "dBFS"] = "dBm"
     sigma_db: float | None = Field(default=None, ge=0.0)
+
+
+class NotHeardObservation(BaseModel):
+    """A receiver that did not hear the transmitter: its power was not above ``ceiling_dbm``.
+
+    A one-sided (censored) reading on the network's dBm scale: the fit pays only where the
+    source it proposes would have been heard there (``rss.ceiling_excesses``). It is used
+    with power readings only, is no degree of freedom and never an outlier.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver_id: str
+    ceiling_dbm: float
 
 
 class TdoaObservation(BaseModel):
@@ -209,6 +224,7 @@ def localize(
     min_tdoa_quality: float = 0.0,
     surface_threshold: float = 1e-3,
     exclude_power_outliers: bool = True,
+    not_heard: Sequence[NotHeardObservation] = (),
 ) -> LocalizationResult:
     """Locate one transmitter; see the module docstring for the rules.
 
@@ -219,6 +235,10 @@ def localize(
     30 MHz, line of sight above or when unknown; ``propagation`` forces one) and the
     timing sigma of receivers without a fitted one. ``grid_margin_m`` is the
     search region's smallest margin beyond the receivers (``search_margin_m``).
+
+    ``not_heard``: receivers out of earshot, as ceilings on the power fit (ignored for a
+    receiver that also has a power reading, and when there is no power fit). They leave
+    the frame, the search region and the receiver count as the readings make them.
     """
     started_s = time.perf_counter()
     calibration = calibration or Calibration()
@@ -241,9 +261,17 @@ def localize(
         else:
             dropped.append(f"tdoa:{pair.receiver_i}-{pair.receiver_j}")
     tdoa_receiver_ids = sorted({r for p in tdoa_kept for r in (p.receiver_i, p.receiver_j)})
+    ceiling_by_id = {
+        o.receiver_id: o
+        for o in not_heard
+        if o.receiver_id in by_id
+        and o.receiver_id not in power_by_id
+        and np.isfinite(o.ceiling_dbm)
+    }
 
     counts: dict[str, Any] = {
         "rss_receivers": len(power_by_id),
+        "not_heard_receivers": len(ceiling_by_id),
         "tdoa_receivers": len(tdoa_receiver_ids),
         "tdoa_pairs": len(tdoa_kept),
         "dropped_observations": dropped,
@@ -293,6 +321,14 @@ def localize(
     longitudes = np.array([s[1] for s in sites])
     altitudes_m = np.array([s[2] for s in sites])
     receivers_enu_m = np.column_stack(frame.geodetic_to_enu(latitudes, longitudes, altitudes_m))
+    ceiling_ids = sorted(ceiling_by_id) if use_rss else []
+    ceiling_sites = np.array(
+        [(by_id[r].latitude, by_id[r].longitude, by_id[r].altitude_m) for r in ceiling_ids]
+    ).reshape(-1, 3)
+    # After the receivers in use, whose indices the residual report keeps.
+    problem_enu_m = np.vstack(
+        [receivers_enu_m, np.column_stack(frame.geodetic_to_enu(*ceiling_sites.T))]
+    )
     altitude_m = (
         float(np.median(altitudes_m)) if transmitter_altitude_m is None else transmitter_altitude_m
     )
@@ -315,6 +351,10 @@ def localize(
             gains_db=np.array([calibration.gain_offset_db(r) for r in rss_ids]),
             path_loss_exponent=calibration.path_loss_exponent,
             reference_distance_m=calibration.reference_distance_m,
+            ceiling_indices=len(used_ids) + np.arange(len(ceiling_ids), dtype=np.intp),
+            ceilings_dbm=np.array([ceiling_by_id[r].ceiling_dbm for r in ceiling_ids]),
+            ceiling_sigmas_db=np.full(len(ceiling_ids), calibration.shadowing_sigma_db),
+            ceiling_gains_db=np.array([calibration.gain_offset_db(r) for r in ceiling_ids]),
         )
     tdoa_block = None
     if use_tdoa:
@@ -345,12 +385,14 @@ def localize(
         )
     problem = Problem(
         frame,
-        receivers_enu_m,
+        problem_enu_m,
         altitude_m,
         rss_block,
         tdoa_block,
         surface_paths=model == "ground_wave",
-        receivers_lat_lon_deg=np.column_stack([latitudes, longitudes]),
+        receivers_lat_lon_deg=np.vstack(
+            [np.column_stack([latitudes, longitudes]), ceiling_sites[:, :2]]
+        ),
     )
 
     receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
@@ -385,6 +427,7 @@ def localize(
                 min_tdoa_quality=min_tdoa_quality,
                 surface_threshold=surface_threshold,
                 exclude_power_outliers=False,
+                not_heard=not_heard,
             )
             retry.diagnostics["excluded_power_outliers"] = [outlier_id]
             retry.diagnostics["outlier_chi_square_drop"] = float(drops[worst])
@@ -482,6 +525,7 @@ def localize(
         "grid_cell_m": grid.cell_size_m,
         "grid_shape": list(log_likelihood.shape),
         "source_power_dbm": float(best.parameters[2]) if use_rss else None,
+        "not_heard_ceilings": _ceiling_report(problem, ceiling_ids, best),
         "elapsed_ms": 1e3 * (time.perf_counter() - started_s),
     }
     result = LocalizationResult(
@@ -540,6 +584,27 @@ def _distinct(solutions: list[Solution], min_separation_m: float) -> list[Soluti
     return kept
 
 
+def _ceiling_report(
+    problem: Problem, ceiling_ids: list[str], best: Solution
+) -> dict[str, dict[str, float]]:
+    """Each not-hearing receiver's ceiling, the fix's predicted power there, the excess."""
+    rss = problem.rss
+    if rss is None or not ceiling_ids:
+        return {}
+    excess = normalised_residuals(problem, best.parameters)[
+        len(rss.powers_dbm) : len(rss.powers_dbm) + len(ceiling_ids)
+    ]
+    return {
+        receiver_id: {
+            "ceiling_dbm": float(ceiling_dbm),
+            "excess_sigmas": float(excess_sigmas),
+        }
+        for receiver_id, ceiling_dbm, excess_sigmas in zip(
+            ceiling_ids, rss.ceilings_dbm, excess, strict=True
+        )
+    }
+
+
 def _residual_report(problem: Problem, used_ids: list[str], z: np.ndarray) -> list[Residual]:
     residuals: list[Residual] = []
     offset = 0
@@ -557,6 +622,7 @@ def _residual_report(problem: Problem, used_ids: list[str], z: np.ndarray) -> li
                 )
             )
             offset += 1
+        offset += len(problem.rss.ceiling_indices)  # the ceilings: ``_ceiling_report``
     if problem.tdoa is not None:
         tdoa = problem.tdoa
         # Undo the whitening: report each pair's own residual over its own sigma.

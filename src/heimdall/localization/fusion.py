@@ -30,6 +30,7 @@ from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
 from heimdall.localization.rss import (
+    ceiling_excesses,
     implied_source_powers_dbm,
     robust_source_power_dbm,
     rss_normalised_residuals,
@@ -64,6 +65,27 @@ class RssBlock:
     gains_db: FloatArray
     path_loss_exponent: float
     reference_distance_m: float
+    #: Receivers that do not hear the transmitter: their received power was not above
+    #: ``ceilings_dbm`` (one-sided, censored readings; ``rss.ceiling_excesses``). They
+    #: are neither readings nor degrees of freedom, and no outlier test looks at them.
+    ceiling_indices: IndexArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    ceilings_dbm: FloatArray = field(default_factory=lambda: np.zeros(0))
+    ceiling_sigmas_db: FloatArray = field(default_factory=lambda: np.zeros(0))
+    ceiling_gains_db: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def ceiling_excesses(
+        self, ranges_m: FloatArray, source_power_dbm: FloatArray | float
+    ) -> FloatArray:
+        """Hinge residuals of the ceilings, ``ranges_m`` being to every receiver ``(..., n)``."""
+        return ceiling_excesses(
+            ranges_m[..., self.ceiling_indices],
+            source_power_dbm,
+            self.ceilings_dbm,
+            self.ceiling_sigmas_db,
+            self.ceiling_gains_db,
+            self.path_loss_exponent,
+            self.reference_distance_m,
+        )
 
 
 @dataclass(frozen=True)
@@ -288,6 +310,10 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
             rss.reference_distance_m,
         )
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
+        # P0 is the readings' own: a ceiling only penalises the cells where that source
+        # would have been heard (the joint P0 is the refinement's).
+        excess = rss.ceiling_excesses(ranges_m, source_power_dbm)
+        log_likelihood -= 0.5 * np.sum(soft_l1(np.square(excess)), axis=-1)
     if problem.tdoa is not None:
         z = _tdoa_grid_residuals(problem.tdoa, ranges_m, grid)
         log_likelihood -= 0.5 * np.sum(soft_l1(np.square(z)), axis=-1)
@@ -305,6 +331,20 @@ def _tdoa_grid_residuals(tdoa: TdoaBlock, ranges_m: FloatArray, grid: Grid) -> F
     )
 
 
+def _cell_implied_source_powers_dbm(
+    problem: Problem, rss: RssBlock, grid: Grid
+) -> tuple[FloatArray, FloatArray]:
+    """Ranges from every cell to every receiver ``(n_cells, n)``, and each reading's ``P0``."""
+    ranges_m = _grid_ranges_m(problem, grid).reshape(-1, len(problem.receivers_enu_m))
+    return ranges_m, implied_source_powers_dbm(
+        ranges_m[:, rss.receiver_indices],
+        rss.powers_dbm,
+        rss.gains_db,
+        rss.path_loss_exponent,
+        rss.reference_distance_m,
+    )
+
+
 def leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     """Gaussian chi-square on every cell, shape ``(n_rss + 1, n_cells)``.
 
@@ -313,14 +353,7 @@ def leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     """
     assert problem.rss is not None
     rss = problem.rss
-    ranges_m = _grid_ranges_m(problem, grid).reshape(-1, len(problem.receivers_enu_m))
-    implied_p0_dbm = implied_source_powers_dbm(
-        ranges_m[:, rss.receiver_indices],
-        rss.powers_dbm,
-        rss.gains_db,
-        rss.path_loss_exponent,
-        rss.reference_distance_m,
-    )
+    ranges_m, implied_p0_dbm = _cell_implied_source_powers_dbm(problem, rss, grid)
     n_rss = len(rss.powers_dbm)
     keep = np.vstack([1.0 - np.eye(n_rss), np.ones((1, n_rss))])
     weights = keep / np.square(rss.sigmas_db)  # one row per subset of readings
@@ -363,11 +396,20 @@ def gaussian_grid_log_likelihood(
     if leave_one_out is None:
         leave_one_out = leave_one_out_chi_square(problem, grid)
     chi_square = leave_one_out[-1]
+    rss = problem.rss
+    if rss is not None and len(rss.ceiling_indices):
+        # The ceilings are out of the outlier test, not out of the fix's spread: P0 at
+        # each cell is the readings' weighted mean, as in the chi-square.
+        ranges_m, implied_p0_dbm = _cell_implied_source_powers_dbm(problem, rss, grid)
+        weights = 1.0 / np.square(rss.sigmas_db)
+        source_power_dbm = implied_p0_dbm @ weights / np.sum(weights)
+        excess = rss.ceiling_excesses(ranges_m, source_power_dbm)
+        chi_square = chi_square + np.sum(np.square(excess), axis=-1)
     return np.asarray(-0.5 * chi_square.reshape(len(grid.y_m), len(grid.x_m)), dtype=np.float64)
 
 
 def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray:
-    """Stacked residuals (RSS first, then TDOA) at ``(x_m, y_m[, P0_dbm])``."""
+    """Stacked residuals (RSS, then the ceilings' hinges, then TDOA) at ``(x_m, y_m[, P0_dbm])``."""
     ranges_m = _ranges_at(problem, parameters[0], parameters[1])
     blocks: list[FloatArray] = []
     if problem.rss is not None:
@@ -383,6 +425,7 @@ def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray
                 rss.reference_distance_m,
             )
         )
+        blocks.append(rss.ceiling_excesses(ranges_m, parameters[2]))
     if problem.tdoa is not None:
         tdoa = problem.tdoa
         blocks.append(
@@ -426,6 +469,20 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
         )
         position = range_gradients[indices] * (slope_db_per_m / rss.sigmas_db)[:, np.newaxis]
         rows.append(np.column_stack([position, -1.0 / rss.sigmas_db]))
+        # A ceiling's hinge is (predicted - ceiling) / sigma where it is active, the
+        # reading's residual with the sign turned; flat (zero rows) where it is not.
+        ceilings = rss.ceiling_indices
+        active = rss.ceiling_excesses(ranges_m, parameters[2]) > 0.0
+        ceiling_slopes_db_per_m = np.where(
+            active & (ranges_m[ceilings] > rss.reference_distance_m),
+            10.0 * rss.path_loss_exponent / (np.log(10.0) * ranges_m[ceilings]),
+            0.0,
+        )
+        position = (
+            -range_gradients[ceilings]
+            * (ceiling_slopes_db_per_m / rss.ceiling_sigmas_db)[:, np.newaxis]
+        )
+        rows.append(np.column_stack([position, active / rss.ceiling_sigmas_db]))
     if problem.tdoa is not None:
         tdoa = problem.tdoa
         position = (
@@ -658,13 +715,15 @@ def refine(
     left-out part is as large as what is kept: it crept along the power likelihood's flat
     valley, up to ~70 evaluations per peak. Power-only problems therefore take trust-region
     Newton with the exact Hessian and ``P0`` profiled out (``power_cost``): 2-4 steps
-    from the best grid peak, a median of 13 from a secondary one.
+    from the best grid peak, a median of 13 from a secondary one. With ceilings (receivers
+    that do not hear it) ``P0`` is no longer the readings' alone, and the power fit goes
+    the general way too: slower, but only when some receiver is out of earshot.
 
     Unbounded: the grid already placed ``start`` in the right basin, and the bounded
     solver costs twice the time. A fix that runs off far beyond the search region is
     pulled back to the region's edge, where its large ellipse tells the story.
     """
-    if problem.tdoa is None:
+    if problem.tdoa is None and not (problem.rss is not None and len(problem.rss.ceiling_indices)):
         solution = _newton_power_refinement(problem, start, grid, refined)
     else:
         watch = _BasinWatch(refined, grid.cell_size_m)

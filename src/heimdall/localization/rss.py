@@ -160,6 +160,43 @@ def rss_normalised_residuals(
     return np.asarray((powers_dbm - predicted_dbm) / sigmas_db, dtype=np.float64)
 
 
+def ceiling_excesses(
+    ranges_m: FloatArray,
+    source_power_dbm: FloatArray | float,
+    ceilings_dbm: FloatArray,
+    sigmas_db: FloatArray,
+    gains_db: FloatArray,
+    path_loss_exponent: float,
+    reference_distance_m: float,
+) -> FloatArray:
+    """How far the predicted power exceeds each not-hearing receiver's ceiling, in sigmas.
+
+    A receiver that does not hear the transmitter says only that its received power was
+    not above a level (a censored reading): zero while the prediction stays below it,
+    ``(predicted - ceiling) / sigma`` above. Squared, this one-sided hinge is the
+    Gaussian tail's exponent; the exact censored likelihood, ``log Phi(-excess)``, differs
+    from it by less than a constant plus ``log(excess)``, and the hinge keeps the
+    least-squares form every other residual has.
+
+    Example:
+        >>> ceilings = ceiling_excesses(
+        ...     np.array([1000.0, 1000.0]), 0.0, np.array([-10.0, -30.0]), np.full(2, 5.0),
+        ...     np.zeros(2), 2.0, 100.0)
+        >>> ceilings.tolist()  # predicted -20 dBm: 10 dB under one ceiling, 10 above the other
+        [0.0, 2.0]
+    """
+    below_sigmas = rss_normalised_residuals(
+        ranges_m,
+        source_power_dbm,
+        ceilings_dbm,
+        sigmas_db,
+        gains_db,
+        path_loss_exponent,
+        reference_distance_m,
+    )
+    return np.asarray(np.maximum(-below_sigmas, 0.0), dtype=np.float64)
+
+
 def rss_fisher_information(
     transmitter_en_m: FloatArray,
     receivers_en_m: FloatArray,

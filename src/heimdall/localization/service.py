@@ -12,6 +12,8 @@ flushes, never commits.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import time
 import uuid
 
@@ -26,6 +28,7 @@ from heimdall.localization import repository
 from heimdall.localization.calibration import Calibration
 from heimdall.localization.estimate import (
     LocalizationResult,
+    NotHeardObservation,
     PowerObservation,
     Receiver,
     TdoaObservation,
@@ -73,20 +76,61 @@ def tdoa_observations(
 NOT_HEARD_SNR_DB = -15.0
 
 
+#: A receiver that does not hear the transmitter bounds its power from above: the signal
+#: was below this SNR in its own band. 15 dB over the detection threshold: a signal at
+#: 0 dB in-band SNR reads about 0 dB, far above -15 dB whatever the estimate's spread of
+#: a few dB, so not hearing it is certain; how much tighter the bound could be is not
+#: measured yet.
+NOT_HEARD_CEILING_SNR_DB = 0.0
+
+
+def _is_heard(m: Measurement) -> bool:
+    return m.snr is None or m.snr >= NOT_HEARD_SNR_DB
+
+
 def not_heard(measurements: list[Measurement]) -> dict[str, str]:
-    """Receivers whose measurement is not above the noise, and why they are left out."""
+    """Receivers whose measurement is not above the noise, and why no reading comes from them."""
     return {
         m.websdr_id: f"not above the noise (SNR {m.snr:.1f} dB < {NOT_HEARD_SNR_DB:g} dB)"
         for m in measurements
-        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB
+        if not _is_heard(m)
     }
+
+
+def not_heard_observations(measurements: list[Measurement]) -> list[NotHeardObservation]:
+    """The ceilings of the receivers that do not hear the signal, where their floor is in dBm.
+
+    The ceiling is the noise in the signal's band plus ``NOT_HEARD_CEILING_SNR_DB``. The
+    row's ``noise_floor_dbm`` is the noise over the whole passband (N0 x sample rate);
+    the signal's band is the median occupied bandwidth of the receivers that hear it (the
+    same transmitter). Without one, the whole passband's noise: a looser, still true,
+    bound. Floors in dBFS or S-meter units are on no common scale and give none.
+    """
+    bandwidths_hz = [
+        m.occupied_bandwidth_hz for m in measurements if _is_heard(m) and m.occupied_bandwidth_hz
+    ]
+    bandwidth_hz = statistics.median(bandwidths_hz) if bandwidths_hz else None
+    observations = []
+    for m in measurements:
+        if _is_heard(m) or m.noise_floor_dbm is None or not math.isfinite(m.noise_floor_dbm):
+            continue
+        band_db = 0.0
+        if bandwidth_hz is not None and m.sample_rate_hz:
+            band_db = 10.0 * math.log10(min(bandwidth_hz / m.sample_rate_hz, 1.0))
+        observations.append(
+            NotHeardObservation(
+                receiver_id=m.websdr_id,
+                ceiling_dbm=m.noise_floor_dbm + band_db + NOT_HEARD_CEILING_SNR_DB,
+            )
+        )
+    return observations
 
 
 def power_observations(measurements: list[Measurement]) -> list[PowerObservation]:
     """Power readings of the receivers that hear the signal (``not_heard`` are left out)."""
     observations = []
     for m in measurements:
-        if m.snr is not None and m.snr < NOT_HEARD_SNR_DB:
+        if not _is_heard(m):
             continue
         if m.power_dbm is not None:
             observations.append(PowerObservation(receiver_id=m.websdr_id, power=m.power_dbm))
@@ -136,19 +180,32 @@ def localization_inputs(
     measurements: list[Measurement],
     power_excluded: dict[str, str],
 ) -> dict[str, object]:
-    """Which receivers fed the power part and which the TDOA part of a fix, and why not."""
+    """Which receivers fed the power part and which the TDOA part of a fix, and why not.
+
+    ``power_not_above_noise``: the receivers whose not hearing the signal entered the
+    power fit as a ceiling (``not_heard_observations``), with the ceiling.
+    """
     power = sorted({r.receiver_ids[0] for r in result.residuals if r.kind == "power"})
     tdoa = sorted({i for r in result.residuals if r.kind == "tdoa" for i in r.receiver_ids})
     outliers = result.diagnostics.get("excluded_power_outliers") or []
     excluded: dict[str, str] = dict(power_excluded)
     for receiver_id in outliers:
         excluded[receiver_id] = "power reading rejected as an outlier"
+    ceilings = result.diagnostics.get("not_heard_ceilings") or {}
+    for receiver_id, ceiling in ceilings.items():
+        excluded[receiver_id] = (
+            f"{excluded.get(receiver_id, 'not heard')}; used as a not-above-the-noise "
+            f"constraint (ceiling {ceiling['ceiling_dbm']:.1f} dBm)"
+        )
     return {
         "power": power,
         "tdoa": tdoa,
         "gps_timed": sorted(m.websdr_id for m in measurements if m.gps_locked),
         "no_gps_time": sorted(m.websdr_id for m in measurements if not m.gps_locked),
         "power_excluded": excluded,
+        "power_not_above_noise": {
+            receiver_id: report["ceiling_dbm"] for receiver_id, report in ceilings.items()
+        },
     }
 
 
@@ -203,6 +260,12 @@ def compute(
             else tdoa_observations(store, measurements, receivers, settings, skipped)
         )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
+        # Ceilings are in dBm: beside readings on the receivers' own scales they mean nothing.
+        ceilings = (
+            not_heard_observations(measurements)
+            if all(on_network_scale(p, calibration) for p in powers)
+            else []
+        )
         power_excluded = {**not_heard(measurements), **power_excluded}
         result: LocalizationResult = localize(
             list(receivers.values()),
@@ -211,6 +274,7 @@ def compute(
             calibration,
             method=method,  # type: ignore[arg-type]
             frequency_hz=acquisition.frequency_mhz * 1e6,
+            not_heard=ceilings,
         )
     except Exception:
         metrics.observe_localization(method, "error", time.perf_counter() - started)

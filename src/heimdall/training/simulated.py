@@ -19,9 +19,14 @@ import numpy as np
 
 from heimdall.core.constants import NS_PER_S
 from heimdall.dsp.measurement import measure
-from heimdall.localization.estimate import PowerObservation, Receiver, TdoaObservation
+from heimdall.localization.estimate import (
+    NotHeardObservation,
+    PowerObservation,
+    Receiver,
+    TdoaObservation,
+)
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
-from heimdall.localization.service import power_observations
+from heimdall.localization.service import not_heard_observations, power_observations
 from heimdall.models import Measurement
 from heimdall.receivers.capture import SAMPLES_PER_BLOCK, IQCapture
 from heimdall.receivers.kiwisdr import protocol
@@ -101,6 +106,8 @@ class Observations:
     powers: list[PowerObservation]
     pairs: list[TdoaObservation]
     lag_time_ms: float  # what computing the TDOA pairs cost
+    #: The receivers that do not hear it, as the service's ceilings (dBm floors only).
+    not_heard: list[NotHeardObservation]
 
 
 def recorded_session(
@@ -127,6 +134,10 @@ def recorded_session(
                 websdr_id=settings.id,
                 snr=float(measured.snr_db),
                 power_dbm=None if measured.power_dbm is None else float(measured.power_dbm),
+                noise_floor_dbm=None
+                if measured.noise_floor_dbm is None
+                else float(measured.noise_floor_dbm),
+                sample_rate_hz=float(capture.sample_rate_hz),
                 signal_power_dbfs=float(measured.signal_power_dbfs),
                 occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz),
                 gps_locked=capture.has_gps_time,
@@ -159,7 +170,7 @@ def pipeline_observations(
     started_s = time.perf_counter()
     pairs = tdoa_observations_from_recordings(recordings, window_s=window_s)
     lag_time_ms = 1e3 * (time.perf_counter() - started_s)
-    return Observations(power_observations(rows), pairs, lag_time_ms)
+    return Observations(power_observations(rows), pairs, lag_time_ms, not_heard_observations(rows))
 
 
 def known_source_session(

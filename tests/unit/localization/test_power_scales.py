@@ -69,6 +69,7 @@ def test_inputs_name_the_receivers_of_each_part() -> None:
         "gps_timed": ["a", "b"],
         "no_gps_time": ["c", "d"],
         "power_excluded": {"d": "uncalibrated"},
+        "power_not_above_noise": {},
     }
 
 
