@@ -98,6 +98,10 @@ def model(session: Session, model_id: uuid.UUID) -> Model | None:
     return session.get(Model, model_id)
 
 
+#: Advisory-lock namespace of the model registry: one lock per model name.
+MODEL_LOCK_PREFIX = "heimdall.models."
+
+
 def active_model(session: Session, name: str = CALIBRATION_MODEL_NAME) -> Model | None:
     return session.scalar(select(Model).where(Model.name == name, Model.is_active))
 
@@ -108,7 +112,8 @@ def lock_registry(session: Session, name: str = CALIBRATION_MODEL_NAME) -> None:
     Two activations racing would otherwise both pass "deactivate the others" and
     collide on the one-active index; two jobs would pick the same version number.
     """
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"heimdall.models.{name}"))))
+    lock_name = MODEL_LOCK_PREFIX + name  # sent as a bound parameter, hashed by PostgreSQL
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext(lock_name))))
 
 
 def next_version(session: Session, name: str = CALIBRATION_MODEL_NAME) -> int:
