@@ -104,6 +104,7 @@ os.environ.update(ENV)  # before any Heimdall module reads its settings
 from heimdall.acquisition import repository  # noqa: E402
 from heimdall.core.process import prepare_computing_process  # noqa: E402
 from heimdall.core.settings import get_settings  # noqa: E402
+from heimdall.training.evaluation import wilson_interval  # noqa: E402
 
 SETTINGS = get_settings()
 API = f"http://127.0.0.1:{SETTINGS.acquisition_port}"
@@ -523,10 +524,11 @@ def bench_concurrent(
         results = wait_finished(task_ids, timeout_s=3 * floor_s + 60)
     wall_s = max(f.timestamp() for _, f in results) - started
     succeeded = sum(1 for s, _ in results if s == "SUCCESS")
+    low, high = wilson_interval(succeeded, count) or [0.0, 1.0]
     report.add(
         f"{count} concurrent {DURATION_S:g} s acquisitions ({CHANNELS} channels each)",
         f"{wall_s:.1f} s = {wall_s / floor_s:.2f}x floor {floor_s:g} s; "
-        f"{100 * succeeded / count:.0f} % SUCCESS",
+        f"{100 * succeeded / count:.0f} % SUCCESS (95 % Wilson {100 * low:.0f}-{100 * high:.0f} %)",
         f"<= {target_s:.1f} s, 100 %",
         wall_s <= target_s and succeeded == count,
     )
