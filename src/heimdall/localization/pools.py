@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 # Pairs correlated at once (the service's machines have 2 cores).
 TDOA_WORKERS = 2
 
-#: Recordings read back from S3 at once: each GET mostly waits on the store, not the CPU.
-READ_WORKERS = 8
+#: GETs to S3 at once (two a recording: 8 recordings' meta and data objects): each mostly
+#: waits on the store, not the CPU. The store client keeps as many connections.
+READ_WORKERS = 16
 
 _pool_lock = threading.Lock()
 _pools: dict[str, ThreadPoolExecutor] = {}

@@ -429,18 +429,18 @@ def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
 
 
 def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
     from heimdall.core.settings import get_settings
     from heimdall.localization import service
     from heimdall.models import Measurement
 
-    # Three timed receivers: a serial read would wait at the barrier and break it.
-    barrier = threading.Barrier(3, timeout=5)
+    seen_urls: list[list[tuple[str, str | None]]] = []
 
-    def load(store: object, data_url: str, meta_url: str | None) -> IQCapture:
-        barrier.wait()
-        return make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
+    def load(store: object, urls: list[tuple[str, str | None]], pool: object) -> list[IQCapture]:
+        seen_urls.append(urls)
+        return [
+            make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
+            for data_url, _ in urls
+        ]
 
     seen: list[tuple[str, str]] = []
 
@@ -448,7 +448,7 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
         seen.extend((r.station.id, r.capture.station_id) for r in recordings)
         return []
 
-    monkeypatch.setattr(service, "load_recording", load)
+    monkeypatch.setattr(service, "load_recordings", load)
     monkeypatch.setattr(service, "tdoa_observations_from_recordings", observations)
     ids = ["a", "b", "c", "d"]
     measurements = [
@@ -457,4 +457,5 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
     ]
     receivers = {rid: Receiver(id=rid, latitude=45.0, longitude=7.0, altitude_m=0.0) for rid in ids}
     service.tdoa_observations(object(), measurements, receivers, get_settings())  # type: ignore[arg-type]
+    assert seen_urls == [[("s3://x/a", None), ("s3://x/b", None), ("s3://x/d", None)]]
     assert seen == [("a", "s3://x/a"), ("b", "s3://x/b"), ("d", "s3://x/d")]
