@@ -383,18 +383,18 @@ def test_a_signal_without_timing_costs_no_second_reference() -> None:
         {r: 1e6 for r in "abcd"}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=7
     )
     calls: list[tuple[str, str]] = []
-    original = pairing.tdoa_lag
+    original = pairing.tdoa_lags
 
-    def counting(a, b, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append((a.capture.station_id, b.station_id))
-        return original(a, b, **kwargs)
+    def counting(a, partners, **kwargs):  # type: ignore[no-untyped-def]
+        calls.extend((a.capture.station_id, b.station_id) for b in partners)
+        return original(a, partners, **kwargs)
 
-    pairing.tdoa_lag = counting
+    pairing.tdoa_lags = counting
     try:
         skipped: list[str] = []
         pairs = pairing.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
     finally:
-        pairing.tdoa_lag = original
+        pairing.tdoa_lags = original
     assert all(p.sigma_s >= pairing.UNUSABLE_SIGMA_S for p in pairs)
     assert skipped == []
     # The star against a, then one pair without a (b with c) to tell a carrier apart.
