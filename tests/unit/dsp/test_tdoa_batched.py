@@ -113,3 +113,26 @@ def test_batched_windows_equal_one_pair_at_a_time() -> None:
         np.testing.assert_allclose(batch.lags_samples, one.lags_samples, rtol=0, atol=1e-9)
         np.testing.assert_array_equal(batch.in_cluster, one.in_cluster)
         assert batch.sigma_samples == pytest.approx(one.sigma_samples, rel=1e-9, abs=1e-15)
+
+
+def test_stretched_spectra_of_several_drifts_are_each_drifts_series() -> None:
+    from math import factorial
+
+    from heimdall.dsp.tdoa.drift import _SegmentSpectra, _series_terms
+
+    x = broadband_burst(4_000, np.random.default_rng(3))
+    length, drifts = 4_608, [0.8, -0.3, 0.0]
+    together = _SegmentSpectra(x).stretched_spectra(length, drifts)
+    u = np.linspace(-1.0, 1.0, len(x))
+    angular = -2j * np.pi * np.fft.fftfreq(length)
+    for drift, row in zip(drifts, together, strict=True):
+        # The series in float64, straight from its definition, to the drift's own terms.
+        terms = _series_terms(np.pi * abs(drift))
+        expected = sum(
+            np.fft.fft(x * u**m, length) * (angular * drift) ** m / factorial(m)
+            for m in range(terms)
+        )
+        scale = np.max(np.abs(expected))
+        np.testing.assert_allclose(row, expected, rtol=0, atol=1e-5 * scale)
+        alone = _SegmentSpectra(x).stretched_spectra(length, [drift])[0]
+        np.testing.assert_allclose(row, alone, rtol=0, atol=1e-6 * scale)

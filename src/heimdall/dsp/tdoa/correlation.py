@@ -233,8 +233,15 @@ def aligned_correlation_lags(
             )
         spectra_y = scipy.fft.fft(without_lines, axis=1, workers=BATCH_FFT_WORKERS)
         spectra_x = np.empty_like(spectra_y)
-        for row, (index, (line, x)) in enumerate(zip(members, lines, strict=True)):
-            spectra_x[row] = x.stretched_spectrum(length, end_drifts_samples[index])
+        # The rows of one reference (cut) stretched together: one product over the series.
+        by_x: dict[int, list[int]] = {}
+        for row, (_, x) in enumerate(lines):
+            by_x.setdefault(id(x), []).append(row)
+        for rows in by_x.values():
+            spectra_x[rows] = lines[rows[0]][1].stretched_spectra(
+                length, [end_drifts_samples[members[row]] for row in rows]
+            )
+        for row, (line, _) in enumerate(lines):
             _notch((spectra_x[row], spectra_y[row]), line.cycles, notch_cycles)
         # Cross-spectra of y against x: their inverses peak at the delays of y.
         cross_spectra = spectra_y * np.conj(spectra_x)
