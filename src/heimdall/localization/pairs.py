@@ -211,6 +211,8 @@ def tdoa_observations_from_recordings(
             [windows[id(other)] for other in others],
             max_lags_s=[baseline_s(partner.station, other.station) + 1e-4 for other in others],
             max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
+            # What stays per pair between the batched FFTs overlaps on the threads.
+            executor=correlation_pool(),
         )
         # A ValueError: the pair cannot be correlated (e.g. recordings made at different times).
         return [

@@ -11,8 +11,8 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Recordings' GPS stamps fitted at once (the service's machines have 2 cores). The pairs
-# themselves are batched FFTs split over the CPUs by scipy (``dsp.tdoa.tdoa_lags``).
+# Recordings' GPS stamps fitted, and what stays per pair between the batched FFTs of
+# ``dsp.tdoa.tdoa_lags`` done, at once (the service's machines have 2 cores).
 TDOA_WORKERS = 2
 
 #: GETs to S3 at once (two a recording: 8 recordings' meta and data objects): each mostly
@@ -34,7 +34,7 @@ def _named_pool(name: str, workers: int) -> ThreadPoolExecutor:
 
 
 def correlation_pool() -> ThreadPoolExecutor:
-    """The threads the recordings' GPS stamps are fitted on."""
+    """The threads the recordings' GPS stamps are fitted and the pairs' own work is done on."""
     return _named_pool("tdoa", TDOA_WORKERS)
 
 

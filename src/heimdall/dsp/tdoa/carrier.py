@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +15,9 @@ import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
 from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _turn_fraction, _unit_phasors
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -30,6 +36,18 @@ CARRIER_NOTCH_HZ = 30.0
 #: Threads one batched FFT (a reference's partners, rows of a 2-D array) is split over:
 #: every CPU, as the pairs were correlated on a thread each before they were batched.
 BATCH_FFT_WORKERS = -1
+
+
+def map_rows(executor: Executor | None, function: Callable[[T], R], items: list[T]) -> list[R]:
+    """``function`` of each item, in order: on ``executor``'s threads when one is given.
+
+    What stays per pair between the batched FFTs (carrier fits, frequency searches, peak
+    refinements) is numpy work on whole arrays, which releases the GIL: the localization
+    overlaps it on its threads. The results do not depend on it.
+    """
+    if executor is None or len(items) < 2:
+        return [function(item) for item in items]
+    return list(executor.map(function, items))
 
 
 #: Samples summed per block when a carrier's frequency is refined: within one DFT bin

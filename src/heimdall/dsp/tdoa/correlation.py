@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,13 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.carrier import BATCH_FFT_WORKERS, _fitted_carrier, _line_phasors, _notch
+from heimdall.dsp.tdoa.carrier import (
+    BATCH_FFT_WORKERS,
+    _fitted_carrier,
+    _line_phasors,
+    _notch,
+    map_rows,
+)
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
 from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
 from heimdall.dsp.tdoa.peak import (
@@ -195,6 +202,7 @@ def aligned_correlation_lags(
     carrier_notch_hz: float,
     *,
     echo_bound: bool = False,
+    executor: Executor | None = None,
 ) -> list[CorrelationLag]:
     """``cross_correlation_lag`` of each pair ``(xs[i], ys[i])`` whose frequency offset was
     removed (both share one carrier line), in one batched FFT and one inverse per length.
@@ -206,6 +214,7 @@ def aligned_correlation_lags(
     y's own is fitted near it. Only y's amplitude at x's frequency left enough of a strong
     carrier (tens of dB) for pure-carrier pairs to pass the quality gate with lags tens of
     microseconds wrong. Rows are independent: the results are those of one pair at a time.
+    ``executor``: threads for the per-pair work between the FFTs (``carrier.map_rows``).
     """
     notch_cycles = carrier_notch_hz / sample_rate_hz
     searches = [
@@ -221,45 +230,81 @@ def aligned_correlation_lags(
     for index, (_, length) in enumerate(geometry):
         by_length.setdefault(length, []).append(index)
     for length, members in by_length.items():
-        lines = [xs[i].without_line(length, notch_cycles) for i in members]
-        # y's line taken out before its FFT: the same spectrum as subtracting the line's
-        # (its leakage included) after it, without an FFT of the line per pair.
-        without_lines = np.zeros((len(members), length), dtype=np.complex64)
-        for row, (index, (line, _)) in enumerate(zip(members, lines, strict=True)):
-            y = ys[index]
-            fitted = _fitted_carrier(y, line.cycles, length)
-            without_lines[row, : len(y)] = y - fitted.amplitude * _line_phasors(
-                fitted.cycles, len(y)
-            )
-        spectra_y = scipy.fft.fft(without_lines, axis=1, workers=BATCH_FFT_WORKERS)
-        spectra_x = np.empty_like(spectra_y)
-        # The rows of one reference (cut) stretched together: one product over the series.
-        by_x: dict[int, list[int]] = {}
-        for row, (_, x) in enumerate(lines):
-            by_x.setdefault(id(x), []).append(row)
-        for rows in by_x.values():
-            spectra_x[rows] = lines[rows[0]][1].stretched_spectra(
-                length, [end_drifts_samples[members[row]] for row in rows]
-            )
-        for row, (line, _) in enumerate(lines):
-            _notch((spectra_x[row], spectra_y[row]), line.cycles, notch_cycles)
-        # Cross-spectra of y against x: their inverses peak at the delays of y.
-        cross_spectra = spectra_y * np.conj(spectra_x)
-        correlations = scipy.fft.ifft(cross_spectra, axis=1, workers=BATCH_FFT_WORKERS)
-        for row, (index, (line, _)) in enumerate(zip(members, lines, strict=True)):
-            results[index] = _correlation_peak(
-                cross_spectra[row],
-                correlations[row],
-                (spectra_x[row], spectra_y[row]),
-                sample_rate_hz,
-                max_lags_samples[index],
-                searches[index],
-                geometry[index][0],
-                end_drifts_samples[index],
-                line_cycles=line.cycles,
-                echo_bound=echo_bound,
-            )
+        found = _aligned_group(
+            [xs[i] for i in members],
+            [ys[i] for i in members],
+            length,
+            sample_rate_hz,
+            [max_lags_samples[i] for i in members],
+            [end_drifts_samples[i] for i in members],
+            [searches[i] for i in members],
+            [geometry[i][0] for i in members],
+            notch_cycles,
+            echo_bound,
+            executor,
+        )
+        for index, result in zip(members, found, strict=True):
+            results[index] = result
     return [r for r in results if r is not None]
+
+
+def _aligned_group(
+    xs: list[_SegmentSpectra],
+    ys: list[npt.NDArray[np.complex64]],
+    length: int,
+    sample_rate_hz: float,
+    max_lags_samples: list[float],
+    end_drifts_samples: list[float],
+    searches: list[int],
+    spans: list[int],
+    notch_cycles: float,
+    echo_bound: bool,
+    executor: Executor | None,
+) -> list[CorrelationLag]:
+    """``aligned_correlation_lags`` of pairs that share one FFT ``length``."""
+    lines = [x.without_line(length, notch_cycles) for x in xs]
+    rows = list(range(len(xs)))
+    # y's line taken out before its FFT: the same spectrum as subtracting the line's
+    # (its leakage included) after it, without an FFT of the line per pair.
+    without_lines = np.zeros((len(xs), length), dtype=np.complex64)
+
+    def remove_line(row: int) -> None:
+        y = ys[row]
+        fitted = _fitted_carrier(y, lines[row][0].cycles, length)
+        without_lines[row, : len(y)] = y - fitted.amplitude * _line_phasors(fitted.cycles, len(y))
+
+    map_rows(executor, remove_line, rows)
+    spectra_y = scipy.fft.fft(without_lines, axis=1, workers=BATCH_FFT_WORKERS)
+    spectra_x = np.empty_like(spectra_y)
+    # The rows of one reference (cut) stretched together: one product over the series.
+    by_x: dict[int, list[int]] = {}
+    for row, (_, x) in enumerate(lines):
+        by_x.setdefault(id(x), []).append(row)
+    for same_x in by_x.values():
+        spectra_x[same_x] = lines[same_x[0]][1].stretched_spectra(
+            length, [end_drifts_samples[row] for row in same_x]
+        )
+    for row, (line, _) in enumerate(lines):
+        _notch((spectra_x[row], spectra_y[row]), line.cycles, notch_cycles)
+    # Cross-spectra of y against x: their inverses peak at the delays of y.
+    cross_spectra = spectra_y * np.conj(spectra_x)
+    correlations = scipy.fft.ifft(cross_spectra, axis=1, workers=BATCH_FFT_WORKERS)
+
+    def peak(row: int) -> CorrelationLag:
+        return _correlation_peak(
+            cross_spectra[row],
+            correlations[row],
+            (spectra_x[row], spectra_y[row]),
+            sample_rate_hz,
+            max_lags_samples[row],
+            searches[row],
+            spans[row],
+            end_drifts_samples[row],
+            line_cycles=lines[row][0].cycles,
+            echo_bound=echo_bound,
+        )
+
+    return map_rows(executor, peak, rows)
 
 
 def _correlation_peak(

@@ -9,6 +9,8 @@ fits, peak refinement) reads those rows.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 import numpy.typing as npt
 
@@ -21,6 +23,7 @@ from heimdall.dsp.tdoa.carrier import (
     compressed_spectra,
     compressed_spectrum,
     cross_ambiguity_peak,
+    map_rows,
     shift_frequency,
 )
 from heimdall.dsp.tdoa.correlation import CorrelationLag, aligned_correlation_lags
@@ -86,13 +89,15 @@ def tdoa_lags(
     max_lags_s: list[float],
     max_frequency_offset_hz: float = MAX_FREQUENCY_OFFSET_HZ,
     echo_bound: bool = False,
+    executor: Executor | None = None,
 ) -> list[TdoaLag | ValueError]:
     """``tdoa_lag(reference, partner)`` of every partner, in their order, the partners
     batched through each stage; a pair that cannot be correlated (the captures share no
     time span, no GPS time) gets the ``ValueError`` ``tdoa_lag`` would raise.
 
     The results are those of one pair at a time (to float rounding): the rows of a
-    batched FFT are independent.
+    batched FFT are independent. ``executor``: threads for what stays per pair between
+    the batched FFTs (``carrier.map_rows``; the results do not depend on it).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
@@ -115,23 +120,26 @@ def tdoa_lags(
     # b's faster clock walks the lag across the record, which the search would see as a
     # frequency offset too (-drift times the signal's frequency): it searches b walked
     # onto a's grid, linearly interpolated (enough to find a carrier offset).
-    walked = [_walked(cut.cut_b, cut.clock_drift) for _, cut in cuts]
+    walked = map_rows(executor, lambda item: _walked(item[1].cut_b, item[1].clock_drift), cuts)
     coarse_hz = _coarse_offsets_hz(cuts, walked, sample_rate_hz, max_frequency_offset_hz)
-    compensated = []
-    for (_, cut), walked_b, coarse in zip(cuts, walked, coarse_hz, strict=True):
+
+    def compensate(k: int) -> tuple[float, npt.NDArray[np.complex64]]:
         # The receivers' oscillators differ by up to tens of Hz, which would decorrelate
         # seconds of signal: estimate the offset jointly with the lag, remove it from
         # b, then refine the lag coherently. A frequency shift does not move the
         # envelope, so the lag is unchanged by the compensation.
+        cut, coarse = cuts[k][1], coarse_hz[k]
         peak = cross_ambiguity_peak(
             cut.cut_a.samples,
-            shift_frequency(walked_b, -coarse, sample_rate_hz) if coarse else walked_b,
+            shift_frequency(walked[k], -coarse, sample_rate_hz) if coarse else walked[k],
             sample_rate_hz,
             cut.max_lag_samples + abs(cut.end_drift_samples),
             min(max_frequency_offset_hz, MAX_FREQUENCY_OFFSET_HZ),
         )
         offset_hz = coarse + peak.frequency_offset_hz
-        compensated.append((offset_hz, shift_frequency(cut.cut_b, -offset_hz, cut.b_rate_hz)))
+        return offset_hz, shift_frequency(cut.cut_b, -offset_hz, cut.b_rate_hz)
+
+    compensated = map_rows(executor, compensate, list(range(len(cuts))))
     # With the offset removed the pair's carriers sit on one frequency: notched out, so
     # that only the modulation (which carries the timing) is correlated.
     correlations = aligned_correlation_lags(
@@ -142,6 +150,7 @@ def tdoa_lags(
         [cut.end_drift_samples for _, cut in cuts],
         CARRIER_NOTCH_HZ,
         echo_bound=echo_bound,
+        executor=executor,
     )
     reliable = [k for k, result in enumerate(correlations) if result.is_reliable]
     windowed: dict[int, WindowLags | None] = dict.fromkeys(range(len(cuts)))
