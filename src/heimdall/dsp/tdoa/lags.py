@@ -123,28 +123,40 @@ def tdoa_lags(
     walked = map_rows(executor, lambda item: _walked(item[1].cut_b, item[1].clock_drift), cuts)
     coarse_hz = _coarse_offsets_hz(cuts, walked, sample_rate_hz, max_frequency_offset_hz)
 
-    def compensate(k: int) -> tuple[float, npt.NDArray[np.complex64]]:
+    def compensate(k: int) -> tuple[float, npt.NDArray[np.complex64]] | ValueError:
         # The receivers' oscillators differ by up to tens of Hz, which would decorrelate
         # seconds of signal: estimate the offset jointly with the lag, remove it from
         # b, then refine the lag coherently. A frequency shift does not move the
         # envelope, so the lag is unchanged by the compensation.
         cut, coarse = cuts[k][1], coarse_hz[k]
-        peak = cross_ambiguity_peak(
-            cut.cut_a.samples,
-            shift_frequency(walked[k], -coarse, sample_rate_hz) if coarse else walked[k],
-            sample_rate_hz,
-            cut.max_lag_samples + abs(cut.end_drift_samples),
-            min(max_frequency_offset_hz, MAX_FREQUENCY_OFFSET_HZ),
-        )
-        offset_hz = coarse + peak.frequency_offset_hz
-        return offset_hz, shift_frequency(cut.cut_b, -offset_hz, cut.b_rate_hz)
+        try:
+            peak = cross_ambiguity_peak(
+                cut.cut_a.samples,
+                shift_frequency(walked[k], -coarse, sample_rate_hz) if coarse else walked[k],
+                sample_rate_hz,
+                cut.max_lag_samples + abs(cut.end_drift_samples),
+                min(max_frequency_offset_hz, MAX_FREQUENCY_OFFSET_HZ),
+            )
+            offset_hz = coarse + peak.frequency_offset_hz
+            b = shift_frequency(cut.cut_b, -offset_hz, cut.b_rate_hz)
+            return offset_hz, validate_iq(b, min_samples=16, name="b")
+        except ValueError as exc:  # e.g. an overlap too short to search: this pair only
+            return exc
 
-    compensated = map_rows(executor, compensate, list(range(len(cuts))))
+    searched = map_rows(executor, compensate, list(range(len(cuts))))
+    compensated, kept = [], []
+    for found, (index, cut) in zip(searched, cuts, strict=True):
+        if isinstance(found, ValueError):
+            results[index] = found
+        else:
+            compensated.append(found)
+            kept.append((index, cut))
+    cuts = kept
     # With the offset removed the pair's carriers sit on one frequency: notched out, so
     # that only the modulation (which carries the timing) is correlated.
     correlations = aligned_correlation_lags(
         [cut.cut_a for _, cut in cuts],
-        [validate_iq(b, min_samples=16, name="b") for _, b in compensated],
+        [b for _, b in compensated],
         sample_rate_hz,
         [cut.max_lag_samples for _, cut in cuts],
         [cut.end_drift_samples for _, cut in cuts],
