@@ -14,24 +14,35 @@ times in turn with production settings and the default calibration, exactly as
 ``localization.service.compute`` does once it has read the recordings back: what is timed
 is ``tdoa_observations_from_recordings`` and ``localize``, nothing cached between runs
 but what a running worker also keeps (PROJ frames, grid ranges, the correlation threads).
+With ``--read-back`` the recordings are first stored as SigMF pairs in the configured
+S3 store (removed at the end) and each run reads them back as the service does
+(``service.tdoa_observations``): all of ``compute`` but the database.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import time
+import uuid
 
 import numpy as np
 from bench_accuracy import TDOA_WINDOW_S, hidden_network, make_scenarios
 
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
+from heimdall.core.storage import ObjectStore
 from heimdall.localization import Receiver, localize
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
-from heimdall.localization.service import default_calibration, power_observations
+from heimdall.localization.service import (
+    default_calibration,
+    power_observations,
+    tdoa_observations,
+)
 from heimdall.models import Measurement
+from heimdall.receivers.sigmf_io import encode_ci16_le, sigmf_metadata
 from heimdall.simulator.impairments import realistic_world
 from heimdall.simulator.scenario import load_scenario
 from heimdall.training.simulated import receivers_of, recorded_session
@@ -62,15 +73,46 @@ def sessions(capture_s: float, count: int, seed: int) -> tuple[list[Session], li
     return recorded, receivers_of(network)
 
 
+def stored(recorded: list[Session], store: ObjectStore, bucket: str, prefix: str) -> None:
+    """Write each session's recordings under ``prefix`` and point its rows at them."""
+    for number, (rows, recordings, _) in enumerate(recorded):
+        by_station = {r.station.id: r for r in recordings}
+        for row in rows:
+            recording = by_station.get(row.websdr_id)
+            if recording is None:
+                continue
+            meta = sigmf_metadata(
+                recording.capture,
+                latitude=recording.station.latitude,
+                longitude=recording.station.longitude,
+                altitude_m=recording.station.altitude_m,
+            )
+            stem = f"{prefix}{number}/{row.websdr_id}"
+            samples = encode_ci16_le(recording.capture.samples)
+            row.data_url = store.put_bytes(bucket, f"{stem}.sigmf-data", samples).url
+            row.meta_url = store.put_bytes(
+                bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode()
+            ).url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=10)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--read-back", action="store_true", help="read the recordings back from S3 each run"
+    )
     args = parser.parse_args()
-    calibration = default_calibration(get_settings())
+    settings = get_settings()
+    calibration = default_calibration(settings)
+    store = ObjectStore(settings) if args.read_back else None
+    prefix = f"bench-localization/{uuid.uuid4()}/"
     for capture_s in CAPTURES_S:
         recorded, receivers = sessions(capture_s, args.scenarios, args.seed)
+        by_id = {r.id: r for r in receivers}
+        if store is not None:
+            stored(recorded, store, settings.s3_bucket_raw, f"{prefix}{capture_s:g}s/")
         localize(receivers, [], [])
         prepare_computing_process()  # as a worker does once it has started
         lags_ms, totals_ms, cpu_ms = [], [], []
@@ -78,7 +120,10 @@ def main() -> None:
             rows, recordings, frequency_hz = recorded[run % len(recorded)]
             gc.collect()
             started_s, cpu_started_s = time.perf_counter(), time.process_time()
-            pairs = tdoa_observations_from_recordings(recordings, window_s=TDOA_WINDOW_S)
+            if store is None:
+                pairs = tdoa_observations_from_recordings(recordings, window_s=TDOA_WINDOW_S)
+            else:
+                pairs = tdoa_observations(store, rows, by_id, settings)
             lagged_s = time.perf_counter()
             localize(
                 receivers,
@@ -97,9 +142,12 @@ def main() -> None:
         print(
             f"{receivers_heard} receivers x {capture_s:g} s, {args.runs} runs over "
             f"{len(recorded)} scenarios: p50 {p50:.0f} ms, p95 {p95:.0f} ms "
-            f"(lags p50 {lag_p50:.0f} / p95 {lag_p95:.0f} ms; CPU of all threads p50 "
+            f"({'read-back + ' if store else ''}lags p50 {lag_p50:.0f} / p95 {lag_p95:.0f} ms; "
+            "CPU of all threads p50 "
             f"{np.median(cpu_ms):.0f} ms); target p95 <= {TARGETS_MS[capture_s]:g} ms"
         )
+    if store is not None:
+        store.delete_prefix(settings.s3_bucket_raw, prefix)
     print("load average (1/5/15 min): " + " / ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 

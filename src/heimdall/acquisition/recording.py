@@ -30,7 +30,7 @@ from heimdall.acquisition.audio_recording import (
 from heimdall.core import metrics
 from heimdall.core.retry import retry_transient, storage_unavailable
 from heimdall.core.settings import Settings
-from heimdall.core.storage import ObjectStore, parse_s3_url
+from heimdall.core.storage import ObjectRef, ObjectStore, parse_s3_url
 from heimdall.dsp.measurement import Measurement
 from heimdall.receivers.capture import AudioCapture, Capture, IQCapture
 from heimdall.receivers.errors import ReceiverBusy, ReceiverError, ReceiverProtocolError
@@ -262,12 +262,38 @@ def store_recording(
     return data_ref.url, meta_ref.url
 
 
+def _recording_refs(data_url: str, meta_url: str | None) -> tuple[ObjectRef, ObjectRef]:
+    """The ``.sigmf-meta`` and ``.sigmf-data`` objects of a recording (meta first)."""
+    data_ref = parse_s3_url(data_url)
+    return parse_s3_url(meta_url or data_url.replace("-data", "-meta")), data_ref
+
+
 def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> IQCapture:
     """Read back a SigMF pair written by :func:`store_recording`."""
-    data_ref = parse_s3_url(data_url)
-    meta_ref = parse_s3_url(meta_url or data_url.replace("-data", "-meta"))
+    meta_ref, data_ref = _recording_refs(data_url, meta_url)
     metadata = json.loads(store.get_bytes(meta_ref.bucket, meta_ref.key))
     return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
+
+
+def load_recordings(
+    store: ObjectStore, urls: list[tuple[str, str | None]], pool: Executor
+) -> list[IQCapture]:
+    """:func:`load_recording` of every ``(data_url, meta_url)``, in their order, with all
+    the GETs (two a recording) in flight on ``pool`` at once.
+
+    Each GET mostly waits on the store; reading a recording's two objects one after the
+    other doubled the wait. The first failure (a missing object, a corrupt document) is
+    raised, as a serial read would; the other GETs are left to finish on the pool.
+    """
+    refs = [_recording_refs(data_url, meta_url) for data_url, meta_url in urls]
+    gets = [
+        (
+            pool.submit(store.get_bytes, m.bucket, m.key),
+            pool.submit(store.get_bytes, d.bucket, d.key),
+        )
+        for m, d in refs
+    ]
+    return [capture_from_sigmf(json.loads(meta.result()), data.result()) for meta, data in gets]
 
 
 @dataclass(slots=True)

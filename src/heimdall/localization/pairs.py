@@ -16,7 +16,7 @@ import numpy as np
 from pyproj import Geod
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
-from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lag
+from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lags
 from heimdall.localization.estimate import Receiver, TdoaObservation
 from heimdall.localization.pools import correlation_pool
 from heimdall.localization.windows import common_window, window_covering
@@ -202,26 +202,29 @@ def tdoa_observations_from_recordings(
     windows[id(by_strength[0])] = reference_window
     prepared: dict[int, PreparedCapture] = {}
 
-    def correlate(other: TimedRecording, partner: TimedRecording) -> _Pair:
+    def correlate_all(partner: TimedRecording, others: list[TimedRecording]) -> list[_Pair]:
         if id(partner) not in prepared:  # its FFTs and carrier fit serve all its pairs
             prepared[id(partner)] = PreparedCapture(windows[id(partner)])
-        max_lag_s = baseline_s(partner.station, other.station) + 1e-4
-        try:
-            lag: TdoaLag | str = tdoa_lag(
-                prepared[id(partner)],
-                windows[id(other)],
-                max_lag_s=max_lag_s,
-                max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
-            )
-        except ValueError as exc:  # e.g. recordings made at different times
-            lag = str(exc)
-        return _pair(other, partner, lag)
+        # The pairs go through each stage together, as rows of batched FFTs.
+        lags = tdoa_lags(
+            prepared[id(partner)],
+            [windows[id(other)] for other in others],
+            max_lags_s=[baseline_s(partner.station, other.station) + 1e-4 for other in others],
+            max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
+            # What stays per pair between the batched FFTs overlaps on the threads.
+            executor=correlation_pool(),
+        )
+        # A ValueError: the pair cannot be correlated (e.g. recordings made at different times).
+        return [
+            _pair(other, partner, str(lag) if isinstance(lag, ValueError) else lag)
+            for other, lag in zip(others, lags, strict=True)
+        ]
+
+    def correlate(other: TimedRecording, partner: TimedRecording) -> _Pair:
+        return correlate_all(partner, [other])[0]
 
     def star(reference: TimedRecording) -> list[_Pair]:
-        others = [r for r in recordings if r is not reference]
-        prepared.setdefault(id(reference), PreparedCapture(windows[id(reference)]))
-        # numpy and scipy.fft release the GIL for the heavy parts: pairs overlap on cores.
-        return list(correlation_pool().map(lambda other: correlate(other, reference), others))
+        return correlate_all(reference, [r for r in recordings if r is not reference])
 
     pairs = star(by_strength[0])
     timed_signal = (

@@ -11,11 +11,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Pairs correlated at once (the service's machines have 2 cores).
+# Recordings' GPS stamps fitted, and what stays per pair between the batched FFTs of
+# ``dsp.tdoa.tdoa_lags`` done, at once (the service's machines have 2 cores).
 TDOA_WORKERS = 2
 
-#: Recordings read back from S3 at once: each GET mostly waits on the store, not the CPU.
-READ_WORKERS = 8
+#: GETs to S3 at once (two a recording: 8 recordings' meta and data objects): each mostly
+#: waits on the store, not the CPU. The store client keeps as many connections.
+READ_WORKERS = 16
 
 _pool_lock = threading.Lock()
 _pools: dict[str, ThreadPoolExecutor] = {}
@@ -32,7 +34,7 @@ def _named_pool(name: str, workers: int) -> ThreadPoolExecutor:
 
 
 def correlation_pool() -> ThreadPoolExecutor:
-    """The threads pairs are correlated on."""
+    """The threads the recordings' GPS stamps are fitted and the pairs' own work is done on."""
     return _named_pool("tdoa", TDOA_WORKERS)
 
 

@@ -20,7 +20,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from heimdall.acquisition.recording import load_recording
+from heimdall.acquisition.recording import load_recordings
 from heimdall.core import metrics
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore
@@ -54,7 +54,7 @@ def tdoa_observations(
     timed = [m for m in measurements if m.gps_locked]
     # Two GETs per recording, each mostly a wait on the store: all of them at once (the
     # first failure is raised here, as a serial read would).
-    captures = read_pool().map(lambda m: load_recording(store, m.data_url, m.meta_url), timed)
+    captures = load_recordings(store, [(m.data_url, m.meta_url) for m in timed], read_pool())
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],

@@ -383,18 +383,18 @@ def test_a_signal_without_timing_costs_no_second_reference() -> None:
         {r: 1e6 for r in "abcd"}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=7
     )
     calls: list[tuple[str, str]] = []
-    original = pairing.tdoa_lag
+    original = pairing.tdoa_lags
 
-    def counting(a, b, **kwargs):  # type: ignore[no-untyped-def]
-        calls.append((a.capture.station_id, b.station_id))
-        return original(a, b, **kwargs)
+    def counting(a, partners, **kwargs):  # type: ignore[no-untyped-def]
+        calls.extend((a.capture.station_id, b.station_id) for b in partners)
+        return original(a, partners, **kwargs)
 
-    pairing.tdoa_lag = counting
+    pairing.tdoa_lags = counting
     try:
         skipped: list[str] = []
         pairs = pairing.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
     finally:
-        pairing.tdoa_lag = original
+        pairing.tdoa_lags = original
     assert all(p.sigma_s >= pairing.UNUSABLE_SIGMA_S for p in pairs)
     assert skipped == []
     # The star against a, then one pair without a (b with c) to tell a carrier apart.
@@ -429,18 +429,18 @@ def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
 
 
 def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
     from heimdall.core.settings import get_settings
     from heimdall.localization import service
     from heimdall.models import Measurement
 
-    # Three timed receivers: a serial read would wait at the barrier and break it.
-    barrier = threading.Barrier(3, timeout=5)
+    seen_urls: list[list[tuple[str, str | None]]] = []
 
-    def load(store: object, data_url: str, meta_url: str | None) -> IQCapture:
-        barrier.wait()
-        return make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
+    def load(store: object, urls: list[tuple[str, str | None]], pool: object) -> list[IQCapture]:
+        seen_urls.append(urls)
+        return [
+            make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
+            for data_url, _ in urls
+        ]
 
     seen: list[tuple[str, str]] = []
 
@@ -448,7 +448,7 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
         seen.extend((r.station.id, r.capture.station_id) for r in recordings)
         return []
 
-    monkeypatch.setattr(service, "load_recording", load)
+    monkeypatch.setattr(service, "load_recordings", load)
     monkeypatch.setattr(service, "tdoa_observations_from_recordings", observations)
     ids = ["a", "b", "c", "d"]
     measurements = [
@@ -457,4 +457,5 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
     ]
     receivers = {rid: Receiver(id=rid, latitude=45.0, longitude=7.0, altitude_m=0.0) for rid in ids}
     service.tdoa_observations(object(), measurements, receivers, get_settings())  # type: ignore[arg-type]
+    assert seen_urls == [[("s3://x/a", None), ("s3://x/b", None), ("s3://x/d", None)]]
     assert seen == [("a", "s3://x/a"), ("b", "s3://x/b"), ("d", "s3://x/d")]

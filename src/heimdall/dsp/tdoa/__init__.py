@@ -5,8 +5,8 @@ than ``a`` (``x``): ``y[n] ~ x[n - lag]``.
 
 Split by concern (issue 15): ``peak`` (phasors, peak refinement and choice),
 ``carrier`` (carrier fits, the notch, the frequency search), ``drift`` (sample-clock
-drift between receivers), ``correlation`` (one cross-correlation), ``pair``
-(``tdoa_lag`` on two captures), ``windows`` (sliding-window lags and their statistics).
+drift between receivers), ``correlation`` (cross-correlations), ``pair``
+(a pair's cut and lag), ``lags`` (``tdoa_lags`` of a reference's partners, batched), ``windows`` (sliding-window lags and their statistics).
 """
 
 from heimdall.dsp.tdoa.carrier import (
@@ -22,7 +22,8 @@ from heimdall.dsp.tdoa.correlation import (
     cross_correlation_lag,
 )
 from heimdall.dsp.tdoa.drift import MAX_SERIES_DRIFT_SAMPLES, resample_to_rate
-from heimdall.dsp.tdoa.pair import PreparedCapture, TdoaLag, capture_start_time_ns, tdoa_lag
+from heimdall.dsp.tdoa.lags import tdoa_lag, tdoa_lags
+from heimdall.dsp.tdoa.pair import PreparedCapture, TdoaLag, capture_start_time_ns
 from heimdall.dsp.tdoa.peak import _newton_peak
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "resample_to_rate",
     "shift_frequency",
     "tdoa_lag",
+    "tdoa_lags",
 ]

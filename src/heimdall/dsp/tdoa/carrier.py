@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +15,9 @@ import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
 from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _turn_fraction, _unit_phasors
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -25,6 +31,23 @@ MAX_FREQUENCY_OFFSET_HZ = 100.0
 #: sidebands' sharp peak. The band also takes the carrier's syllabic amplitude
 #: changes (a few Hz) and the leakage of its line; it holds no timing information.
 CARRIER_NOTCH_HZ = 30.0
+
+
+#: Threads one batched FFT (a reference's partners, rows of a 2-D array) is split over:
+#: every CPU, as the pairs were correlated on a thread each before they were batched.
+BATCH_FFT_WORKERS = -1
+
+
+def map_rows(executor: Executor | None, function: Callable[[T], R], items: list[T]) -> list[R]:
+    """``function`` of each item, in order: on ``executor``'s threads when one is given.
+
+    What stays per pair between the batched FFTs (carrier fits, frequency searches, peak
+    refinements) is numpy work on whole arrays, which releases the GIL: the localization
+    overlaps it on its threads. The results do not depend on it.
+    """
+    if executor is None or len(items) < 2:
+        return [function(item) for item in items]
+    return list(executor.map(function, items))
 
 
 #: Samples summed per block when a carrier's frequency is refined: within one DFT bin
@@ -234,14 +257,34 @@ def compressed_spectrum(samples: npt.NDArray[np.complex64]) -> npt.NDArray[np.fl
 
     The floor (median) is taken out so noise does not correlate with noise, and the
     root keeps a strong narrow line from outweighing the rest of a wide signal.
+
+    >>> import numpy as np
+    >>> tone = np.exp(2j * np.pi * 0.25 * np.arange(4_096)).astype(np.complex64)
+    >>> int(np.argmax(compressed_spectrum(tone)))  # a quarter of 1024 bins
+    256
+    """
+    return compressed_spectra([samples])[0]
+
+
+def compressed_spectra(runs: list[npt.NDArray[np.complex64]]) -> npt.NDArray[np.float64]:
+    """``compressed_spectrum`` of each run, shape ``(len(runs), COARSE_SEGMENT_SAMPLES)``:
+    the segments of all runs in one batched FFT. Each run needs one segment at least.
     """
     segment = COARSE_SEGMENT_SAMPLES
-    count = len(samples) // segment
-    frames = samples[: count * segment].reshape(count, segment) * np.hanning(segment).astype(
-        np.float32
-    )
-    power = np.mean(np.abs(scipy.fft.fft(frames, axis=1)) ** 2, axis=0).astype(np.float64)
-    return np.asarray(np.sqrt(np.maximum(power - np.median(power), 0.0)), dtype=np.float64)
+    counts = [len(run) // segment for run in runs]
+    frames = np.concatenate(
+        [
+            run[: count * segment].reshape(count, segment)
+            for run, count in zip(runs, counts, strict=True)
+        ]
+    ) * np.hanning(segment).astype(np.float32)
+    frame_power = np.abs(scipy.fft.fft(frames, axis=1, workers=BATCH_FFT_WORKERS)) ** 2
+    bounds = np.cumsum([0, *counts])
+    spectra = np.empty((len(runs), segment), dtype=np.float64)
+    for row, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        power = np.mean(frame_power[first:last], axis=0).astype(np.float64)
+        spectra[row] = np.sqrt(np.maximum(power - np.median(power), 0.0))
+    return spectra
 
 
 def coarse_frequency_offset_hz(
@@ -270,15 +313,35 @@ def coarse_frequency_offset_hz(
     if min(len(x), len(y)) < 2 * COARSE_SEGMENT_SAMPLES:
         return 0.0
     spectrum_x = compressed_spectrum(x) if x_spectrum is None else x_spectrum
-    spectrum_y = compressed_spectrum(y)
-    correlation = scipy.fft.ifft(
-        scipy.fft.fft(spectrum_y) * np.conj(scipy.fft.fft(spectrum_x))
+    return float(
+        coarse_frequency_offsets_hz(
+            spectrum_x[np.newaxis], compressed_spectra([y]), sample_rate_hz, max_frequency_offset_hz
+        )[0]
+    )
+
+
+def coarse_frequency_offsets_hz(
+    spectra_x: npt.NDArray[np.float64],
+    spectra_y: npt.NDArray[np.float64],
+    sample_rate_hz: float,
+    max_frequency_offset_hz: float,
+) -> npt.NDArray[np.float64]:
+    """``coarse_frequency_offset_hz`` of each row pair of ``compressed_spectra`` (one
+    batched FFT per side and one inverse); 0 for a row without a positive peak."""
+    correlations = scipy.fft.ifft(
+        scipy.fft.fft(spectra_y, axis=1, workers=BATCH_FFT_WORKERS)
+        * np.conj(scipy.fft.fft(spectra_x, axis=1, workers=BATCH_FFT_WORKERS)),
+        axis=1,
+        workers=BATCH_FFT_WORKERS,
     ).real
     bins = scipy.fft.fftfreq(COARSE_SEGMENT_SAMPLES, d=1.0 / COARSE_SEGMENT_SAMPLES).astype(int)
     bin_hz = sample_rate_hz / COARSE_SEGMENT_SAMPLES
-    allowed = np.abs(bins) * bin_hz <= max_frequency_offset_hz
-    if not np.any(correlation[allowed] > 0):
-        return 0.0
-    peak = int(np.flatnonzero(allowed)[np.argmax(correlation[allowed])])
-    neighbours = correlation[[(peak - 1) % len(bins), peak, (peak + 1) % len(bins)]]
-    return float((bins[peak] + _parabola_vertex(neighbours)) * bin_hz)
+    allowed = np.flatnonzero(np.abs(bins) * bin_hz <= max_frequency_offset_hz)
+    offsets_hz = np.zeros(len(correlations), dtype=np.float64)
+    for row, correlation in enumerate(correlations):
+        if not np.any(correlation[allowed] > 0):
+            continue
+        peak = int(allowed[np.argmax(correlation[allowed])])
+        neighbours = correlation[[(peak - 1) % len(bins), peak, (peak + 1) % len(bins)]]
+        offsets_hz[row] = (bins[peak] + _parabola_vertex(neighbours)) * bin_hz
+    return offsets_hz

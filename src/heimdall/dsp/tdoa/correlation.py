@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,13 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _notch
+from heimdall.dsp.tdoa.carrier import (
+    BATCH_FFT_WORKERS,
+    _fitted_carrier,
+    _line_phasors,
+    _notch,
+    map_rows,
+)
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
 from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
 from heimdall.dsp.tdoa.peak import (
@@ -139,55 +146,188 @@ def cross_correlation_lag(
     )
 
 
+def _correlation_length(x_count: int, y_count: int, search: int) -> tuple[int, int]:
+    """The lags read either side of 0 (``span``) and the FFT length of a correlation.
+
+    Only lags within +-span are read: a circular correlation this long does not wrap any
+    other lag onto them, and costs half of a full linear one. At least
+    ``CORRELATION_PAD_SAMPLES`` of padding, so that every partner of one x (a few
+    samples longer or shorter) gets the same length and x's spectra are reused.
+    """
+    span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
+    length = scipy.fft.next_fast_len(
+        max(x_count + CORRELATION_PAD_SAMPLES, max(x_count, y_count) + span + 1)
+    )
+    return span, length
+
+
 def _correlation_lag(
     x: _SegmentSpectra,
     y_iq: npt.NDArray[np.complex64],
     sample_rate_hz: float,
     max_lag_samples: float,
     carrier_notch_hz: float | None,
-    end_drift_samples: float = 0.0,
     *,
-    frequency_aligned: bool = False,
     echo_bound: bool = False,
 ) -> CorrelationLag:
-    """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised.
-
-    With ``end_drift_samples`` (see ``_SegmentSpectra.stretched_spectrum``) ``y``'s clock
-    runs slightly faster than ``x``'s; the lag returned is then the one at ``x``'s centre.
-    ``frequency_aligned``: the pair's frequency offset was removed, so both share one line.
-    ``echo_bound``: measure ``CorrelationLag.echo_bias_bound_samples`` too (~1-2 ms).
-    """
-    search = int(np.ceil(max_lag_samples + abs(end_drift_samples)))
-    span = max(search * 2, SIDELOBE_SPAN_SAMPLES)
-    # Only lags within +-span are read: a circular correlation this long does not
-    # wrap any other lag onto them, and costs half of a full linear one.
-    # At least CORRELATION_PAD_SAMPLES of padding, so that every partner of one x
-    # (a few samples longer or shorter) gets the same length and x's spectra are reused.
-    length = scipy.fft.next_fast_len(
-        max(len(x.samples) + CORRELATION_PAD_SAMPLES, max(len(x.samples), len(y_iq)) + span + 1)
-    )
+    """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised."""
+    search = int(np.ceil(max_lag_samples))
+    span, length = _correlation_length(len(x.samples), len(y_iq), search)
     frequency_cycles = scipy.fft.fftfreq(length)
     spectrum_y = scipy.fft.fft(y_iq, length)
-    line: _Line | None = None
-    notch_cycles = (carrier_notch_hz or 0.0) / sample_rate_hz
-    if carrier_notch_hz is not None and frequency_aligned:
-        # y's line sits on x's: take it out of x before the stretch (the stretched
-        # line would leave a residue), and fit y's own near it. Only y's amplitude at
-        # x's frequency left enough of a strong carrier (tens of dB) for pure-carrier
-        # pairs to pass the quality gate with lags tens of microseconds wrong.
-        line, x = x.without_line(length, notch_cycles)
-        spectrum_y -= _fitted_carrier(y_iq, line.cycles, length).spectrum()
-    spectrum_x = x.stretched_spectrum(length, end_drift_samples)
-    if not spectrum_x.flags.writeable:  # the memoised spectrum itself
-        spectrum_x = spectrum_x.copy()
+    spectrum_x = x.spectrum(length).copy()  # the memoised one is read-only
     if carrier_notch_hz is not None:
-        if line is not None:
-            _notch((spectrum_x, spectrum_y), line.cycles, notch_cycles)
-        else:
-            _remove_carrier(x, y_iq, spectrum_x, spectrum_y, frequency_cycles, notch_cycles)
+        notch_cycles = carrier_notch_hz / sample_rate_hz
+        _remove_carrier(x, y_iq, spectrum_x, spectrum_y, frequency_cycles, notch_cycles)
     # Cross-spectrum of y against x: its inverse peaks at the delay of y.
     cross_spectrum = spectrum_y * np.conj(spectrum_x)
-    correlation = scipy.fft.ifft(cross_spectrum)
+    return _correlation_peak(
+        cross_spectrum,
+        scipy.fft.ifft(cross_spectrum),
+        (spectrum_x, spectrum_y),
+        sample_rate_hz,
+        max_lag_samples,
+        search,
+        span,
+        echo_bound=echo_bound,
+    )
+
+
+def aligned_correlation_lags(
+    xs: list[_SegmentSpectra],
+    ys: list[npt.NDArray[np.complex64]],
+    sample_rate_hz: float,
+    max_lags_samples: list[float],
+    end_drifts_samples: list[float],
+    carrier_notch_hz: float,
+    *,
+    echo_bound: bool = False,
+    executor: Executor | None = None,
+) -> list[CorrelationLag]:
+    """``cross_correlation_lag`` of each pair ``(xs[i], ys[i])`` whose frequency offset was
+    removed (both share one carrier line), in one batched FFT and one inverse per length.
+
+    ``ys[i]``'s clock runs faster than ``xs[i]``'s by ``end_drifts_samples[i]`` at the
+    ends (``_SegmentSpectra.stretched_spectrum``); the lag is then the one at x's centre.
+    Each pair's carrier, and the band within ``carrier_notch_hz`` of it, is left out: x's
+    line is taken out before the stretch (the stretched line would leave a residue) and
+    y's own is fitted near it. Only y's amplitude at x's frequency left enough of a strong
+    carrier (tens of dB) for pure-carrier pairs to pass the quality gate with lags tens of
+    microseconds wrong. Rows are independent: the results are those of one pair at a time.
+    ``executor``: threads for the per-pair work between the FFTs (``carrier.map_rows``).
+    """
+    notch_cycles = carrier_notch_hz / sample_rate_hz
+    searches = [
+        int(np.ceil(lag + abs(drift)))
+        for lag, drift in zip(max_lags_samples, end_drifts_samples, strict=True)
+    ]
+    geometry = [
+        _correlation_length(len(x.samples), len(y), search)
+        for x, y, search in zip(xs, ys, searches, strict=True)
+    ]
+    results: list[CorrelationLag | None] = [None] * len(xs)
+    by_length: dict[int, list[int]] = {}
+    for index, (_, length) in enumerate(geometry):
+        by_length.setdefault(length, []).append(index)
+    for length, members in by_length.items():
+        found = _aligned_group(
+            [xs[i] for i in members],
+            [ys[i] for i in members],
+            length,
+            sample_rate_hz,
+            [max_lags_samples[i] for i in members],
+            [end_drifts_samples[i] for i in members],
+            [searches[i] for i in members],
+            [geometry[i][0] for i in members],
+            notch_cycles,
+            echo_bound,
+            executor,
+        )
+        for index, result in zip(members, found, strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
+def _aligned_group(
+    xs: list[_SegmentSpectra],
+    ys: list[npt.NDArray[np.complex64]],
+    length: int,
+    sample_rate_hz: float,
+    max_lags_samples: list[float],
+    end_drifts_samples: list[float],
+    searches: list[int],
+    spans: list[int],
+    notch_cycles: float,
+    echo_bound: bool,
+    executor: Executor | None,
+) -> list[CorrelationLag]:
+    """``aligned_correlation_lags`` of pairs that share one FFT ``length``."""
+    lines = [x.without_line(length, notch_cycles) for x in xs]
+    rows = list(range(len(xs)))
+    # y's line taken out before its FFT: the same spectrum as subtracting the line's
+    # (its leakage included) after it, without an FFT of the line per pair.
+    without_lines = np.zeros((len(xs), length), dtype=np.complex64)
+
+    def remove_line(row: int) -> None:
+        y = ys[row]
+        fitted = _fitted_carrier(y, lines[row][0].cycles, length)
+        without_lines[row, : len(y)] = y - fitted.amplitude * _line_phasors(fitted.cycles, len(y))
+
+    map_rows(executor, remove_line, rows)
+    spectra_y = scipy.fft.fft(without_lines, axis=1, workers=BATCH_FFT_WORKERS)
+    spectra_x = np.empty_like(spectra_y)
+    # The rows of one reference (cut) stretched together: one product over the series.
+    by_x: dict[int, list[int]] = {}
+    for row, (_, x) in enumerate(lines):
+        by_x.setdefault(id(x), []).append(row)
+    for same_x in by_x.values():
+        spectra_x[same_x] = lines[same_x[0]][1].stretched_spectra(
+            length, [end_drifts_samples[row] for row in same_x]
+        )
+    for row, (line, _) in enumerate(lines):
+        _notch((spectra_x[row], spectra_y[row]), line.cycles, notch_cycles)
+    # Cross-spectra of y against x: their inverses peak at the delays of y.
+    cross_spectra = spectra_y * np.conj(spectra_x)
+    correlations = scipy.fft.ifft(cross_spectra, axis=1, workers=BATCH_FFT_WORKERS)
+
+    def peak(row: int) -> CorrelationLag:
+        return _correlation_peak(
+            cross_spectra[row],
+            correlations[row],
+            (spectra_x[row], spectra_y[row]),
+            sample_rate_hz,
+            max_lags_samples[row],
+            searches[row],
+            spans[row],
+            end_drifts_samples[row],
+            line_cycles=lines[row][0].cycles,
+            echo_bound=echo_bound,
+        )
+
+    return map_rows(executor, peak, rows)
+
+
+def _correlation_peak(
+    cross_spectrum: npt.NDArray[np.complexfloating],
+    correlation: npt.NDArray[np.complexfloating],
+    spectra: tuple[npt.NDArray[np.complexfloating], npt.NDArray[np.complexfloating]],
+    sample_rate_hz: float,
+    max_lag_samples: float,
+    search: int,
+    span: int,
+    end_drift_samples: float = 0.0,
+    *,
+    line_cycles: float | None = None,
+    echo_bound: bool = False,
+) -> CorrelationLag:
+    """The peak of one correlation (the inverse of ``cross_spectrum``) within +-``search``.
+
+    ``spectra``: x's and y's spectra as correlated (notched), for their energies.
+    ``echo_bound``: measure ``CorrelationLag.echo_bias_bound_samples`` too (~1-2 ms).
+    """
+    spectrum_x, spectrum_y = spectra
+    length = len(cross_spectrum)
+    frequency_cycles = scipy.fft.fftfreq(length)
 
     lags = np.arange(-span, span + 1)
     magnitude = np.abs(correlation[lags % length]).astype(np.float64)
@@ -251,6 +391,6 @@ def _correlation_lag(
         peak_correlation=float(min(peak_correlation, 1.0)),
         rms_bandwidth_hz=_rms_bandwidth_hz(aligned_spectrum, frequency_cycles * sample_rate_hz),
         rival_lags_samples=rival_lags,
-        carrier_cycles=None if line is None else line.cycles,
+        carrier_cycles=line_cycles,
         echo_bias_bound_samples=echo_bound_samples,
     )

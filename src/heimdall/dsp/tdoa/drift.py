@@ -102,18 +102,41 @@ class _SegmentSpectra:
         moment spectra FFT(x u^m) are kept, so each partner costs a few multiply-adds
         per bin, not the inverse FFTs and the FFT of resampling the partner.
         """
-        terms = _series_terms(np.pi * abs(end_drift_samples))
-        if terms == 1:
-            return self.spectrum(length)
-        slope = ((-2j * np.pi * end_drift_samples) * scipy.fft.fftfreq(length)).astype(np.complex64)
-        moments = self.moment_spectra(length, terms)
-        # Horner: sum_m A_m w^m / m! = A_0 + w (A_1 + w/2 (A_2 + w/3 (...))).
-        stretched = moments[terms - 1].copy()
-        for order in range(terms - 2, -1, -1):
-            stretched *= slope
-            stretched *= np.float32(1.0 / (order + 1))
-            stretched += moments[order]
-        return stretched
+        return self.stretched_spectra(length, [end_drift_samples])[0]
+
+    def stretched_spectra(
+        self, length: int, end_drifts_samples: list[float]
+    ) -> npt.NDArray[np.complex64]:
+        """``stretched_spectrum`` for each of several partners, shape ``(partners, length)``.
+
+        The series is sum_m D^m W_m with W_m = FFT(x u^m) (-j 2 pi f)^m / m!: the W_m are
+        kept beside the moments, and the partners' spectra are one matrix product of the
+        powers of their drifts with them (each partner to its own number of terms).
+        """
+        terms = [_series_terms(np.pi * abs(drift)) for drift in end_drifts_samples]
+        most = max(terms)
+        if most == 1:
+            return np.tile(self.spectrum(length), (len(terms), 1))
+        powers = np.zeros((len(terms), most), dtype=np.complex64)
+        for row, (drift, count) in enumerate(zip(end_drifts_samples, terms, strict=True)):
+            powers[row, :count] = float(drift) ** np.arange(count, dtype=np.float64)
+        return np.asarray(powers @ self._series_spectra(length, most), dtype=np.complex64)
+
+    def _series_spectra(self, length: int, terms: int) -> npt.NDArray[np.complex64]:
+        """W_m = FFT(x u^m) (-j 2 pi f)^m / m!, m = 0 .. ``terms`` - 1 (read-only)."""
+
+        def compute() -> npt.NDArray[np.complex64]:
+            moments = self.moment_spectra(length, terms)
+            step = -2j * np.pi * scipy.fft.fftfreq(length)
+            factor = np.ones(length, dtype=np.complex128)
+            series = np.empty((terms, length), dtype=np.complex64)
+            series[0] = moments[0]
+            for order in range(1, terms):
+                factor *= step / order
+                np.multiply(moments[order], factor.astype(np.complex64), out=series[order])
+            return series
+
+        return self.memoised(("series", length, terms), compute)
 
     def without_line(self, length: int, notch_cycles: float) -> tuple[_Line, _SegmentSpectra]:
         """This run's carrier, and the run with that line taken out.

@@ -1,33 +1,15 @@
-"""The arrival-time difference of two GPS-timed captures (``tdoa_lag``)."""
+"""What a pair of GPS-timed captures is: its lag (``TdoaLag``), the captures' start times, a
+reference prepared for several partners, and the spans a pair correlates (``cut_pair``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from heimdall.dsp.spectrum import validate_iq
-from heimdall.dsp.tdoa.carrier import (
-    CARRIER_NOTCH_HZ,
-    MAX_FREQUENCY_OFFSET_HZ,
-    coarse_frequency_offset_hz,
-    compressed_spectrum,
-    cross_ambiguity_peak,
-    shift_frequency,
-)
-from heimdall.dsp.tdoa.correlation import MIN_TDOA_QUALITY_DB, _correlation_lag
-from heimdall.dsp.tdoa.drift import (
-    MAX_SERIES_DRIFT_SAMPLES,
-    _SegmentSpectra,
-    _walked,
-    resample_to_rate,
-)
-from heimdall.dsp.tdoa.windows import (
-    CLUSTER_FLOOR_SAMPLES,
-    CLUSTER_SIGMAS,
-    window_lags,
-    window_spectra,
-)
+from heimdall.dsp.tdoa.correlation import MIN_TDOA_QUALITY_DB
+from heimdall.dsp.tdoa.drift import MAX_SERIES_DRIFT_SAMPLES, _SegmentSpectra, resample_to_rate
 from heimdall.receivers.capture import IQCapture
 
 
@@ -114,40 +96,33 @@ class PreparedCapture:
         return cut
 
 
-def tdoa_lag(
-    a: IQCapture | PreparedCapture,
-    b: IQCapture,
-    *,
-    max_lag_s: float,
-    max_frequency_offset_hz: float = MAX_FREQUENCY_OFFSET_HZ,
-    echo_bound: bool = False,
-) -> TdoaLag:
-    """Arrival-time difference of ``b`` behind ``a`` on the GPS time base.
+@dataclass(frozen=True, slots=True)
+class PairCut:
+    """The spans of a pair's captures that cover the same GPS time, and their clocks."""
 
-    Both captures are cut to their common time span. When the receivers' sample
-    rates differ (each KiwiSDR has its own GPS-corrected one), b's drift against a
-    is taken inside the correlation (a Taylor series on a's spectrum, see
-    ``_SegmentSpectra.stretched_spectrum``), or, beyond a sample, b is resampled
-    onto a's rate first. A cross-ambiguity search finds the
-    carrier offset of b against a (within +-``max_frequency_offset_hz``), b is
-    shifted back by it, and the compensated pair is correlated; the lag in
-    seconds is sample lag / fs plus the difference of the cut start times.
-    ``max_lag_s`` bounds the physically possible lag (baseline / c). Pass ``a`` as a
-    ``PreparedCapture`` to correlate it against several captures without redoing its
-    share of the work. ``echo_bound`` also measures ``TdoaLag.echo_bias_bound_s`` (a
-    diagnostic, ~1-2 ms a pair; see ``multipath``).
+    #: a's cut, with its memoised spectra, and b's samples over the same span.
+    cut_a: _SegmentSpectra
+    cut_b: npt.NDArray[np.complex64]
+    #: b's rate after any resampling onto a's grid, and b's rate over a's minus one.
+    b_rate_hz: float
+    clock_drift: float
+    #: b's first sample's time minus a's (s).
+    start_difference_s: float
+    #: How far b drifts either side of a's centre (samples).
+    end_drift_samples: float
+    #: The lags searched: the physical ones widened by the cuts' start difference.
+    max_lag_samples: float
 
-    >>> import numpy as np
-    >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
-    >>> burst = broadband_burst(24_000, np.random.default_rng(5))
-    >>> a = make_capture(burst[:12_000], 12_000.0)
-    >>> b = make_capture(fractional_delay(burst, 4.5)[:12_000], 12_000.0)
-    >>> round(tdoa_lag(a, b, max_lag_s=0.002).lag_s * 12_000.0, 2)
-    4.5
+
+def cut_pair(prepared: PreparedCapture, b: IQCapture, max_lag_s: float) -> PairCut:
+    """Both captures cut to their common time span (``ValueError`` when they share none).
+
+    When the receivers' sample rates differ (each KiwiSDR has its own GPS-corrected
+    one), b's drift against a is left to the correlation (``PairCut.clock_drift``), or,
+    beyond ``MAX_SERIES_DRIFT_SAMPLES``, b is resampled onto a's rate first.
     """
     if not np.isfinite(max_lag_s) or max_lag_s < 0:
         raise ValueError(f"max_lag_s must be non-negative, got {max_lag_s}")
-    prepared = a if isinstance(a, PreparedCapture) else PreparedCapture(a)
     a = prepared.capture
     if a.sample_rate_hz <= 0 or b.sample_rate_hz <= 0:
         raise ValueError("sample rates must be positive")
@@ -180,90 +155,17 @@ def tdoa_lag(
     first_b_ns = start_b_ns + skip_b * period_b_ns
     count_a = min(len(a.samples) - skip_a, int((common_end_ns - first_a_ns) / period_a_ns))
     count_b = min(len(b_samples) - skip_b, int((common_end_ns - first_b_ns) / period_b_ns))
-    cut_a = prepared.cut(skip_a, count_a)
-    cut_b = b_samples[skip_b : skip_b + count_b]
     start_difference_s = (first_b_ns - first_a_ns) / 1e9
-    # b's sample at a's sample i is i (1 + e) + lag: it drifts by e (count_a - 1) / 2
-    # samples either side of a's centre.
-    end_drift_samples = clock_drift * (count_a - 1) / 2
-    # The cut starts differ by under a sample, so the sample window is the
-    # physical one widened by that residual.
-    max_lag_samples = (max_lag_s + abs(start_difference_s)) * sample_rate_hz
-    # The receivers' oscillators differ by up to tens of Hz, which would decorrelate
-    # seconds of signal: estimate the offset jointly with the lag, remove it from
-    # b, then refine the lag coherently. A frequency shift does not move the
-    # envelope, so the lag is unchanged by the compensation.
-    # b's faster clock walks the lag across the record, which the search would see
-    # as a frequency offset too (-drift times the signal's frequency): it searches b
-    # walked onto a's grid, linearly interpolated (enough to find a carrier offset).
-    walked_b = _walked(cut_b, clock_drift)
-    # Beyond the fine search's reach (converter LOs, kHz apart) the spectra's
-    # cross-correlation finds the offset to a few Hz first, at any lag.
-    coarse_hz = 0.0
-    if max_frequency_offset_hz > MAX_FREQUENCY_OFFSET_HZ:
-        coarse_hz = coarse_frequency_offset_hz(
-            cut_a.samples,
-            walked_b,
-            sample_rate_hz,
-            max_frequency_offset_hz,
-            cut_a.memoised(("coarse",), lambda: compressed_spectrum(cut_a.samples)),
-        )
-        walked_b = shift_frequency(walked_b, -coarse_hz, sample_rate_hz)
-    peak = cross_ambiguity_peak(
-        cut_a.samples,
-        walked_b,
-        sample_rate_hz,
-        max_lag_samples + abs(end_drift_samples),
-        min(max_frequency_offset_hz, MAX_FREQUENCY_OFFSET_HZ),
-    )
-    frequency_offset_hz = coarse_hz + peak.frequency_offset_hz
-    compensated_b = shift_frequency(cut_b, -frequency_offset_hz, b_rate_hz)
-    # With the offset removed the pair's carriers sit on one frequency: notch it out,
-    # so that only the modulation (which carries the timing) is correlated.
-    result = _correlation_lag(
-        cut_a,
-        validate_iq(compensated_b, min_samples=16, name="b"),
-        sample_rate_hz,
-        max_lag_samples,
-        CARRIER_NOTCH_HZ,
-        end_drift_samples,
-        frequency_aligned=True,
-        echo_bound=echo_bound,
-    )
-    lag_samples = result.lag_samples
-    windowed = None
-    if result.is_reliable:
-        windowed = window_lags(
-            cut_a.samples,
-            compensated_b,
-            lag_samples,
-            clock_drift,
-            line_cycles=result.carrier_cycles,
-            notch_cycles=CARRIER_NOTCH_HZ / sample_rate_hz,
-            x_spectra=cut_a.memoised(("windows",), lambda: window_spectra(cut_a.samples)),
-        )
-    from_windows = False
-    if windowed is not None:
-        tolerance = max(
-            CLUSTER_SIGMAS * windowed.sigma_samples * np.sqrt(len(windowed.lags_samples)),
-            CLUSTER_FLOOR_SAMPLES,
-        )
-        if abs(lag_samples - windowed.median_samples) > tolerance:
-            lag_samples, from_windows = windowed.median_samples, True
-    return TdoaLag(
-        # The lag is counted in b's samples (at a's centre).
-        lag_s=lag_samples / b_rate_hz + start_difference_s,
-        lag_samples=lag_samples,
-        quality_db=result.quality_db,
-        peak_correlation=result.peak_correlation,
-        overlap_s=count_a / sample_rate_hz,
-        sample_rate_hz=sample_rate_hz,
-        frequency_offset_hz=frequency_offset_hz,
-        rms_bandwidth_hz=result.rms_bandwidth_hz,
-        empirical_sigma_s=None if windowed is None else windowed.sigma_samples / b_rate_hz,
-        windows_agreeing=0 if windowed is None else int(windowed.in_cluster.sum()),
-        windows=0 if windowed is None else len(windowed.lags_samples),
-        lag_from_windows=from_windows,
-        rival_lags_s=tuple(r / b_rate_hz + start_difference_s for r in result.rival_lags_samples),
-        echo_bias_bound_s=result.echo_bias_bound_samples / b_rate_hz,
+    return PairCut(
+        cut_a=prepared.cut(skip_a, count_a),
+        cut_b=b_samples[skip_b : skip_b + count_b],
+        b_rate_hz=b_rate_hz,
+        clock_drift=clock_drift,
+        start_difference_s=start_difference_s,
+        # b's sample at a's sample i is i (1 + e) + lag: it drifts by e (count_a - 1) / 2
+        # samples either side of a's centre.
+        end_drift_samples=clock_drift * (count_a - 1) / 2,
+        # The cut starts differ by under a sample, so the sample window is the
+        # physical one widened by that residual.
+        max_lag_samples=(max_lag_s + abs(start_difference_s)) * sample_rate_hz,
     )

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 
-from heimdall.dsp.tdoa.carrier import _notch
+from heimdall.dsp.tdoa.carrier import BATCH_FFT_WORKERS, _notch
 from heimdall.dsp.tdoa.peak import _unit_phasors
 
 WINDOW_COUNT = 8
@@ -101,6 +101,19 @@ def window_spectra(
     return np.asarray(scipy.fft.fft(x[: count * window].reshape(count, window), length, axis=1))
 
 
+@dataclass(frozen=True, slots=True)
+class WindowPair:
+    """One pair's input to ``window_lags_batched``: the arguments of ``window_lags``."""
+
+    x_count: int
+    y: npt.NDArray[np.complex64]
+    lag_samples: float
+    drift: float = 0.0
+    line_cycles: float | None = None
+    x_spectra: npt.NDArray[np.complexfloating] | None = None
+    x: npt.NDArray[np.complex64] | None = None
+
+
 def window_lags(
     x: npt.NDArray[np.complex64],
     y: npt.NDArray[np.complex64],
@@ -129,34 +142,93 @@ def window_lags(
     >>> round(result.median_samples, 3), bool(result.in_cluster.all())
     (3.25, True)
     """
-    window, length = _window_geometry(len(x), count)
-    frequency_cycles = scipy.fft.fftfreq(length)
-    starts = np.arange(count) * window
-    window_centres = starts + (window - 1) / 2
-    # y's position of each x window's start, with the drift at the window's centre.
-    expected = starts + lag_samples + drift * window_centres
-    starts_y = np.round(expected).astype(np.int64)
-    fits = (starts_y >= 0) & (starts_y + window <= len(y))
-    if int(fits.sum()) < MIN_WINDOWS:
-        return None
-    if x_spectra is None:
-        x_spectra = window_spectra(x, count)
-    spectra_x = x_spectra[fits]  # a copy: the notch below writes into it
-    starts, starts_y = starts[fits], starts_y[fits]
-    window_centres, expected = window_centres[fits], expected[fits]
-    offsets = np.arange(window)
-    # All windows in one batched FFT per side.
-    spectra_y = scipy.fft.fft(y[starts_y[:, np.newaxis] + offsets], length, axis=1)
-    if line_cycles is not None and notch_cycles > 0:
-        _notch((spectra_x.T, spectra_y.T), line_cycles, notch_cycles)
-    cross = (spectra_y * np.conj(spectra_x)).astype(np.complex64)
-    fractions, peaks, converged = _batched_newton(cross, frequency_cycles, expected - starts_y)
-    energies = np.sqrt(
-        np.sum(np.abs(spectra_x) ** 2, axis=1) * np.sum(np.abs(spectra_y) ** 2, axis=1)
-    )
-    strengths = np.where(converged, peaks / np.maximum(energies, 1e-30), 0.0)
-    # Each window's lag at its centre, referred back to x's first sample.
-    lags = starts_y - starts + fractions - drift * window_centres
+    pair = WindowPair(len(x), y, lag_samples, drift, line_cycles, x_spectra, x)
+    return window_lags_batched([pair], notch_cycles, count)[0]
+
+
+def _x_window_spectra(pair: WindowPair, count: int) -> npt.NDArray[np.complexfloating]:
+    if pair.x_spectra is not None:
+        return pair.x_spectra
+    if pair.x is None:
+        raise ValueError("a pair needs x or its window spectra")
+    return window_spectra(pair.x, count)
+
+
+def window_lags_batched(
+    pairs: list[WindowPair], notch_cycles: float = 0.0, count: int = WINDOW_COUNT
+) -> list[WindowLags | None]:
+    """``window_lags`` of several pairs, in their order: every window of every pair in
+    one FFT and one batched Newton refinement (pairs whose ``x`` are as long share them).
+
+    Each pair gives ``x_spectra`` or ``x``. Rows are independent, so the results are
+    those of one pair at a time; the localization windows a reference's partners at once.
+    """
+    results: list[WindowLags | None] = [None] * len(pairs)
+    by_x_count: dict[int, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        by_x_count.setdefault(pair.x_count, []).append(index)
+    for x_count, members in by_x_count.items():
+        window, length = _window_geometry(x_count, count)
+        starts = np.arange(count) * window
+        window_centres = starts + (window - 1) / 2
+        placed = []
+        for index in members:
+            pair = pairs[index]
+            # y's position of each x window's start, with the drift at the window's centre.
+            expected = starts + pair.lag_samples + pair.drift * window_centres
+            starts_y = np.round(expected).astype(np.int64)
+            fits = (starts_y >= 0) & (starts_y + window <= len(pair.y))
+            if int(fits.sum()) >= MIN_WINDOWS:
+                placed.append((index, fits, starts_y[fits], expected[fits]))
+        if not placed:
+            continue
+        offsets = np.arange(window)
+        # All windows of all pairs in one batched FFT per side.
+        spectra_y = scipy.fft.fft(
+            np.concatenate([pairs[i].y[ys[:, np.newaxis] + offsets] for i, _, ys, _ in placed]),
+            length,
+            axis=1,
+            workers=BATCH_FFT_WORKERS,
+        )
+        # A copy (fancy indexing): the notch below writes into it.
+        spectra_x = np.concatenate([_x_window_spectra(pairs[i], count)[f] for i, f, _, _ in placed])
+        bounds = np.cumsum([0] + [len(ys) for _, _, ys, _ in placed])
+        for (index, _, _, _), first, last in zip(placed, bounds[:-1], bounds[1:], strict=True):
+            line_cycles = pairs[index].line_cycles
+            if line_cycles is not None and notch_cycles > 0:
+                _notch(
+                    (spectra_x[first:last].T, spectra_y[first:last].T), line_cycles, notch_cycles
+                )
+        cross = (spectra_y * np.conj(spectra_x)).astype(np.complex64)
+        fractions, peaks, converged = _batched_newton(
+            cross,
+            scipy.fft.fftfreq(length),
+            np.concatenate([e - ys for _, _, ys, e in placed]),
+        )
+        energies = np.sqrt(
+            np.sum(np.abs(spectra_x) ** 2, axis=1) * np.sum(np.abs(spectra_y) ** 2, axis=1)
+        )
+        strengths = np.where(converged, peaks / np.maximum(energies, 1e-30), 0.0)
+        for (index, fits, starts_y, _), first, last in zip(
+            placed, bounds[:-1], bounds[1:], strict=True
+        ):
+            # Each window's lag at its centre, referred back to x's first sample.
+            lags = (
+                starts_y
+                - starts[fits]
+                + fractions[first:last]
+                - pairs[index].drift * window_centres[fits]
+            )
+            results[index] = _agreement(lags, strengths[first:last], converged[first:last])
+    return results
+
+
+def _agreement(
+    lags: npt.NDArray[np.float64],
+    strengths: npt.NDArray[np.float64],
+    converged: npt.NDArray[np.bool_],
+) -> WindowLags | None:
+    """What one pair's windows agree on, or None when too few carry a peak."""
     if not np.any(strengths > 0):
         return None
     keep = strengths >= MIN_WINDOW_CORRELATION_SHARE * float(np.max(strengths))
