@@ -22,6 +22,7 @@ from heimdall.acquisition.schemas import (
 )
 from heimdall.core import metrics
 from heimdall.core.bounds import Offset, StationIdPath
+from heimdall.core.broker import AsyncTaskPublisher
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import get_db_session
 from heimdall.core.errors import DependencyUnavailable, problems
@@ -35,10 +36,9 @@ Session = Annotated[AsyncSession, Depends(get_db_session)]
 ENQUEUE_TIMEOUT_S = 10.0
 
 
-def _enqueue(task_id: uuid.UUID) -> None:
-    # By name: the API never imports the worker's recording code (seconds on a cold start).
-    # ignore_result: the row is the record; nothing may wait on the result backend (Redis).
-    celery_app.send_task(ACQUIRE_TASK, args=[str(task_id)], retry=False, ignore_result=True)
+#: The trigger's publisher: asynchronous, so the request's path has no thread hand-off.
+#: By name: the API never imports the worker's recording code (seconds on a cold start).
+publisher = AsyncTaskPublisher(celery_app)
 
 
 async def _load(session: AsyncSession, task_id: uuid.UUID) -> Acquisition:
@@ -106,7 +106,7 @@ async def acquire(
     # Enqueue only after the commit, so the worker always finds the row it is given.
     try:
         async with asyncio.timeout(ENQUEUE_TIMEOUT_S):
-            await asyncio.to_thread(_enqueue, acquisition.task_id)
+            await publisher.send_task(ACQUIRE_TASK, [str(acquisition.task_id)])
     except Exception as exc:
         async with session.begin():
             await repository.remove(session, acquisition.task_id)  # no orphan row

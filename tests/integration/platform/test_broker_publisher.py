@@ -1,0 +1,72 @@
+"""The trigger's asynchronous publisher against the real RabbitMQ: Celery's message, or an error."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from kombu import Connection, Queue
+from kombu.message import Message
+
+from heimdall.core.broker import AsyncTaskPublisher
+from heimdall.core.celery_app import create_celery
+from tests.support.tcp_proxy import free_port
+
+TASK = "heimdall.ops.publisher_probe"  # routed to the ops queue; never registered
+
+
+def test_published_message_is_celerys_own_on_the_routed_queue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A queue of this test's own: nothing else consumes it.
+    monkeypatch.setenv("HEIMDALL_QUEUE_PREFIX", f"publisher-{uuid.uuid4().hex[:8]}-")
+    from heimdall.core.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        app = create_celery()
+        queue = app.amqp.router.route({}, TASK, [], {})["queue"]
+        publisher = AsyncTaskPublisher(app)
+
+        async def publish_twice() -> list[str]:
+            ids = [await publisher.send_task(TASK, ["a", 1]) for _ in range(2)]
+            await publisher.close()
+            return ids
+
+        task_ids = asyncio.run(publish_twice())
+        with Connection(app.conf.broker_url) as connection:
+            bound = queue(connection.default_channel)
+            try:
+                received = [_get(bound) for _ in task_ids]
+            finally:
+                bound.delete()
+    finally:
+        get_settings.cache_clear()
+    assert [m.headers["id"] for m in received] == task_ids
+    for message in received:
+        assert message.headers["task"] == TASK
+        assert message.content_type == "application/json"
+        assert message.properties["delivery_mode"] == 2  # survives a broker restart
+        args, kwargs, _embed = message.decode()
+        assert (args, kwargs) == (["a", 1], {})
+
+
+def _get(queue: Queue) -> Message:
+    """The next message of ``queue`` (basic.get: no consumer to cancel), waiting up to 5 s."""
+    deadline = time.monotonic() + 5.0
+    while (message := queue.get(no_ack=True)) is None:
+        assert time.monotonic() < deadline, f"nothing arrived on {queue.name}"
+        time.sleep(0.05)
+    return message
+
+
+def test_unreachable_broker_raises_within_the_connect_timeout() -> None:
+    app = create_celery()
+    app.conf.broker_url = f"amqp://guest:guest@127.0.0.1:{free_port()}//"  # nobody listens
+    publisher = AsyncTaskPublisher(app, connect_timeout_s=1.0)
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017 - whatever the transport raises; the API maps it to 503
+        asyncio.run(publisher.send_task(TASK, []))
+    assert time.monotonic() - started < 5.0
