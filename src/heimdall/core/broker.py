@@ -47,31 +47,38 @@ class AsyncTaskPublisher:
     async def send_task(self, name: str, args: Sequence[Any]) -> str:
         """Publish task ``name`` with ``args`` where Celery's routes send it; its task id.
 
-        Raises whatever the connection raises (the caller maps it to 503); the broken
-        connection is dropped, so the next call connects afresh.
+        A connection that was already open may have died unnoticed (a broker restart
+        while the API sat idle): that failure is retried once on a fresh connection, as
+        kombu's one retry did. A failure on a fresh connection is raised (the caller
+        answers 503); the broken connection is dropped either way.
         """
         task_id = str(uuid.uuid4())
         queue: Queue = self.app.amqp.router.route({}, name, list(args), {})["queue"]
-        message = self.app.amqp.as_task_v2(task_id, name, args=list(args), ignore_result=True)
-        content_type, encoding, body = dumps(message.body, serializer=self.app.conf.task_serializer)
-        try:
-            channel = await self._channel_for(queue)
-            # Celery's direct-exchange convention: the default exchange, keyed by queue name.
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=body if isinstance(body, bytes) else body.encode(encoding),
-                    content_type=content_type,
-                    content_encoding=encoding,
-                    headers=message.headers,
-                    correlation_id=message.properties["correlation_id"],
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=queue.name,
-            )
-        except BaseException:
-            await self.close()
-            raise
-        return task_id
+        task = self.app.amqp.as_task_v2(task_id, name, args=list(args), ignore_result=True)
+        content_type, encoding, body = dumps(task.body, serializer=self.app.conf.task_serializer)
+        message = aio_pika.Message(
+            body=body if isinstance(body, bytes) else body.encode(encoding),
+            content_type=content_type,
+            content_encoding=encoding,
+            headers=task.headers,
+            correlation_id=task.properties["correlation_id"],
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        for attempt in (1, 2):
+            reused = self._channel is not None and not self._channel.is_closed
+            try:
+                channel = await self._channel_for(queue)
+                # Celery's direct-exchange convention: the default exchange, keyed by queue.
+                await channel.default_exchange.publish(message, routing_key=queue.name)
+                return task_id
+            except Exception:
+                await self.close()
+                if not reused or attempt == 2:
+                    raise
+            except BaseException:  # cancelled (the caller's timeout): half a frame may be out
+                await self.close()
+                raise
+        raise AssertionError("unreachable")
 
     async def _channel_for(self, queue: Queue) -> aio_pika.abc.AbstractChannel:
         loop = asyncio.get_running_loop()
