@@ -57,6 +57,7 @@ from heimdall.localization.fusion import (
     search_margin_m,
 )
 from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.horizon import HorizonLoss, radio_horizon_m
 from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
@@ -355,6 +356,16 @@ def localize(
             ceilings_dbm=np.array([ceiling_by_id[r].ceiling_dbm for r in ceiling_ids]),
             ceiling_sigmas_db=np.full(len(ceiling_ids), calibration.shadowing_sigma_db),
             ceiling_gains_db=np.array([calibration.gain_offset_db(r) for r in ceiling_ids]),
+            # A ground wave follows the Earth's curve: no line-of-sight horizon applies.
+            horizon=HorizonLoss(
+                calibration.beyond_horizon_db, 1e-3 * calibration.beyond_horizon_db_per_km
+            )
+            if model == "line_of_sight"
+            else HorizonLoss(),
+            horizons_m=radio_horizon_m(
+                altitude_m, np.array([by_id[r].altitude_m for r in rss_ids], dtype=np.float64)
+            ),
+            ceiling_horizons_m=radio_horizon_m(altitude_m, ceiling_sites[:, 2]),
         )
     tdoa_block = None
     if use_tdoa:
