@@ -71,6 +71,7 @@ from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
+    estimated_scale_inflation,
     grid_spread_covariance,
     horizontal_dilution_of_precision,
     likelihood_surface_geojson,
@@ -493,7 +494,8 @@ def localize(
     z = normalised_residuals(problem, best.parameters)
     chi_square = float(np.sum(np.square(z)))
     dof = problem.n_observations - problem.n_parameters
-    inflation = max(1.0, chi_square / dof) if dof > 0 else 1.0
+    # The scale estimated from the residuals, with its honest (F) quantile.
+    inflation = estimated_scale_inflation(chi_square, dof)
     covariance_m2 = covariance_m2 * inflation
 
     # Other grid peaks that fit almost as well: widen the ellipse to cover them.
