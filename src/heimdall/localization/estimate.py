@@ -495,6 +495,7 @@ def localize(
     chi_square = float(np.sum(np.square(z)))
     dof = problem.n_observations - problem.n_parameters
     # The scale estimated from the residuals, with its honest (F) quantile.
+    scale = max(1.0, chi_square / dof) if dof > 0 else 1.0
     inflation = estimated_scale_inflation(chi_square, dof)
     covariance_m2 = covariance_m2 * inflation
 
@@ -513,11 +514,13 @@ def localize(
 
     if tdoa_block is None:
         # Power-only: the grid resolves the likelihood well (cells of a few km against
-        # tens of km of spread), so its second moment replaces the local curvature.
-        covariance_m2 = inflation * grid_spread_covariance(
+        # tens of km of spread), so its second moment replaces the local curvature. The
+        # likelihood is taken on the noise scale the residuals estimate (tempered by it):
+        # a second solution that the model's sigmas alone would reject keeps its share.
+        covariance_m2 = (inflation / scale) * grid_spread_covariance(
             grid.x_m,
             grid.y_m,
-            gaussian_grid_log_likelihood(problem, grid, leave_one_out),
+            gaussian_grid_log_likelihood(problem, grid, leave_one_out) / scale,
             best.parameters[:2],
         )
 
