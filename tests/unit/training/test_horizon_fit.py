@@ -85,3 +85,17 @@ def test_sessions_that_never_reach_the_horizon_leave_it_off() -> None:
     near = [model_session(truth, rng, f"t{k}", position=(45.0, 8.0)) for k in range(12)]
     calibration = fit_calibration(near, version="t", prior=Calibration()).calibration
     assert calibration.beyond_horizon_db == 0.0 and calibration.beyond_horizon_db_per_km == 0.0
+
+
+def test_the_report_says_what_the_fit_kept() -> None:
+    fit = fit_calibration(
+        sessions(HorizonLoss(STEP_DB, SLOPE_DB_PER_KM * 1e-3)), version="t", prior=Calibration()
+    )
+    parameters = fit.report["parameters"]
+    assert parameters["beyond_horizon_db"]["value"] == pytest.approx(
+        fit.calibration.beyond_horizon_db, abs=1e-3
+    )
+    assert parameters["beyond_horizon_db"]["se"] > 0.0
+    assert parameters["beyond_horizon_db_per_km"]["value"] == pytest.approx(
+        fit.calibration.beyond_horizon_db_per_km, abs=1e-3
+    )
