@@ -477,7 +477,7 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
         rss = problem.rss
         indices = rss.receiver_indices
         # Beyond the reference distance, d(predicted dBm)/d(range) = -10 n / (ln 10 * d),
-        # less the horizon loss's own slope.
+        # and the horizon loss's slope takes off more.
         slope_db_per_m = (
             np.where(
                 ranges_m[indices] > rss.reference_distance_m,
