@@ -33,7 +33,11 @@ import numpy as np
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization.calibration import Calibration
-from heimdall.localization.horizon import horizon_features, radio_horizon_m
+from heimdall.localization.horizon import (
+    HORIZON_FIT_TRANSITION_M,
+    horizon_features,
+    radio_horizon_m,
+)
 from heimdall.localization.rss import path_loss_db
 from heimdall.training.evaluation import (
     compare_calibrations,
@@ -166,7 +170,10 @@ def _horizon_features(
             for s, r, *_ in rows
         ]
     )
-    features = horizon_features(np.array([row[4] for row in rows]), horizons_m)
+    # The known source's height is known: its horizon is sharp (HORIZON_FIT_TRANSITION_M).
+    features = horizon_features(
+        np.array([row[4] for row in rows]), horizons_m, HORIZON_FIT_TRANSITION_M
+    )
     beyond = int(np.count_nonzero(features[:, 0] > 0.5))
     if min(beyond, len(rows) - beyond) < MIN_BEYOND_HORIZON_READINGS:
         return None

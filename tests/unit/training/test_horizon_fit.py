@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from heimdall.localization import Calibration, PowerObservation
-from heimdall.localization.horizon import HorizonLoss, radio_horizon_m
+from heimdall.localization.horizon import HORIZON_FIT_TRANSITION_M, HorizonLoss, radio_horizon_m
 from heimdall.training.calibration_fit import KnownSourceSession, fit_calibration
 from heimdall.training.fit_data import receiver_ranges_m
 from tests.unit.training.model_sessions import draw_truth, model_session
@@ -61,7 +61,9 @@ def sessions(loss: HorizonLoss, seed: int = 3) -> list[KnownSourceSession]:
 
 def test_recovers_the_step_and_slope_and_an_unbiased_exponent() -> None:
     fit = fit_calibration(
-        sessions(HorizonLoss(STEP_DB, SLOPE_DB_PER_KM * 1e-3)), version="t", prior=Calibration()
+        sessions(HorizonLoss(STEP_DB, SLOPE_DB_PER_KM * 1e-3, HORIZON_FIT_TRANSITION_M)),
+        version="t",
+        prior=Calibration(),
     )
     calibration = fit.calibration
     assert calibration.beyond_horizon_db == pytest.approx(STEP_DB, abs=4.0)
@@ -89,7 +91,9 @@ def test_sessions_that_never_reach_the_horizon_leave_it_off() -> None:
 
 def test_the_report_says_what_the_fit_kept() -> None:
     fit = fit_calibration(
-        sessions(HorizonLoss(STEP_DB, SLOPE_DB_PER_KM * 1e-3)), version="t", prior=Calibration()
+        sessions(HorizonLoss(STEP_DB, SLOPE_DB_PER_KM * 1e-3, HORIZON_FIT_TRANSITION_M)),
+        version="t",
+        prior=Calibration(),
     )
     parameters = fit.report["parameters"]
     assert parameters["beyond_horizon_db"]["value"] == pytest.approx(
