@@ -13,6 +13,9 @@ NS_PER_S = 1_000_000_000
 
 #: Mean Earth radius (IUGG R1), m: the smooth-Earth radio horizon scales it by 4/3.
 EARTH_MEAN_RADIUS_M = 6_371_008.8
+#: Effective Earth radius factor of a standard atmosphere (refraction bends VHF/UHF rays
+#: down): the smooth-Earth radio horizon is ``sqrt(2 k R h)`` from each antenna height.
+STANDARD_EARTH_RADIUS_FACTOR = 4.0 / 3.0
 #: Radio bands by the ITU's decades (Hz, lower edge inclusive). Below 30 MHz the wave
 #: that joins receivers 50-1000 km apart follows the ground; above it, line of sight.
 LF_MIN_HZ = 30e3

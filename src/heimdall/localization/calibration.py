@@ -27,6 +27,10 @@ Defaults and why:
   (ground, season), far beyond GPS timing; a receiver without a fitted timing sigma gets
   ``hypot(floor, spread * path_km)`` per band instead of the GPS default (values and
   reasons in ``heimdall.core.constants``).
+* ``beyond_horizon_db = 0``, ``beyond_horizon_db_per_km = 0``: the loss a link takes past
+  the smooth-Earth radio horizon (``localization.horizon``), a step and a slope. Off
+  until training fits them from known-source sessions whose links reach past the
+  horizon; with no such links the log-distance model is all there is to go on.
 * ``default_full_scale_dbm = 0``: the power that a receiver's 0 dBFS corresponds to, used
   only for dBFS readings. A common offset is absorbed by the unknown ``P0``; only
   per-receiver differences matter, and those belong in ``full_scale_dbm``.
@@ -76,6 +80,9 @@ class Calibration(BaseModel):
     ground_wave_delay_spread_ns_per_km: dict[str, float] = Field(
         default_factory=lambda: dict(GROUND_WAVE_DELAY_SPREAD_NS_PER_KM)
     )
+    # Diffraction loss past the radio horizon (localization.horizon): step and slope.
+    beyond_horizon_db: float = Field(default=0.0, ge=0.0)
+    beyond_horizon_db_per_km: float = Field(default=0.0, ge=0.0)
     # Path loss at reference_distance_m, when known-source EIRPs let training fit it;
     # localization does not need it (the unknown P0 absorbs it), reports can.
     reference_loss_db: float | None = None

@@ -57,6 +57,7 @@ from heimdall.localization.fusion import (
     search_margin_m,
 )
 from heimdall.localization.geodesy import LocalFrame
+from heimdall.localization.horizon import HorizonLoss, radio_horizon_m
 from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
@@ -70,6 +71,7 @@ from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
+    estimated_scale_inflation,
     grid_spread_covariance,
     horizontal_dilution_of_precision,
     likelihood_surface_geojson,
@@ -355,6 +357,16 @@ def localize(
             ceilings_dbm=np.array([ceiling_by_id[r].ceiling_dbm for r in ceiling_ids]),
             ceiling_sigmas_db=np.full(len(ceiling_ids), calibration.shadowing_sigma_db),
             ceiling_gains_db=np.array([calibration.gain_offset_db(r) for r in ceiling_ids]),
+            # A ground wave follows the Earth's curve: no line-of-sight horizon applies.
+            horizon=HorizonLoss(
+                calibration.beyond_horizon_db, 1e-3 * calibration.beyond_horizon_db_per_km
+            )
+            if model == "line_of_sight"
+            else HorizonLoss(),
+            horizons_m=radio_horizon_m(
+                altitude_m, np.array([by_id[r].altitude_m for r in rss_ids], dtype=np.float64)
+            ),
+            ceiling_horizons_m=radio_horizon_m(altitude_m, ceiling_sites[:, 2]),
         )
     tdoa_block = None
     if use_tdoa:
@@ -482,7 +494,9 @@ def localize(
     z = normalised_residuals(problem, best.parameters)
     chi_square = float(np.sum(np.square(z)))
     dof = problem.n_observations - problem.n_parameters
-    inflation = max(1.0, chi_square / dof) if dof > 0 else 1.0
+    # The scale estimated from the residuals, with its honest (F) quantile.
+    scale = max(1.0, chi_square / dof) if dof > 0 else 1.0
+    inflation = estimated_scale_inflation(chi_square, dof)
     covariance_m2 = covariance_m2 * inflation
 
     # Other grid peaks that fit almost as well: widen the ellipse to cover them.
@@ -500,11 +514,13 @@ def localize(
 
     if tdoa_block is None:
         # Power-only: the grid resolves the likelihood well (cells of a few km against
-        # tens of km of spread), so its second moment replaces the local curvature.
-        covariance_m2 = inflation * grid_spread_covariance(
+        # tens of km of spread), so its second moment replaces the local curvature. The
+        # likelihood is taken on the noise scale the residuals estimate (tempered by it):
+        # a second solution that the model's sigmas alone would reject keeps its share.
+        covariance_m2 = (inflation / scale) * grid_spread_covariance(
             grid.x_m,
             grid.y_m,
-            gaussian_grid_log_likelihood(problem, grid, leave_one_out),
+            gaussian_grid_log_likelihood(problem, grid, leave_one_out) / scale,
             best.parameters[:2],
         )
 

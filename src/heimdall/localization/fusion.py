@@ -29,6 +29,7 @@ from scipy.ndimage import maximum_filter
 from scipy.optimize import OptimizeResult, least_squares, minimize
 
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
+from heimdall.localization.horizon import HorizonLoss
 from heimdall.localization.rss import (
     ceiling_excesses,
     implied_source_powers_dbm,
@@ -72,15 +73,28 @@ class RssBlock:
     ceilings_dbm: FloatArray = field(default_factory=lambda: np.zeros(0))
     ceiling_sigmas_db: FloatArray = field(default_factory=lambda: np.zeros(0))
     ceiling_gains_db: FloatArray = field(default_factory=lambda: np.zeros(0))
+    #: Loss past the radio horizon (``localization.horizon``), and each reading's and
+    #: ceiling's horizon distance for the assumed transmitter height. Readings enter the
+    #: log-distance functions as the power they would have had on a line-of-sight path.
+    horizon: HorizonLoss = HorizonLoss()
+    horizons_m: FloatArray = field(default_factory=lambda: np.zeros(0))
+    ceiling_horizons_m: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def line_of_sight_powers_dbm(self, ranges_m: FloatArray) -> FloatArray:
+        """Each reading plus the horizon loss at ``ranges_m`` (to the readings, ``(..., n_rss)``)."""
+        return np.asarray(
+            self.powers_dbm + self.horizon.loss_db(ranges_m, self.horizons_m), dtype=np.float64
+        )
 
     def ceiling_excesses(
         self, ranges_m: FloatArray, source_power_dbm: FloatArray | float
     ) -> FloatArray:
         """Hinge residuals of the ceilings, ``ranges_m`` being to every receiver ``(..., n)``."""
+        ceiling_ranges_m = ranges_m[..., self.ceiling_indices]
         return ceiling_excesses(
-            ranges_m[..., self.ceiling_indices],
+            ceiling_ranges_m,
             source_power_dbm,
-            self.ceilings_dbm,
+            self.ceilings_dbm + self.horizon.loss_db(ceiling_ranges_m, self.ceiling_horizons_m),
             self.ceiling_sigmas_db,
             self.ceiling_gains_db,
             self.path_loss_exponent,
@@ -298,7 +312,7 @@ def grid_log_likelihood(problem: Problem, grid: Grid) -> FloatArray:
     if problem.rss is not None:
         rss = problem.rss
         rss_ranges_m = ranges_m[..., rss.receiver_indices]
-        model = (rss.powers_dbm, rss.sigmas_db, rss.gains_db)
+        model = (rss.line_of_sight_powers_dbm(rss_ranges_m), rss.sigmas_db, rss.gains_db)
         source_power_dbm = robust_source_power_dbm(
             rss_ranges_m, *model, rss.path_loss_exponent, rss.reference_distance_m
         )
@@ -336,9 +350,10 @@ def _cell_implied_source_powers_dbm(
 ) -> tuple[FloatArray, FloatArray]:
     """Ranges from every cell to every receiver ``(n_cells, n)``, and each reading's ``P0``."""
     ranges_m = _grid_ranges_m(problem, grid).reshape(-1, len(problem.receivers_enu_m))
+    rss_ranges_m = ranges_m[:, rss.receiver_indices]
     return ranges_m, implied_source_powers_dbm(
-        ranges_m[:, rss.receiver_indices],
-        rss.powers_dbm,
+        rss_ranges_m,
+        rss.line_of_sight_powers_dbm(rss_ranges_m),
         rss.gains_db,
         rss.path_loss_exponent,
         rss.reference_distance_m,
@@ -418,7 +433,7 @@ def normalised_residuals(problem: Problem, parameters: FloatArray) -> FloatArray
             rss_normalised_residuals(
                 ranges_m[rss.receiver_indices],
                 parameters[2],
-                rss.powers_dbm,
+                rss.line_of_sight_powers_dbm(ranges_m[rss.receiver_indices]),
                 rss.sigmas_db,
                 rss.gains_db,
                 rss.path_loss_exponent,
@@ -461,11 +476,15 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
     if problem.rss is not None:
         rss = problem.rss
         indices = rss.receiver_indices
-        # Beyond the reference distance, d(predicted dBm)/d(range) = -10 n / (ln 10 * d).
-        slope_db_per_m = np.where(
-            ranges_m[indices] > rss.reference_distance_m,
-            10.0 * rss.path_loss_exponent / (np.log(10.0) * ranges_m[indices]),
-            0.0,
+        # Beyond the reference distance, d(predicted dBm)/d(range) = -10 n / (ln 10 * d),
+        # and the horizon loss's slope takes off more.
+        slope_db_per_m = (
+            np.where(
+                ranges_m[indices] > rss.reference_distance_m,
+                10.0 * rss.path_loss_exponent / (np.log(10.0) * ranges_m[indices]),
+                0.0,
+            )
+            + rss.horizon.derivatives(ranges_m[indices], rss.horizons_m)[0]
         )
         position = range_gradients[indices] * (slope_db_per_m / rss.sigmas_db)[:, np.newaxis]
         rows.append(np.column_stack([position, -1.0 / rss.sigmas_db]))
@@ -474,8 +493,13 @@ def residual_jacobian(problem: Problem, parameters: FloatArray) -> FloatArray:
         ceilings = rss.ceiling_indices
         active = rss.ceiling_excesses(ranges_m, parameters[2]) > 0.0
         ceiling_slopes_db_per_m = np.where(
-            active & (ranges_m[ceilings] > rss.reference_distance_m),
-            10.0 * rss.path_loss_exponent / (np.log(10.0) * ranges_m[ceilings]),
+            active,
+            np.where(
+                ranges_m[ceilings] > rss.reference_distance_m,
+                10.0 * rss.path_loss_exponent / (np.log(10.0) * ranges_m[ceilings]),
+                0.0,
+            )
+            + rss.horizon.derivatives(ranges_m[ceilings], rss.ceiling_horizons_m)[0],
             0.0,
         )
         position = (
@@ -504,7 +528,7 @@ def initial_parameters(problem: Problem, x_m: float, y_m: float) -> FloatArray:
     ranges_m = _ranges_at(problem, x_m, y_m)[rss.receiver_indices]
     source_power_dbm = robust_source_power_dbm(
         ranges_m,
-        rss.powers_dbm,
+        rss.line_of_sight_powers_dbm(ranges_m),
         rss.sigmas_db,
         rss.gains_db,
         rss.path_loss_exponent,
@@ -566,7 +590,11 @@ def power_cost(
     offsets_m = transmitter_enu_m - problem.receivers_enu_m[rss.receiver_indices]
     ranges_m = np.maximum(np.sqrt(np.einsum("ij,ij->i", offsets_m, offsets_m)), 1e-3)
     implied_dbm = implied_source_powers_dbm(
-        ranges_m, rss.powers_dbm, rss.gains_db, rss.path_loss_exponent, rss.reference_distance_m
+        ranges_m,
+        rss.line_of_sight_powers_dbm(ranges_m),
+        rss.gains_db,
+        rss.path_loss_exponent,
+        rss.reference_distance_m,
     )
     source_power_dbm = soft_l1_source_power_dbm(implied_dbm, rss.sigmas_db, source_power_start_dbm)
     inverse_sigmas = 1.0 / rss.sigmas_db
@@ -577,22 +605,28 @@ def power_cost(
     cost = float((root - 1.0).sum())
     influence = z / root
     steepness = 1.0 / (one_plus_z_squared * root)
-    # dz/d(range): the path loss is 10 n log10(d / d0) beyond d0 and flat inside it.
-    z_slopes = np.where(
+    # dz/d(range): the path loss is 10 n log10(d / d0) beyond d0 and flat inside it; the
+    # horizon loss adds its own slope and bend (zero while the horizon model is off).
+    log_slopes = np.where(
         ranges_m > rss.reference_distance_m,
         (10.0 * rss.path_loss_exponent / np.log(10.0)) * inverse_sigmas / ranges_m,
         0.0,
     )
+    horizon_slopes_db_per_m, horizon_bends_db_per_m2 = rss.horizon.derivatives(
+        ranges_m, rss.horizons_m
+    )
+    z_slopes = log_slopes + horizon_slopes_db_per_m * inverse_sigmas
     range_slopes = influence * z_slopes  # d(cost)/d(range)
     # d(range_i) = g_i . d(position), g_i the unit vector's image in the map plane.
     range_gradients = (offsets_m / ranges_m[:, np.newaxis]) @ plane_derivative
     # In the ranges the Hessian is diagonal (steepness * slope^2, plus the path loss's
-    # own bend: its second derivative is -slope / range) until P0, shared by all, is
-    # eliminated: minus coupling coupling^T / (d2 cost / dP0^2). Each range bends too, its
-    # second derivative being (D^T D - g_i g_i^T) / range_i with D the plane's derivative
-    # in ENU (D^T D ~ identity).
+    # own bend: the log term's second derivative is -slope / range, the horizon's its
+    # own) until P0, shared by all, is eliminated: minus coupling coupling^T /
+    # (d2 cost / dP0^2). Each range bends too, its second derivative being
+    # (D^T D - g_i g_i^T) / range_i with D the plane's derivative in ENU (D^T D ~ identity).
     bends = range_slopes / ranges_m
-    diagonal = steepness * np.square(z_slopes) - 2.0 * bends
+    own_bends = influence * (horizon_bends_db_per_m2 * inverse_sigmas - log_slopes / ranges_m)
+    diagonal = steepness * np.square(z_slopes) + own_bends - bends
     coupling = (steepness * z_slopes * inverse_sigmas) @ range_gradients
     hessian = (
         range_gradients.T @ (range_gradients * diagonal[:, np.newaxis])

@@ -24,6 +24,7 @@ activation rule are in ``training.evaluation``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,11 @@ import numpy as np
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization.calibration import Calibration
+from heimdall.localization.horizon import (
+    HORIZON_FIT_TRANSITION_M,
+    horizon_features,
+    radio_horizon_m,
+)
 from heimdall.localization.rss import path_loss_db
 from heimdall.training.evaluation import (
     compare_calibrations,
@@ -63,6 +69,13 @@ __all__ = [
 ]
 
 _PATH_LOSS_EXPONENT_RANGE = (0.51, 8.0)  # what Calibration accepts
+#: The horizon loss's step and slope are fitted only from this many readings past the
+#: horizon (and as many within it): fewer cannot separate them from the exponent.
+MIN_BEYOND_HORIZON_READINGS = 10
+#: A horizon term is kept when its estimate is at least this many standard errors above
+#: zero: diffraction only adds loss, and a term the data cannot tell from zero would only
+#: bend the model (a clean-world fit found a spurious 3 dB step).
+MIN_HORIZON_TERM_Z = 3.0
 
 
 def _select_receivers(
@@ -117,6 +130,54 @@ def _power_rows(
                     )
                 )
     return rows
+
+
+def _fit_power_with_horizon(
+    data: PowerData, *, start_sigma_db: float, min_sigma_db: float
+) -> PowerFit:
+    """``fit_power`` with the horizon terms (step, slope) that are positive and significant.
+
+    The least significant term below ``MIN_HORIZON_TERM_Z`` leaves the model and the rest
+    is refitted, until every term left passes (or none is left).
+    """
+    features = data.horizon_features
+    terms: tuple[int, ...] = (0, 1) if features is not None else ()
+    while True:
+        trial = dataclasses.replace(
+            data,
+            horizon_features=None if features is None or not terms else features[:, terms],
+            horizon_terms=terms,
+        )
+        fit = fit_power(trial, start_sigma_db=start_sigma_db, min_sigma_db=min_sigma_db)
+        if not terms or fit.beyond_horizon is None or fit.beyond_horizon_se is None:
+            return fit
+        z = [fit.beyond_horizon[t] / max(fit.beyond_horizon_se[t], 1e-12) for t in terms]
+        weakest = int(np.argmin(z))
+        if z[weakest] >= MIN_HORIZON_TERM_Z:
+            return fit
+        terms = tuple(t for k, t in enumerate(terms) if k != weakest)
+
+
+def _horizon_features(
+    sessions: Sequence[KnownSourceSession], rows: list[tuple[int, str, float, float, float]]
+) -> np.ndarray | None:
+    """Each reading's horizon features (``localization.horizon``), from the known source's
+    height and the receiver's registered one; None with too few readings on either side."""
+    heights_m = [{r.id: r.altitude_m for r in session.receivers} for session in sessions]
+    horizons_m = np.array(
+        [
+            radio_horizon_m(sessions[s].source_altitude_m, np.array([heights_m[s][r]]))[0]
+            for s, r, *_ in rows
+        ]
+    )
+    # The known source's height is known: its horizon is sharp (HORIZON_FIT_TRANSITION_M).
+    features = horizon_features(
+        np.array([row[4] for row in rows]), horizons_m, HORIZON_FIT_TRANSITION_M
+    )
+    beyond = int(np.count_nonzero(features[:, 0] > 0.5))
+    if min(beyond, len(rows) - beyond) < MIN_BEYOND_HORIZON_READINGS:
+        return None
+    return np.asarray(features, dtype=np.float64)
 
 
 def _timing_rows(
@@ -220,9 +281,10 @@ def _power_part(
         ),
         site=sites,
         receiver_ids=receiver_ids,
+        horizon_features=_horizon_features(sessions, used),
     )
     try:
-        fit = fit_power(
+        fit = _fit_power_with_horizon(
             data,
             start_sigma_db=prior.shadowing_sigma_db,
             min_sigma_db=options.min_shadowing_sigma_db,
@@ -325,6 +387,11 @@ def _calibration(
         update["shadowing_sigma_db"] = predictive_shadowing_sigma_db(power.fit)
         if power.fit.reference_loss_db is not None:
             update["reference_loss_db"] = power.fit.reference_loss_db
+        if power.fit.beyond_horizon is not None:
+            # Only positive, significant terms are left in (``_fit_power_with_horizon``).
+            step_db, slope_db_per_m = power.fit.beyond_horizon
+            update["beyond_horizon_db"] = step_db
+            update["beyond_horizon_db_per_km"] = 1e3 * slope_db_per_m
     if timing.fit is not None and timing.data is not None:
         ids = timing.data.receiver_ids
         clock_offsets.update({r: float(b) for r, b in zip(ids, timing.fit.biases_ns, strict=True)})

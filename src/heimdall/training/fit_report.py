@@ -159,6 +159,17 @@ def _global_parameters(
             "source": "prior",
             "reason": "no session with a known EIRP: the reference loss is not identifiable",
         }
+    # Loss past the radio horizon: what the fit kept (0 = a term left out as not
+    # significant, or no links past the horizon) and, for a kept term, its error.
+    step_se, slope_se = fit.beyond_horizon_se or (0.0, 0.0)
+    parameters["beyond_horizon_db"] = {
+        "value": _r(calibration.beyond_horizon_db, 3),
+        "se": _r(step_se, 3),
+    }
+    parameters["beyond_horizon_db_per_km"] = {
+        "value": _r(calibration.beyond_horizon_db_per_km, 4),
+        "se": _r(1e3 * slope_se, 4),
+    }
     return parameters
 
 

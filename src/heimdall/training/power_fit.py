@@ -6,6 +6,9 @@ its unknowns. Reading ``k`` (session ``s``, receiver ``i``, distance ``d``):
     P_k = P0_s - n D_k + g_i + e_k,   D_k = 10 log10(max(d, d0) / d0),
     e_k ~ N(0, sigma^2 + m_k^2)
 
+(minus ``A h1_k + B h2_k`` when the data carry horizon features: the loss past the radio
+horizon, ``localization.horizon``, linear in its step ``A`` and slope ``B``)
+
 with ``P0_s = EIRP_s - L0`` when the session's EIRP is known (``L0`` the path loss at
 ``d0``, the reference loss), else a free per-session power. Gains are known only up to
 a common constant (``P0`` or ``L0`` absorbs it): they are fitted with mean zero over
@@ -58,6 +61,10 @@ class PowerData:
     eirp_dbm: FloatArray  # per session, NaN when unknown
     site: IntArray  # per session: sessions of one site are one cluster
     receiver_ids: tuple[str, ...]
+    #: Per row, some of ``localization.horizon.horizon_features``' columns (0: the step,
+    #: 1: the slope), named by ``horizon_terms``; None leaves the horizon loss out.
+    horizon_features: FloatArray | None = None
+    horizon_terms: tuple[int, ...] = (0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,10 @@ class PowerFit:
     session_chi_square: FloatArray  # per session, weighted
     session_dof: FloatArray
     dof: float
+    #: Loss past the radio horizon: step (dB) and slope (dB per metre), a term left out
+    #: of the fit being 0; with their standard errors. None without horizon features.
+    beyond_horizon: tuple[float, float] | None = None
+    beyond_horizon_se: tuple[float, float] | None = None
 
 
 def _design(data: PowerData) -> tuple[FloatArray, FloatArray, BoolArray, bool]:
@@ -89,6 +100,8 @@ def _design(data: PowerData) -> tuple[FloatArray, FloatArray, BoolArray, bool]:
     columns = [basis[data.receiver], -data.log_distance_db[:, np.newaxis]]
     if has_reference_loss:
         columns.append(-row_known.astype(np.float64)[:, np.newaxis])
+    if data.horizon_features is not None:
+        columns.append(-data.horizon_features)
     design = np.hstack(columns)
     response = data.power_dbm - np.where(row_known, data.eirp_dbm[data.session], 0.0)
     return design, response, ~row_known, has_reference_loss
@@ -215,6 +228,16 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
     if has_reference_loss:
         reference_loss = float(coefficients[exponent_index + 1])
         reference_se = float(standard_errors(unit[[exponent_index + 1]])[0])
+    beyond_horizon = beyond_horizon_se = None
+    if data.horizon_features is not None:
+        terms = len(data.horizon_terms)
+        values, errors = [0.0, 0.0], [0.0, 0.0]
+        for k, term in enumerate(data.horizon_terms):
+            index = design.shape[1] - terms + k
+            values[term] = float(coefficients[index])
+            errors[term] = float(standard_errors(unit[[index]])[0])
+        beyond_horizon = (values[0], values[1])
+        beyond_horizon_se = (errors[0], errors[1])
     fitted_no_p0 = design @ coefficients
     # P0 of free sessions: the weighted session mean of what is left; known: EIRP - L0.
     source_power = np.full(sessions, np.nan)
@@ -245,6 +268,8 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
         session_chi_square=chi_square,
         session_dof=session_dof,
         dof=float(dof),
+        beyond_horizon=beyond_horizon,
+        beyond_horizon_se=beyond_horizon_se,
     )
 
 

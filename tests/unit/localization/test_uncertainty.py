@@ -12,6 +12,7 @@ from heimdall.localization.tdoa import (
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
+    estimated_scale_inflation,
     horizontal_dilution_of_precision,
     loewner_max,
 )
@@ -148,3 +149,36 @@ def test_pair_whitening_keeps_independent_sigmas_for_all_pairs() -> None:
     first, second = np.array([0, 0, 1]), np.array([1, 2, 2])
     sigmas_m = np.array([10.0, 20.0, 40.0])
     np.testing.assert_allclose(pair_whitening(first, second, sigmas_m), np.diag(1 / sigmas_m))
+
+
+def test_scale_inflation_uses_the_f_quantile_of_an_estimated_scale() -> None:
+    # chi2 / dof = 2 from 4 residuals: 2 x 2 F(2, 4) / chi2_2(95 %) = 2 x 13.89 / 5.99.
+    assert estimated_scale_inflation(8.0, 4) == pytest.approx(2 * 2 * 6.9443 / 5.9915, rel=1e-4)
+    # Residuals no larger than the model's sigmas keep the model's region.
+    assert estimated_scale_inflation(1.0, 4) == 1.0
+    assert estimated_scale_inflation(3.0, 0) == 1.0
+    # Many residuals: the F quantile tends to the chi-square one.
+    assert estimated_scale_inflation(2000.0, 1000) == pytest.approx(2.0, rel=0.01)
+
+
+def test_estimated_scale_regions_cover_when_the_model_sigma_is_too_small() -> None:
+    """A linear 2-D fit from 6 readings whose noise is 3x the model's sigma: scaling by
+    chi2 / dof alone (the old rule) covers ~89 %, the F quantile the nominal 95 %."""
+    rng = np.random.default_rng(3)
+    design = np.column_stack(
+        [np.ones(6), np.arange(6.0), np.arange(6.0) ** 2 / 5, np.cos(np.arange(6.0))]
+    )
+    trials, old, new = 4000, 0, 0
+    information_inverse = np.linalg.inv(design.T @ design)
+    for _ in range(trials):
+        noise = 3.0 * rng.standard_normal(6)  # the model believes sigma = 1
+        estimate = information_inverse @ design.T @ noise
+        residuals = noise - design @ estimate
+        chi_square, dof = float(residuals @ residuals), 6 - 4
+        position = estimate[1:3]
+        covariance = information_inverse[1:3, 1:3]
+        mahalanobis = float(position @ np.linalg.solve(covariance, position))
+        old += mahalanobis / max(1.0, chi_square / dof) <= CHI2_2DOF_95
+        new += mahalanobis / estimated_scale_inflation(chi_square, dof) <= CHI2_2DOF_95
+    assert old / trials < 0.92
+    assert new / trials == pytest.approx(0.95, abs=0.012)
