@@ -90,7 +90,8 @@ class TimedRecording:
     station: Receiver
     capture: IQCapture
     snr_db: float
-    occupied_bandwidth_hz: float
+    #: As ``dsp.measure`` measured it; None when the row has none.
+    occupied_bandwidth_hz: float | None
 
 
 def usable_for_tdoa(
@@ -112,10 +113,20 @@ def usable_for_tdoa(
 #: Partners a receiver whose pair with the reference is unusable is tried against
 #: (receivers already tied to the reference, strongest first), before it is given up.
 MAX_FALLBACK_PARTNERS = 2
-#: Below this median occupied bandwidth the signal has next to no timing (a carrier
-#: measures ~140 Hz): another reference or partner would only add chances for a
-#: spurious lag to pass the quality gate, and correlations, so none is tried.
-MIN_FALLBACK_BANDWIDTH_HZ = 1_000.0
+#: Below this median occupied bandwidth the signal carries no arrival time worth the
+#: name: an unmodulated carrier measures as a spectral line (its occupied bandwidth is
+#: the measurement's resolution bandwidth, ~140 Hz at 12 kHz), whose delay is only a
+#: phase. Its pairs' lags then time whatever else correlates in the band (an interferer
+#: heard by both receivers, impulses), and on the realistic benchmark such pairs passed
+#: the quality gate with 1.5-17 us sigmas and pulled carriers' fused fixes off their
+#: ellipses. No pair is formed; the power readings locate it.
+MIN_TIMING_BANDWIDTH_HZ = 1_000.0
+
+
+def median_bandwidth_hz(recordings: list[TimedRecording]) -> float | None:
+    """Median measured occupied bandwidth of the recordings (None: none was measured)."""
+    known = [r.occupied_bandwidth_hz for r in recordings if r.occupied_bandwidth_hz is not None]
+    return float(np.median(known)) if known else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +150,10 @@ def _pair(other: TimedRecording, partner: TimedRecording, lag: TdoaLag | str) ->
     pair_name = f"{other.station.id}-{partner.station.id}"
     if isinstance(lag, str):  # the pair could not be correlated at all
         return _Pair(other, partner, None, f"{pair_name}: {lag}")
-    sigma_s = pair_sigma_s(lag, min(partner.occupied_bandwidth_hz, other.occupied_bandwidth_hz))
+    bandwidths_hz = [
+        b for b in (partner.occupied_bandwidth_hz, other.occupied_bandwidth_hz) if b is not None
+    ]
+    sigma_s = pair_sigma_s(lag, min(bandwidths_hz, default=1.0))
     reason = None
     flat = lag.quality_db < MIN_TDOA_QUALITY_DB
     if flat:
@@ -180,8 +194,9 @@ def tdoa_observations_from_recordings(
       against up to ``MAX_FALLBACK_PARTNERS`` receivers already tied to the reference
       (strongest first): the first usable pair replaces it, and the set stays a tree.
 
-    Neither for a signal narrower than ``MIN_FALLBACK_BANDWIDTH_HZ`` (median over the
-    receivers' measurements), which has no timing to find.
+    None at all for a signal narrower than ``MIN_TIMING_BANDWIDTH_HZ`` (median over the
+    receivers' measurements): a carrier has no arrival time to find, and ``skipped``
+    says so.
 
     A pair still unusable is passed on with ``UNUSABLE_SIGMA_S`` (the result lists it);
     one that cannot be correlated (captures not overlapping in time) is left out. Why is
@@ -189,6 +204,15 @@ def tdoa_observations_from_recordings(
     correlations for 7 receivers and carry no more information on the receivers' own
     errors (their closure cancels them); these cost extra correlations only on failure.
     """
+    bandwidth_hz = median_bandwidth_hz(recordings)
+    if bandwidth_hz is not None and bandwidth_hz < MIN_TIMING_BANDWIDTH_HZ:
+        if skipped is not None:
+            skipped.append(
+                f"no TDOA: the signal's median occupied bandwidth is {bandwidth_hz:.0f} Hz "
+                f"(< {MIN_TIMING_BANDWIDTH_HZ:.0f} Hz), an unmodulated carrier carries no "
+                "arrival time"
+            )
+        return []
     recordings = usable_for_tdoa(recordings, skipped)
     if len(recordings) < 2:
         return []
@@ -227,16 +251,11 @@ def tdoa_observations_from_recordings(
         return correlate_all(reference, [r for r in recordings if r is not reference])
 
     pairs = star(by_strength[0])
-    timed_signal = (
-        float(np.median([r.occupied_bandwidth_hz for r in recordings])) >= MIN_FALLBACK_BANDWIDTH_HZ
-    )
     # The reference is suspect only when its two strongest partners both failed with it
-    # and one pair without it, those two, is usable: weak partners fail with anyone, and
-    # a signal without timing (a carrier) correlates flat against everyone.
+    # and one pair without it, those two, is usable: weak partners fail with anyone.
     failed = {id(p.other) for p in pairs if not p.usable}
     if (
-        timed_signal
-        and len(recordings) >= 3
+        len(recordings) >= 3
         and 2 * sum(p.usable for p in pairs) < len(pairs)
         and {id(by_strength[1]), id(by_strength[2])} <= failed
         and correlate(by_strength[2], by_strength[1]).usable
@@ -258,7 +277,7 @@ def tdoa_observations_from_recordings(
     weakest_tied_db = min((r.snr_db for r in tied), default=math.inf)
     observations = []
     for pair in pairs:
-        if timed_signal and not pair.usable and pair.other.snr_db >= weakest_tied_db:
+        if not pair.usable and pair.other.snr_db >= weakest_tied_db:
             for partner in tied[:MAX_FALLBACK_PARTNERS]:
                 fallback = correlate(pair.other, partner)
                 if fallback.usable:

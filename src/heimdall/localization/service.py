@@ -60,7 +60,7 @@ def tdoa_observations(
             station=receivers[m.websdr_id],
             capture=capture,
             snr_db=m.snr,
-            occupied_bandwidth_hz=m.occupied_bandwidth_hz or 1.0,
+            occupied_bandwidth_hz=m.occupied_bandwidth_hz,
         )
         for m, capture in zip(timed, captures, strict=True)
     ]

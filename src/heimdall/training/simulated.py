@@ -149,7 +149,7 @@ def recorded_session(
                     station=by_id[settings.id],
                     capture=capture,
                     snr_db=float(measured.snr_db),
-                    occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz) or 1.0,
+                    occupied_bandwidth_hz=float(measured.occupied_bandwidth_hz),
                 )
             )
     return rows, recordings
