@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
+from celery import Celery
 from kombu import Connection, Queue
 from kombu.message import Message
 
@@ -17,33 +19,37 @@ from tests.support.tcp_proxy import TcpProxy, free_port
 TASK = "heimdall.ops.publisher_probe"  # routed to the ops queue; never registered
 
 
-def test_published_message_is_celerys_own_on_the_routed_queue(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A queue of this test's own: nothing else consumes it.
-    monkeypatch.setenv("HEIMDALL_QUEUE_PREFIX", f"publisher-{uuid.uuid4().hex[:8]}-")
+@pytest.fixture
+def own_queues(monkeypatch: pytest.MonkeyPatch) -> Iterator[Celery]:
+    """A Celery app whose queues are this test's own: the session's worker consumes the
+    shared ones (it would take, and drop, the probe before the test reads it)."""
     from heimdall.core.settings import get_settings
 
+    monkeypatch.setenv("HEIMDALL_QUEUE_PREFIX", f"publisher-{uuid.uuid4().hex[:8]}-")
     get_settings.cache_clear()
     try:
-        app = create_celery()
-        queue = app.amqp.router.route({}, TASK, [], {})["queue"]
-        publisher = AsyncTaskPublisher(app)
-
-        async def publish_twice() -> list[str]:
-            ids = [await publisher.send_task(TASK, ["a", 1]) for _ in range(2)]
-            await publisher.close()
-            return ids
-
-        task_ids = asyncio.run(publish_twice())
-        with Connection(app.conf.broker_url) as connection:
-            bound = queue(connection.default_channel)
-            try:
-                received = [_get(bound) for _ in task_ids]
-            finally:
-                bound.delete()
+        yield create_celery()
     finally:
         get_settings.cache_clear()
+
+
+def test_published_message_is_celerys_own_on_the_routed_queue(own_queues: Celery) -> None:
+    app = own_queues
+    queue = app.amqp.router.route({}, TASK, [], {})["queue"]
+    publisher = AsyncTaskPublisher(app)
+
+    async def publish_twice() -> list[str]:
+        ids = [await publisher.send_task(TASK, ["a", 1]) for _ in range(2)]
+        await publisher.close()
+        return ids
+
+    task_ids = asyncio.run(publish_twice())
+    with Connection(app.conf.broker_url) as connection:
+        bound = queue(connection.default_channel)
+        try:
+            received = [_get(bound) for _ in task_ids]
+        finally:
+            bound.delete()
     assert [m.headers["id"] for m in received] == task_ids
     for message in received:
         assert message.headers["task"] == TASK
@@ -72,11 +78,11 @@ def test_unreachable_broker_raises_within_the_connect_timeout() -> None:
     assert time.monotonic() - started < 5.0
 
 
-def test_publish_after_the_broker_dropped_every_connection_succeeds() -> None:
+def test_publish_after_the_broker_dropped_every_connection_succeeds(own_queues: Celery) -> None:
     # A broker restart while the API sat idle: its open connection is dead, the broker
     # is back. The next trigger must not answer 503 for it, and its message must arrive.
     proxy = TcpProxy("127.0.0.1", 5672).start()
-    app = create_celery()
+    app = own_queues
     queue = app.amqp.router.route({}, TASK, [], {})["queue"]
     try:
         with Connection(app.conf.broker_url) as connection:
