@@ -43,16 +43,12 @@ from heimdall.localization.fusion import (
     Grid,
     Problem,
     RssBlock,
-    Solution,
     TdoaBlock,
     gaussian_grid_log_likelihood,
     grid_log_likelihood,
-    grid_peaks,
-    initial_parameters,
     leave_one_out_chi_square,
     normalised_residuals,
     power_exclusion_chi_square_drops,
-    refine,
     residual_jacobian,
     search_margin_m,
 )
@@ -67,6 +63,7 @@ from heimdall.localization.propagation import (
     tdoa_range_scale,
     timing_sigma_s,
 )
+from heimdall.localization.refinement import Solution, grid_peaks, initial_parameters, refine
 from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,

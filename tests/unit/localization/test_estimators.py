@@ -309,7 +309,7 @@ def test_surface_is_a_small_normalised_feature_collection(receivers: list[Receiv
 def test_a_walk_into_a_refined_minimum_basin_stops_there() -> None:
     from scipy.optimize import OptimizeResult
 
-    from heimdall.localization.fusion import Solution, _BasinWatch
+    from heimdall.localization.refinement import Solution, _BasinWatch
 
     found = Solution(np.array([1_000.0, 2_000.0, -30.0]), robust_cost=2.0)
     pulled_back = Solution(np.array([9_000.0, 9_000.0, -30.0]), 1.0, local_minimum=False)

@@ -13,11 +13,11 @@ from heimdall.localization.fusion import (
     Problem,
     RssBlock,
     normalised_residuals,
-    power_cost,
     residual_jacobian,
 )
 from heimdall.localization.geodesy import LocalFrame
 from heimdall.localization.horizon import HorizonLoss, horizon_features, radio_horizon_m
+from heimdall.localization.refinement import power_cost
 from heimdall.localization.rss import path_loss_db
 
 from .synthetic import error_m, true_ranges_m
