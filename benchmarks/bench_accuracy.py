@@ -380,6 +380,7 @@ def run(
     *,
     world: str = "clean",
     kind: ImpairmentKind | None = None,
+    ablate: bool = False,
     calibrations_wanted: tuple[str, ...] = CALIBRATIONS,
 ) -> Run:
     rng = np.random.default_rng(seed)
@@ -391,7 +392,9 @@ def run(
     if world == "realistic":
         # Its own generator: the clean world's draws (and table) stay as they were.
         network = realistic_world(network, np.random.default_rng([seed, 15]))
-        if kind is not None:
+        # An ablation row keeps only ``kind`` (None: no impairment at all, the "none" row);
+        # without ``ablate`` every impairment stays on.
+        if ablate:
             network = ablated(network, kind)
     receivers = receivers_of(network)
     localize(receivers, [], [])  # warm the frame cache
@@ -733,6 +736,7 @@ def main() -> None:
                 arguments.shadowing_db,
                 world="realistic",
                 kind=kind,
+                ablate=True,
                 calibrations_wanted=("fitted",),
             )
             rows.append(ablation_row(kind, part))
