@@ -15,7 +15,8 @@ times in turn with production settings and the default calibration, exactly as
 is ``tdoa_observations_from_recordings`` and ``localize``, nothing cached between runs
 but what a running worker also keeps (PROJ frames, grid ranges, the correlation threads).
 With ``--read-back`` the recordings are first stored as SigMF pairs in the configured
-S3 store (removed at the end) and each run reads them back as the service does
+S3 store (removed at the end), their metadata also in the rows as the acquisition keeps
+it, and each run reads them back as the service does
 (``service.tdoa_observations``): all of ``compute`` but the database.
 """
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import time
 import uuid
@@ -31,6 +31,7 @@ import uuid
 import numpy as np
 from bench_accuracy import TDOA_WINDOW_S, hidden_network, make_scenarios
 
+from heimdall.acquisition.stored import write_sigmf_pair
 from heimdall.core.process import prepare_computing_process
 from heimdall.core.settings import get_settings
 from heimdall.core.storage import ObjectStore
@@ -88,11 +89,12 @@ def stored(recorded: list[Session], store: ObjectStore, bucket: str, prefix: str
                 altitude_m=recording.station.altitude_m,
             )
             stem = f"{prefix}{number}/{row.websdr_id}"
-            samples = encode_ci16_le(recording.capture.samples)
-            row.data_url = store.put_bytes(bucket, f"{stem}.sigmf-data", samples).url
-            row.meta_url = store.put_bytes(
-                bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode()
-            ).url
+            # As the acquisition stores it: the pair, and the metadata in the row.
+            written = write_sigmf_pair(
+                store, bucket, stem, encode_ci16_le(recording.capture.samples), meta
+            )
+            row.data_url, row.meta_url = written.data_url, written.meta_url
+            row.sigmf_meta = written.meta_in_row
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ audio captures lives in this module.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from heimdall.acquisition.stored import StoredRecording, write_sigmf_pair
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore
 from heimdall.dsp.audio_measurement import measure_audio
@@ -55,7 +55,7 @@ def store_audio_recording(
     capture: AudioCapture,
     measurement: Measurement,
     description: str | None,
-) -> tuple[str, str]:
+) -> StoredRecording:
     """Audio SigMF pair plus the spectra/S-meter sidecar; the metadata last, naming the sidecar."""
     sidecar_key = f"{stem}{SIDECAR_SUFFIX}"
     meta = audio_sigmf_metadata(
@@ -67,9 +67,6 @@ def store_audio_recording(
         measurement=measurement,
         description=description,
     )
-    data_ref = store.put_bytes(bucket, f"{stem}.sigmf-data", encode_ri16_le(capture.samples))
+    # The sidecar before the metadata that names it.
     store.put_bytes(bucket, sidecar_key, sidecar_bytes(capture))
-    meta_ref = store.put_bytes(
-        bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode(), content_type="application/json"
-    )
-    return data_ref.url, meta_ref.url
+    return write_sigmf_pair(store, bucket, stem, encode_ri16_le(capture.samples), meta)

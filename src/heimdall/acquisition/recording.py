@@ -27,6 +27,7 @@ from heimdall.acquisition.audio_recording import (
     record_openwebrx,
     store_audio_recording,
 )
+from heimdall.acquisition.stored import StoredRecording, write_sigmf_pair
 from heimdall.core import metrics
 from heimdall.core.retry import retry_transient, storage_unavailable
 from heimdall.core.settings import Settings
@@ -69,6 +70,7 @@ class ReceiverOutcome:
     gps_locked: bool = False
     data_url: str | None = None
     meta_url: str | None = None
+    sigmf_meta: dict[str, Any] | None = None
 
 
 def session_prefix(task_id: uuid.UUID) -> str:
@@ -239,7 +241,7 @@ def store_recording(
     capture: Capture,
     measurement: Measurement,
     description: str | None,
-) -> tuple[str, str]:
+) -> StoredRecording:
     """Write the SigMF pair; the metadata last, so a reader never finds meta without data.
 
     Encoding happens here too: the caller runs this in a thread, off the event loop.
@@ -255,11 +257,7 @@ def store_recording(
         measurement=measurement,
         description=description,
     )
-    data_ref = store.put_bytes(bucket, f"{stem}.sigmf-data", encode_ci16_le(capture.samples))
-    meta_ref = store.put_bytes(
-        bucket, f"{stem}.sigmf-meta", json.dumps(meta).encode(), content_type="application/json"
-    )
-    return data_ref.url, meta_ref.url
+    return write_sigmf_pair(store, bucket, stem, encode_ci16_le(capture.samples), meta)
 
 
 def _recording_refs(data_url: str, meta_url: str | None) -> tuple[ObjectRef, ObjectRef]:
@@ -276,24 +274,34 @@ def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> I
 
 
 def load_recordings(
-    store: ObjectStore, urls: list[tuple[str, str | None]], pool: Executor
+    store: ObjectStore,
+    urls: list[tuple[str, str | None]],
+    pool: Executor,
+    metas: list[dict[str, Any] | None] | None = None,
 ) -> list[IQCapture]:
     """:func:`load_recording` of every ``(data_url, meta_url)``, in their order, with all
-    the GETs (two a recording) in flight on ``pool`` at once.
+    the GETs in flight on ``pool`` at once.
 
-    Each GET mostly waits on the store; reading a recording's two objects one after the
-    other doubled the wait. The first failure (a missing object, a corrupt document) is
-    raised, as a serial read would; the other GETs are left to finish on the pool.
+    ``metas``: each recording's metadata when its row carries it
+    (``Measurement.sigmf_meta``); those recordings cost one GET, the samples, instead of
+    two. Each GET mostly waits on the store; reading a recording's two objects one after
+    the other doubled the wait. The first failure (a missing object, a corrupt document)
+    is raised, as a serial read would; the other GETs are left to finish on the pool.
     """
+    known = metas if metas is not None else [None] * len(urls)
     refs = [_recording_refs(data_url, meta_url) for data_url, meta_url in urls]
-    gets = [
-        (
-            pool.submit(store.get_bytes, m.bucket, m.key),
-            pool.submit(store.get_bytes, d.bucket, d.key),
+    metas_read = {
+        k: pool.submit(store.get_bytes, meta_ref.bucket, meta_ref.key)
+        for k, ((meta_ref, _), meta) in enumerate(zip(refs, known, strict=True))
+        if meta is None
+    }
+    data_read = [pool.submit(store.get_bytes, d.bucket, d.key) for _, d in refs]
+    return [
+        capture_from_sigmf(
+            json.loads(metas_read[k].result()) if meta is None else meta, data.result()
         )
-        for m, d in refs
+        for k, (data, meta) in enumerate(zip(data_read, known, strict=True))
     ]
-    return [capture_from_sigmf(json.loads(meta.result()), data.result()) for meta, data in gets]
 
 
 @dataclass(slots=True)
@@ -331,7 +339,7 @@ async def measure_and_store(
     if ctx.before_processing is not None:
         await ctx.before_processing()
     measurement = await loop.run_in_executor(ctx.cpu, measure_capture, capture)
-    data_url, meta_url = await retry_transient(
+    stored = await retry_transient(
         lambda: ctx.io.run(
             store_recording,
             ctx.store,
@@ -353,8 +361,9 @@ async def measure_and_store(
         sample_rate_hz=capture.sample_rate_hz,
         sample_count=len(capture.samples),
         gps_locked=capture.has_gps_time,
-        data_url=data_url,
-        meta_url=meta_url,
+        data_url=stored.data_url,
+        meta_url=stored.meta_url,
+        sigmf_meta=stored.meta_in_row,
     )
 
 

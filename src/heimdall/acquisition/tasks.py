@@ -479,4 +479,5 @@ def measurement_row(
         "gps_locked": outcome.gps_locked,
         "data_url": outcome.data_url,
         "meta_url": outcome.meta_url,
+        "sigmf_meta": outcome.sigmf_meta,
     }

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from heimdall.acquisition.recording import load_recordings
 from heimdall.core import metrics
@@ -52,9 +52,15 @@ def tdoa_observations(
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
     timed = [m for m in measurements if m.gps_locked]
-    # Two GETs per recording, each mostly a wait on the store: all of them at once (the
-    # first failure is raised here, as a serial read would).
-    captures = load_recordings(store, [(m.data_url, m.meta_url) for m in timed], read_pool())
+    # The samples' GET per recording (and the metadata's, for a row that does not carry
+    # it), each mostly a wait on the store: all at once (the first failure is raised here,
+    # as a serial read would).
+    captures = load_recordings(
+        store,
+        [(m.data_url, m.meta_url) for m in timed],
+        read_pool(),
+        metas=[m.sigmf_meta for m in timed],
+    )
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
@@ -242,7 +248,11 @@ def compute(
             f"acquisition {task_id} is {acquisition.status}; only SUCCESS can be localized"
         )
     measurements = list(
-        session.scalars(select(Measurement).where(Measurement.task_id == task_id)).all()
+        session.scalars(
+            select(Measurement)
+            .where(Measurement.task_id == task_id)
+            .options(undefer(Measurement.sigmf_meta))
+        ).all()
     )
     receivers = {
         s.id: Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Index, Integer, Text, Uuid
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from heimdall.core.db import Base
@@ -45,3 +47,7 @@ class Measurement(Base):
     gps_locked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     data_url: Mapped[str] = mapped_column(Text, nullable=False)
     meta_url: Mapped[str | None] = mapped_column(Text)
+    #: The recording's SigMF metadata as written to ``meta_url``, when it is small (a
+    #: live capture's; ``acquisition.stored.META_IN_ROW_MAX_BYTES``): the localization
+    #: then reads one object per recording, not two. Deferred: listings never load it.
+    sigmf_meta: Mapped[dict[str, Any] | None] = mapped_column(JSONB, deferred=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
@@ -143,6 +143,7 @@ def _known_source_session(
             select(Measurement)
             .where(Measurement.task_id == task_id)
             .order_by(Measurement.websdr_id)
+            .options(undefer(Measurement.sigmf_meta))  # the recordings' timing
         ).all()
     )
     stations = session.scalars(

@@ -95,6 +95,19 @@ async def test_happy_path_records_every_receiver(
     assert capture["core:frequency"] == 145.5e6
     assert len(capture["heimdall:block_time_ns"]) == len(samples) // 512
     assert recording.get_global_field("core:geolocation")["type"] == "Point"
+    # Each row carries its recording's metadata, the very document stored beside the
+    # samples (the localization reads it from the row: one GET per recording).
+    with sync_engine().connect() as conn:
+        rows = conn.execute(
+            text("SELECT websdr_id, sigmf_meta FROM measurements WHERE task_id = :t"),
+            {"t": task_id},
+        ).all()
+    assert {r.websdr_id for r in rows} == STATIONS
+    for row in rows:
+        stored = object_store.get_bytes(
+            settings.s3_bucket_raw, f"sessions/{task_id}/{row.websdr_id}.sigmf-meta"
+        )
+        assert row.sigmf_meta == json.loads(stored)
 
 
 async def test_one_receiver_offline(api: httpx.AsyncClient, simulator: RunningNetwork) -> None:

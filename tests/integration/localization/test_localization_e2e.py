@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import httpx
+import pytest
 from pyproj import Geod
+from sqlalchemy import text
 
+from heimdall.core.db import session_scope
 from heimdall.core.settings import get_settings
-from heimdall.core.storage import ObjectStore
+from heimdall.core.storage import ObjectStore, ObjectStoreError
+from heimdall.localization import service
 from heimdall.simulator.network import RunningNetwork
 from tests.integration.acquisition.test_acquisition_e2e import acquire, set_fault, wait_finished
 from tests.support.asgi import service_client
@@ -104,3 +109,38 @@ async def test_too_few_receivers_is_an_explicit_result(api: httpx.AsyncClient) -
     assert result["latitude"] is None
     assert again.status_code == 200
     assert again.json()["status"] == "insufficient_receivers"
+
+
+async def test_timing_is_read_from_the_rows_and_from_the_store_for_older_rows(
+    api: httpx.AsyncClient,
+) -> None:
+    """A row carrying its recording's metadata needs only the samples' object; a row
+    without it (written before the column) still reads the metadata object."""
+    task_id = await acquire(api, frequency_mhz=145.5, duration_seconds=2)
+    assert (await wait_finished(api, task_id))["state"] == "SUCCESS"
+    async with service_client("inference") as inference:
+        await wait_localized(inference, task_id)  # the chained task is done with them
+    settings = get_settings()
+    store = ObjectStore(settings)
+    prefix = f"sessions/{task_id}/"
+    metas = [k for k in store.list_keys(settings.s3_bucket_raw, prefix) if k.endswith("-meta")]
+    assert len(metas) == 7
+    for key in metas:
+        store.delete_prefix(settings.s3_bucket_raw, key)
+
+    def localize(null_rows: bool) -> dict[str, Any]:
+        with session_scope() as session:
+            if null_rows:
+                session.execute(
+                    text("UPDATE measurements SET sigmf_meta = NULL WHERE task_id = :t"),
+                    {"t": task_id},
+                )
+            result = service.compute(session, store, settings, uuid.UUID(task_id), method="tdoa")
+            outcome = {"status": result.status, "method": result.method}
+            session.rollback()
+            return outcome
+
+    from_rows = await asyncio.to_thread(localize, False)
+    assert from_rows["status"] == "ok" and from_rows["method"] == "tdoa", from_rows
+    with pytest.raises(ObjectStoreError, match="sigmf-meta"):
+        await asyncio.to_thread(localize, True)

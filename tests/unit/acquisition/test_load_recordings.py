@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from heimdall.acquisition.recording import load_recording, load_recordings
-from heimdall.core.storage import ObjectStoreError
+from heimdall.acquisition.stored import META_IN_ROW_MAX_BYTES, write_sigmf_pair
+from heimdall.core.storage import ObjectRef, ObjectStoreError
 from heimdall.dsp.signals import make_capture
 from heimdall.receivers.sigmf_io import encode_ci16_le, sigmf_metadata
 
@@ -23,8 +24,14 @@ class FakeStore:
     def __init__(self, barrier: threading.Barrier | None = None) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
         self.barrier = barrier
+        self.gets: list[str] = []
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, **_: object) -> ObjectRef:
+        self.objects[(bucket, key)] = data
+        return ObjectRef(bucket, key)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
+        self.gets.append(key)
         if self.barrier is not None:
             self.barrier.wait()
         try:
@@ -65,3 +72,40 @@ def test_a_missing_or_corrupt_object_fails_the_read() -> None:
     store.objects[("raw", "s/a.sigmf-meta")] = b"{not json"
     with ThreadPoolExecutor(4) as pool, pytest.raises(ValueError):
         load_recordings(store, urls, pool)  # type: ignore[arg-type]
+
+
+def test_a_row_carrying_its_metadata_costs_one_get_and_reads_the_same() -> None:
+    store = FakeStore()
+    urls = [_store_recording(store, s) for s in ("a", "b", "c")]
+    metas = [json.loads(store.objects[("raw", f"s/{s}.sigmf-meta")]) for s in ("a", "b", "c")]
+    with ThreadPoolExecutor(4) as pool:
+        both = load_recordings(store, urls, pool)  # type: ignore[arg-type]
+        store.gets.clear()
+        # b's row predates the column (or its metadata was too long for the row).
+        rows = load_recordings(store, urls, pool, [metas[0], None, metas[2]])  # type: ignore[arg-type]
+    assert sorted(store.gets) == [
+        "s/a.sigmf-data",
+        "s/b.sigmf-data",
+        "s/b.sigmf-meta",
+        "s/c.sigmf-data",
+    ]
+    for read, fetched in zip(rows, both, strict=True):
+        assert read.station_id == fetched.station_id
+        np.testing.assert_array_equal(read.samples, fetched.samples)
+        np.testing.assert_array_equal(read.block_time_ns, fetched.block_time_ns)
+        np.testing.assert_array_equal(read.block_gps_status, fetched.block_gps_status)
+        assert read.sample_rate_hz == fetched.sample_rate_hz
+        assert read.start_time == fetched.start_time
+
+
+def test_the_row_keeps_the_metadata_only_when_it_is_small() -> None:
+    store = FakeStore()
+    short = {"global": {}, "captures": [{"stamps": list(range(10))}]}
+    written = write_sigmf_pair(store, "raw", "s/a", b"\x00" * 8, short)  # type: ignore[arg-type]
+    assert written.meta_in_row == short
+    assert json.loads(store.objects[("raw", "s/a.sigmf-meta")]) == short
+    long = {"global": {}, "captures": [{"stamps": list(range(META_IN_ROW_MAX_BYTES // 4))}]}
+    written = write_sigmf_pair(store, "raw", "s/b", b"\x00" * 8, long)  # type: ignore[arg-type]
+    assert written.meta_in_row is None  # read from its object, as before
+    assert written.meta_url == "s3://raw/s/b.sigmf-meta"
+    assert json.loads(store.objects[("raw", "s/b.sigmf-meta")]) == long

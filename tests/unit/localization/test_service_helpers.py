@@ -435,7 +435,9 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
 
     seen_urls: list[list[tuple[str, str | None]]] = []
 
-    def load(store: object, urls: list[tuple[str, str | None]], pool: object) -> list[IQCapture]:
+    def load(
+        store: object, urls: list[tuple[str, str | None]], pool: object, metas: object = None
+    ) -> list[IQCapture]:
         seen_urls.append(urls)
         return [
             make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
