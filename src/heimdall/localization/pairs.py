@@ -18,6 +18,7 @@ from pyproj import Geod
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lags
 from heimdall.localization.estimate import Receiver, TdoaObservation
+from heimdall.localization.lag_process import LagProcessUnavailable, lag_process
 from heimdall.localization.pools import correlation_pool
 from heimdall.localization.windows import common_window, window_covering
 from heimdall.receivers.capture import IQCapture
@@ -174,6 +175,57 @@ def _pair(other: TimedRecording, partner: TimedRecording, lag: TdoaLag | str) ->
     return _Pair(other, partner, observation, reason, flat)
 
 
+#: A reference with at least this many partners has half of them correlated in the lag
+#: process (``lag_process``); fewer are not worth the captures' crossing.
+MIN_PARTNERS_TO_SPLIT = 4
+
+
+def _lags_elsewhere(
+    reference: IQCapture, partners: list[IQCapture], max_lags_s: list[float]
+) -> list[TdoaLag | ValueError]:
+    """``tdoa_lags`` in the lag process (the reference's FFTs are redone there)."""
+    return tdoa_lags(
+        reference, partners, max_lags_s=max_lags_s, max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ
+    )
+
+
+def reference_lags(
+    reference: PreparedCapture, partners: list[IQCapture], max_lags_s: list[float]
+) -> list[TdoaLag | ValueError]:
+    """``tdoa_lags`` of a reference's partners, the pairs going through each stage
+    together as rows of batched FFTs; the second half of a large star in the lag process
+    meanwhile, on the other core. The same results either way: a pair's rows are
+    independent of the others', and a busy or dead lag process leaves its half here.
+    """
+    split = len(partners) // 2 if len(partners) >= MIN_PARTNERS_TO_SPLIT else len(partners)
+    elsewhere = None
+    if split < len(partners):
+        try:
+            elsewhere = lag_process().send(
+                _lags_elsewhere, reference.capture, partners[split:], max_lags_s[split:]
+            )
+        except LagProcessUnavailable:
+            split = len(partners)
+
+    def here(start: int, stop: int) -> list[TdoaLag | ValueError]:
+        return tdoa_lags(
+            reference,
+            partners[start:stop],
+            max_lags_s=max_lags_s[start:stop],
+            max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
+            # What stays per pair between the batched FFTs overlaps on the threads.
+            executor=correlation_pool(),
+        )
+
+    lags = here(0, split)
+    if elsewhere is None:
+        return lags
+    try:
+        return lags + elsewhere()
+    except LagProcessUnavailable:  # gone, or too slow: its half is done here
+        return lags + here(split, len(partners))
+
+
 def tdoa_observations_from_recordings(
     recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
 ) -> list[TdoaObservation]:
@@ -229,14 +281,10 @@ def tdoa_observations_from_recordings(
     def correlate_all(partner: TimedRecording, others: list[TimedRecording]) -> list[_Pair]:
         if id(partner) not in prepared:  # its FFTs and carrier fit serve all its pairs
             prepared[id(partner)] = PreparedCapture(windows[id(partner)])
-        # The pairs go through each stage together, as rows of batched FFTs.
-        lags = tdoa_lags(
+        lags = reference_lags(
             prepared[id(partner)],
             [windows[id(other)] for other in others],
-            max_lags_s=[baseline_s(partner.station, other.station) + 1e-4 for other in others],
-            max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
-            # What stays per pair between the batched FFTs overlaps on the threads.
-            executor=correlation_pool(),
+            [baseline_s(partner.station, other.station) + 1e-4 for other in others],
         )
         # A ValueError: the pair cannot be correlated (e.g. recordings made at different times).
         return [

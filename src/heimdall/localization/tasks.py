@@ -6,13 +6,25 @@ import logging
 import uuid
 from typing import Any
 
+from celery.signals import worker_process_init
+
+from heimdall.core import worker
 from heimdall.core.celery_app import celery_app
 from heimdall.core.db import session_scope
 from heimdall.core.settings import get_settings
 from heimdall.core.storage import ObjectStore
 from heimdall.localization import service
+from heimdall.localization.lag_process import lag_process
 
 logger = logging.getLogger(__name__)
+
+
+@worker_process_init.connect
+def start_lag_process(**_: object) -> None:
+    # A compute worker's child starts its lag process now (it imports for about a
+    # second), not during its first localization.
+    if worker.current_role == "compute":
+        lag_process()
 
 
 # A localization takes well under a second; the limits catch a pathological input.
