@@ -13,7 +13,7 @@ receiver GPS-timed; each is rendered once through the simulator's frames and
 times in turn with production settings and the default calibration, exactly as
 ``localization.service.compute`` does once it has read the recordings back: what is timed
 is ``tdoa_observations_from_recordings`` and ``localize``, nothing cached between runs
-but what a running worker also keeps (PROJ frames, grid ranges, the correlation threads).
+but what a running worker also keeps (PROJ frames, grid ranges, the read threads).
 With ``--read-back`` the recordings are first stored as SigMF pairs in the configured
 S3 store (removed at the end), their metadata also in the rows as the acquisition keeps
 it, and each run reads them back as the service does

@@ -3,9 +3,9 @@
 * One BLAS thread. Heimdall's linear algebra is either small (3x3 normal equations,
   13x3 Jacobians) or long matrix-vector products in the TDOA peak refinement. OpenBLAS
   spreads the long ones over its own threads, which then spin for a while after every
-  call: against the localization's second correlation thread, and against the
-  ``localize`` that follows the lags, which ran 2-3x slower right after them. The
-  parallelism Heimdall wants is its own (receivers, lag pairs).
+  call: against the localization's own threads (then a second correlation thread), and
+  against the ``localize`` that follows the lags, which ran 2-3x slower right after
+  them. The parallelism Heimdall wants is its own (receivers, recordings read back).
 * The objects alive at start-up frozen out of the garbage collector. A full collection
   walks every tracked object: with the ~140 000 of a process that has imported the
   stack, one took ~110 ms in the middle of a localization. Frozen, the long-lived

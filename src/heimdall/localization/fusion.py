@@ -356,7 +356,7 @@ def leave_one_out_chi_square(problem: Problem, grid: Grid) -> FloatArray:
     # sum w (p - p0)^2 = sum w p^2 - (sum w p)^2 / sum w: two weighted sums per subset
     # instead of one (subsets, cells, readings) array per step. Centred per cell first,
     # so nothing large cancels. einsum, not a BLAS product that OpenBLAS may spread over
-    # threads competing with the service's correlation threads.
+    # threads competing with the service's own work.
     centred_dbm = implied_p0_dbm - np.mean(implied_p0_dbm, axis=-1, keepdims=True)
     weighted_sums = np.einsum("ck,sk->sc", centred_dbm, weights)
     chi_square = np.maximum(

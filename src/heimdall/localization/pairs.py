@@ -19,7 +19,6 @@ from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lags
 from heimdall.localization.estimate import Receiver, TdoaObservation
 from heimdall.localization.lag_process import LagProcessUnavailable, lag_process
-from heimdall.localization.pools import correlation_pool
 from heimdall.localization.windows import common_window, window_covering
 from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.gps_stamps import clean_capture
@@ -101,8 +100,9 @@ def usable_for_tdoa(
     """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
     are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
     usable = []
-    # Each capture's stamp fit is independent of the others': on the correlation threads.
-    cleaned = correlation_pool().map(clean_capture, [r.capture for r in recordings])
+    # One after the other: a fit is ~0.5 ms of small numpy calls that hold the GIL
+    # between them, so threads only convoyed on it (docs/BENCHMARKS.md, issue 13).
+    cleaned = [clean_capture(r.capture) for r in recordings]
     for recording, (capture, fit) in zip(recordings, cleaned, strict=True):
         if fit.usable:
             usable.append(dataclass_replace(recording, capture=capture))
@@ -213,8 +213,9 @@ def reference_lags(
             partners[start:stop],
             max_lags_s=max_lags_s[start:stop],
             max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
-            # What stays per pair between the batched FFTs overlaps on the threads.
-            executor=correlation_pool(),
+            # No executor: what stays per pair between the batched FFTs is numpy calls
+            # on ~23 000 samples, too short to overlap on threads (they convoyed on the
+            # GIL: more CPU and no less wall time, docs/BENCHMARKS.md, issue 13).
         )
 
     lags = here(0, split)

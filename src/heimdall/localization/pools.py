@@ -1,8 +1,10 @@
 """Thread pools of the localization, started once per process and forgotten in a fork.
 
-numpy and scipy.fft release the GIL for the heavy parts of a correlation, and an S3 GET
-mostly waits on the store: both overlap on threads. A pool per localization spent about
-a millisecond starting and joining its threads, so each pool lives as long as the process.
+An S3 GET mostly waits on the store: the recordings' reads overlap on threads. A pool
+per localization spent about a millisecond starting and joining its threads, so each
+pool lives as long as the process. The correlations have none: their per-pair numpy
+calls are too short to overlap, and on two threads they cost more CPU for no less wall
+time (GIL convoys; docs/BENCHMARKS.md, issue 13).
 """
 
 from __future__ import annotations
@@ -10,10 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-
-# Recordings' GPS stamps fitted, and what stays per pair between the batched FFTs of
-# ``dsp.tdoa.tdoa_lags`` done, at once (the service's machines have 2 cores).
-TDOA_WORKERS = 2
 
 #: GETs to S3 at once (two a recording: 8 recordings' meta and data objects): each mostly
 #: waits on the store, not the CPU. The store client keeps as many connections.
@@ -31,11 +29,6 @@ def _named_pool(name: str, workers: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=name)
         return pool
-
-
-def correlation_pool() -> ThreadPoolExecutor:
-    """The threads the recordings' GPS stamps are fitted and the pairs' own work is done on."""
-    return _named_pool("tdoa", TDOA_WORKERS)
 
 
 def read_pool() -> ThreadPoolExecutor:

@@ -401,27 +401,27 @@ def test_a_signal_without_timing_costs_no_second_reference() -> None:
     assert len(calls) == 4
 
 
-def test_correlation_pool_is_kept_per_process() -> None:
+def test_read_pool_is_kept_per_process() -> None:
     from heimdall.localization import pools
 
-    pool = pools.correlation_pool()
-    assert pools.correlation_pool() is pool
+    pool = pools.read_pool()
+    assert pools.read_pool() is pool
     assert list(pool.map(abs, [-1, -2])) == [1, 2]
     # What a forked child runs: the inherited pool has no threads, a new one is started.
     pools.forget_pools()
-    assert pools.correlation_pool() is not pool
+    assert pools.read_pool() is not pool
 
 
-def test_a_forked_child_correlates_on_threads_of_its_own() -> None:
+def test_a_forked_child_reads_on_threads_of_its_own() -> None:
     from heimdall.localization import pools
 
     # The parent's threads are running (they start on the first task) before the fork.
-    assert list(pools.correlation_pool().map(abs, [-1, -2])) == [1, 2]
+    assert list(pools.read_pool().map(abs, [-1, -2])) == [1, 2]
     pid = os.fork()
     if pid == 0:  # the child: with the parent's pool its task would never run
         code = 1
         try:
-            code = 0 if pools.correlation_pool().submit(abs, -3).result(timeout=10) == 3 else 1
+            code = 0 if pools.read_pool().submit(abs, -3).result(timeout=10) == 3 else 1
         finally:
             os._exit(code)  # never back into pytest
     _, status = os.waitpid(pid, 0)

@@ -97,7 +97,8 @@ def tdoa_lags(
 
     The results are those of one pair at a time (to float rounding): the rows of a
     batched FFT are independent. ``executor``: threads for what stays per pair between
-    the batched FFTs (``carrier.map_rows``; the results do not depend on it).
+    the batched FFTs (``carrier.map_rows``; the results do not depend on it; the
+    localization passes none).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
