@@ -14,6 +14,7 @@ from heimdall.dsp.tdoa import (
     resample_to_rate,
     tdoa_lag,
 )
+from heimdall.dsp.tdoa.carrier import lag_block_sums
 
 from .conftest import SAMPLE_RATE_HZ
 
@@ -231,3 +232,25 @@ def test_ambiguity_search_rejects_bad_arguments() -> None:
         cross_ambiguity_peak(x, x, SAMPLE_RATE_HZ, 5, max_frequency_offset_hz=0.0)
     with pytest.raises(ValueError, match="too short"):
         cross_ambiguity_peak(x[:40], x[:40], SAMPLE_RATE_HZ, 5)
+
+
+@pytest.mark.parametrize("decimation", [1, 3, 4, 30, 64, 65, 250])
+def test_lag_block_sums_round_as_one_lag_at_a_time(decimation: int) -> None:
+    """The column-wise block sums add in numpy's pairwise order: bit for bit the per-lag
+    ``sum(axis=1)`` the search used (a rounding difference moves a lag by ~1e-4 sample)."""
+    rng = np.random.default_rng(decimation)
+    x = complex_white_noise(1.0, 20_011, rng)
+    y = complex_white_noise(1.0, 20_014, rng)[3:]  # a view starting off the allocation
+    max_lag = 7
+    block_count = (len(x) - 2 * max_lag) // decimation
+    used = block_count * decimation
+    x_conj = np.conj(x[max_lag : max_lag + used])
+    expected = np.stack(
+        [
+            (x_conj * y[max_lag + lag : max_lag + lag + used])
+            .reshape(block_count, decimation)
+            .sum(axis=1)
+            for lag in range(-max_lag, max_lag + 1)
+        ]
+    )
+    assert np.array_equal(lag_block_sums(x, y, max_lag, decimation, block_count), expected)
