@@ -28,6 +28,7 @@ from heimdall.dsp.tdoa.peak import (
     _rms_bandwidth_hz,
     _unit_phasors,
     choose_peak,
+    fft_frequencies,
 )
 
 #: Below this quality (dB of main peak over the strongest correlation outside
@@ -173,7 +174,7 @@ def _correlation_lag(
     """``cross_correlation_lag`` on validated input, ``x``'s FFTs and carrier fits memoised."""
     search = int(np.ceil(max_lag_samples))
     span, length = _correlation_length(len(x.samples), len(y_iq), search)
-    frequency_cycles = scipy.fft.fftfreq(length)
+    frequency_cycles = fft_frequencies(length)
     spectrum_y = scipy.fft.fft(y_iq, length)
     spectrum_x = x.spectrum(length).copy()  # the memoised one is read-only
     if carrier_notch_hz is not None:
@@ -327,7 +328,7 @@ def _correlation_peak(
     """
     spectrum_x, spectrum_y = spectra
     length = len(cross_spectrum)
-    frequency_cycles = scipy.fft.fftfreq(length)
+    frequency_cycles = fft_frequencies(length)
 
     lags = np.arange(-span, span + 1)
     magnitude = np.abs(correlation[lags % length]).astype(np.float64)

@@ -15,7 +15,7 @@ from scipy.signal import czt
 
 from heimdall.dsp.spectrum import validate_sample_rate
 from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _line_phasors
-from heimdall.dsp.tdoa.peak import _unit_phasors
+from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies
 
 #: Largest drift (samples, either side of the record's centre) bridged with a Taylor
 #: series: by ``tdoa_lag`` inside the correlation (the reference's stretched spectrum)
@@ -132,7 +132,7 @@ class _SegmentSpectra:
             # (-j 2 pi f)^m / m! = j^m t_m, t_m the running product of -2 pi f / k over
             # k <= m: real float64 products (a third of the complex ones' time) that
             # round as the imaginary steps' did, and j^m is exact in complex64.
-            angular = -2 * np.pi * scipy.fft.fftfreq(length)
+            angular = -2 * np.pi * fft_frequencies(length)
             magnitude = np.ones(length)
             series = np.empty((terms, length), dtype=np.complex64)
             series[0] = moments[0]
@@ -162,7 +162,7 @@ class _SegmentSpectra:
             band_power = running[2 * half + 1 :] - running[: -2 * half - 1]
             band = (int(np.argmax(band_power)) + np.arange(-half, half + 1)) % length
             peak = int(band[np.argmax(power[band])])
-            line = self.carrier(float(scipy.fft.fftfreq(length)[peak]), length)
+            line = self.carrier(float(fft_frequencies(length)[peak]), length)
             tone = line.amplitude * _line_phasors(line.cycles, len(self.samples))
             cached = (line, _SegmentSpectra((self.samples - tone).astype(np.complex64)))
             self._without_line[key] = cached

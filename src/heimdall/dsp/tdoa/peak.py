@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+import scipy.fft
 
 #: Probe spacings of the successive parabola fits that refine a peak (a carrier's
 #: frequency, the cross-ambiguity's offset; a correlation peak when Newton steps
@@ -62,8 +63,18 @@ def _roots_of_unity(length: int) -> npt.NDArray[np.complex64]:
 
 
 def _integer_lag_phasors(length: int, lag: int) -> npt.NDArray[np.complex64]:
-    """exp(j 2 pi k lag / length) for every FFT bin k: an integer shift, exact by lookup."""
-    return _roots_of_unity(length)[np.arange(length) * lag % length]
+    """exp(j 2 pi k lag / length) for every FFT bin k: an integer shift, exact by lookup
+    (``take``'s wrap is the modulo, at half the cost of numpy's ``%``)."""
+    return np.take(_roots_of_unity(length), np.arange(length) * lag, mode="wrap")
+
+
+@lru_cache(maxsize=8)
+def fft_frequencies(length: int) -> npt.NDArray[np.float64]:
+    """``scipy.fft.fftfreq(length)``, cycles per sample (read-only: shared by every caller,
+    as a localization's pairs share their FFT lengths)."""
+    cycles = scipy.fft.fftfreq(length)
+    cycles.flags.writeable = False
+    return cycles
 
 
 def _parabola_vertex(values: npt.NDArray[np.float64]) -> float:

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.tdoa.carrier import BATCH_FFT_WORKERS, _notch
-from heimdall.dsp.tdoa.peak import _unit_phasors
+from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies
 
 WINDOW_COUNT = 8
 #: Windows whose peak correlation is below this share of the best window's carry no
@@ -202,7 +202,7 @@ def window_lags_batched(
         cross = (spectra_y * np.conj(spectra_x)).astype(np.complex64)
         fractions, peaks, converged = _batched_newton(
             cross,
-            scipy.fft.fftfreq(length),
+            fft_frequencies(length),
             np.concatenate([e - ys for _, _, ys, e in placed]),
         )
         energies = np.sqrt(
