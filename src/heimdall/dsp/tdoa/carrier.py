@@ -33,9 +33,11 @@ MAX_FREQUENCY_OFFSET_HZ = 100.0
 CARRIER_NOTCH_HZ = 30.0
 
 
-#: Threads one batched FFT (a reference's partners, rows of a 2-D array) is split over:
-#: every CPU, as the pairs were correlated on a thread each before they were batched.
-BATCH_FFT_WORKERS = -1
+#: Threads one batched FFT (a reference's partners, rows of a 2-D array) is split over.
+#: One: a reference's 4-6 partners' rows of up to ~23 600 points split over both cores
+#: cost ~1 ms more CPU a localization for no less wall time (7 x 2 s, on 2 cores
+#: shared with another benchmark; on a quiet machine no difference was seen).
+BATCH_FFT_WORKERS = 1
 
 
 def map_rows(executor: Executor | None, function: Callable[[T], R], items: list[T]) -> list[R]:
