@@ -227,17 +227,18 @@ def likelihood_surface_geojson(
     corner_lat_deg, corner_lon_deg = frame.plane_to_geodetic(corner_x_m, corner_y_m)
     corner_lon_deg = np.round(corner_lon_deg, 6).tolist()
     corner_lat_deg = np.round(corner_lat_deg, 6).tolist()
+    # Up to max_features x 5 corners in Python: from lists, not numpy scalars.
     features = [
         {
             "type": "Feature",
             "geometry": {
                 "type": "Polygon",
-                "coordinates": [[list(point) for point in zip(lons, lats, strict=True)]],
+                "coordinates": [[[lon, lat] for lon, lat in zip(lons, lats, strict=True)]],
             },
-            "properties": {"likelihood": round(float(value), 6)},
+            "properties": {"likelihood": round(value, 6)},
         }
         for lons, lats, value in zip(
-            corner_lon_deg, corner_lat_deg, relative[rows, columns], strict=True
+            corner_lon_deg, corner_lat_deg, relative[rows, columns].tolist(), strict=True
         )
     ]
     return {
