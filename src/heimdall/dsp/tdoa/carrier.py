@@ -14,7 +14,13 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.spectrum import validate_iq, validate_sample_rate
-from heimdall.dsp.tdoa.peak import _parabola_vertex, _refine_peak, _turn_fraction, _unit_phasors
+from heimdall.dsp.tdoa.peak import (
+    _parabola_vertex,
+    _refine_peak,
+    _turn_fraction,
+    _unit_phasors,
+    sample_index,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -66,7 +72,7 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     sum, probing within a bin; the amplitude is the least-squares one at that frequency.
     """
     count = len(samples)
-    index = np.arange(count, dtype=np.float64)
+    index = sample_index(count)
     # Take the coarse frequency out once: what is left of the tone turns by at most a
     # few cycles over the record, so sums over blocks of LINE_FIT_BLOCK_SAMPLES (each
     # taken at its centre) keep its Fourier sum to ~1e-5 at a fraction of the cost.
@@ -114,7 +120,7 @@ class _Line:
 
 def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
     """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
-    return _unit_phasors(_turn_fraction(cycles * np.arange(count, dtype=np.float64)))
+    return _unit_phasors(_turn_fraction(cycles * sample_index(count)))
 
 
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
@@ -159,33 +165,49 @@ _PAIRWISE_BLOCK_FLOATS = 128
 
 
 def _pairwise_column_sum(
-    term: Callable[[int], npt.NDArray[np.complex64]], first: int, count: int
+    term: Callable[[int, npt.NDArray[np.complex64]], object],
+    first: int,
+    count: int,
+    shape: tuple[int, ...],
+    scratch: npt.NDArray[np.complex64],
 ) -> npt.NDArray[np.complex64]:
-    """The sum of ``term(first) .. term(first + count - 1)`` added in the order numpy's
-    ``sum`` adds the ``count`` elements of one contiguous complex64 run (its pairwise
-    summation), so that it rounds bit for bit as ``run.sum()`` would."""
+    """The sum of terms ``first .. first + count - 1`` (``term(j, out)`` writes term j
+    into ``out``) added in the order numpy's ``sum`` adds the ``count`` elements of one
+    contiguous complex64 run (its pairwise summation), so that it rounds bit for bit as
+    ``run.sum()`` would. ``scratch``: an array of ``shape`` to compute terms into."""
     floats = 2 * count  # numpy counts a complex run's floats
     if floats < 8:
-        total = term(first).copy()
+        total = np.empty(shape, dtype=np.complex64)
+        term(first, total)
         for k in range(first + 1, first + count):
-            total += term(k)
+            term(k, scratch)
+            total += scratch
         return total
     if floats <= _PAIRWISE_BLOCK_FLOATS:
         # Four complex accumulators (8 floats) over the run's multiple of 4, combined
         # pairwise, then the remainder one at a time.
         whole = count - count % 4
-        accumulators = [term(first + k).copy() for k in range(4)]
+        accumulators = [np.empty(shape, dtype=np.complex64) for _ in range(4)]
+        total = accumulators[0]
+        for k, accumulator in enumerate(accumulators):
+            term(first + k, accumulator)
         for k in range(4, whole):
-            accumulators[k % 4] += term(first + k)
-        total = (accumulators[0] + accumulators[1]) + (accumulators[2] + accumulators[3])
+            term(first + k, scratch)
+            accumulators[k % 4] += scratch
+        total += accumulators[1]  # (a0 + a1) + (a2 + a3), in place
+        accumulators[2] += accumulators[3]
+        total += accumulators[2]
         for k in range(first + whole, first + count):
-            total += term(k)
+            term(k, scratch)
+            total += scratch
         return total
     half_floats = floats // 2
     half_floats -= half_floats % 8
-    return _pairwise_column_sum(term, first, half_floats // 2) + _pairwise_column_sum(
-        term, first + half_floats // 2, count - half_floats // 2
+    total = _pairwise_column_sum(term, first, half_floats // 2, shape, scratch)
+    total += _pairwise_column_sum(
+        term, first + half_floats // 2, count - half_floats // 2, shape, scratch
     )
+    return total
 
 
 def lag_block_sums(
@@ -220,12 +242,13 @@ def lag_block_sums(
         strides=(y.strides[0], decimation * y.strides[0]),
         writeable=False,
     ).copy()
-    product = np.empty((lags, block_count), dtype=np.complex64)
 
-    def term(j: int) -> npt.NDArray[np.complex64]:
-        return np.multiply(x_columns[j], y_columns[j : j + lags], out=product)
+    def term(j: int, out: npt.NDArray[np.complex64]) -> object:
+        return np.multiply(x_columns[j], y_columns[j : j + lags], out=out)
 
-    return _pairwise_column_sum(term, 0, decimation)
+    shape = (lags, block_count)
+    scratch = np.empty(shape, dtype=np.complex64)
+    return _pairwise_column_sum(term, 0, decimation, shape, scratch)
 
 
 def cross_ambiguity_peak(
@@ -316,7 +339,7 @@ def shift_frequency(
     >>> (np.angle(shifted, deg=True) % 360).round().tolist()
     [0.0, 90.0, 180.0, 270.0]
     """
-    phase_cycles = frequency_hz * np.arange(len(samples), dtype=np.float64) / sample_rate_hz
+    phase_cycles = frequency_hz * sample_index(len(samples)) / sample_rate_hz
     # Whole cycles dropped in float64: the float32 phasors then stay exact.
     return (samples * _unit_phasors(_turn_fraction(phase_cycles))).astype(np.complex64, copy=False)
 

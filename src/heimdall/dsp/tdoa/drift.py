@@ -15,7 +15,7 @@ from scipy.signal import czt
 
 from heimdall.dsp.spectrum import validate_sample_rate
 from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _line_phasors
-from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies
+from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies, sample_index
 
 #: Largest drift (samples, either side of the record's centre) bridged with a Taylor
 #: series: by ``tdoa_lag`` inside the correlation (the reference's stretched spectrum)
@@ -181,7 +181,7 @@ def _walked(samples: npt.NDArray[np.complex64], drift: float) -> npt.NDArray[np.
     """``samples`` read at positions n + drift (n - c), c the centre: linear interpolation."""
     if drift == 0.0:
         return samples
-    index = np.arange(len(samples), dtype=np.float64)
+    index = sample_index(len(samples))
     positions = index + drift * (index - (len(samples) - 1) / 2)
     below = np.clip(np.floor(positions).astype(np.int64), 0, len(samples) - 2)
     fraction = np.clip(positions - below, 0.0, 1.0).astype(np.float32)

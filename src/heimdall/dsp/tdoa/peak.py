@@ -68,6 +68,15 @@ def _integer_lag_phasors(length: int, lag: int) -> npt.NDArray[np.complex64]:
     return np.take(_roots_of_unity(length), np.arange(length) * lag, mode="wrap")
 
 
+@lru_cache(maxsize=16)
+def sample_index(count: int) -> npt.NDArray[np.float64]:
+    """0.0 .. count - 1 (read-only): the phase ramps of a localization's carrier fits and
+    frequency shifts run over a few lengths of ~23 000 samples, dozens of times."""
+    index = np.arange(count, dtype=np.float64)
+    index.flags.writeable = False
+    return index
+
+
 @lru_cache(maxsize=8)
 def fft_frequencies(length: int) -> npt.NDArray[np.float64]:
     """``scipy.fft.fftfreq(length)``, cycles per sample (read-only: shared by every caller,
