@@ -194,8 +194,9 @@ def reference_lags(
 ) -> list[TdoaLag | ValueError]:
     """``tdoa_lags`` of a reference's partners, the pairs going through each stage
     together as rows of batched FFTs; the second half of a large star in the lag process
-    meanwhile, on the other core. The same results either way: a pair's rows are
-    independent of the others', and a busy or dead lag process leaves its half here.
+    meanwhile, on the other core. The same results either way, to float rounding (a
+    batch's FFT may round a row differently by its size: lags within ~1e-11 s), and a
+    busy or dead lag process leaves its half here.
     """
     split = len(partners) // 2 if len(partners) >= MIN_PARTNERS_TO_SPLIT else len(partners)
     elsewhere = None

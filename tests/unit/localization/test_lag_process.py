@@ -18,7 +18,7 @@ from heimdall.dsp.signals import (
     fractional_delay,
     make_capture,
 )
-from heimdall.localization import Receiver, lag_process, pairs
+from heimdall.localization import Receiver, TdoaObservation, lag_process, pairs
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 
 SAMPLE_RATE_HZ = 12_000.0
@@ -51,6 +51,10 @@ def _seven_receivers() -> list[TimedRecording]:
     ]
 
 
+def _lags_and_sigmas_s(observations: list[TdoaObservation]) -> list[tuple[float, float]]:
+    return [(o.time_difference_s, o.sigma_s) for o in observations]
+
+
 class Counting:
     """The real lag process, with what is sent to it counted."""
 
@@ -74,9 +78,8 @@ def test_half_the_star_in_the_lag_process_gives_the_same_lags(
     alone = tdoa_observations_from_recordings(recordings, window_s=2.0)
     assert counting.partners_sent == 3
     assert [(p.receiver_i, p.receiver_j) for p in split] == [(rid, "a") for rid in "bcdefg"]
-    assert [(p.time_difference_s, p.sigma_s) for p in split] == [
-        (p.time_difference_s, p.sigma_s) for p in alone
-    ]
+    # Batches of 3 and of 6 rows may round an FFT row differently: float rounding only.
+    np.testing.assert_allclose(_lags_and_sigmas_s(split), _lags_and_sigmas_s(alone), atol=1e-10)
     for pair in split:
         expected_s = DELAYS[pair.receiver_i] / SAMPLE_RATE_HZ
         assert pair.time_difference_s == pytest.approx(expected_s, abs=0.02 / SAMPLE_RATE_HZ)
@@ -91,9 +94,7 @@ def test_a_lag_process_that_dies_costs_time_not_the_pairs() -> None:
     with pytest.raises(lag_process.LagProcessUnavailable):
         child.send(abs, -1)()
     got = tdoa_observations_from_recordings(recordings, window_s=2.0)
-    assert [(p.time_difference_s, p.sigma_s) for p in got] == [
-        (p.time_difference_s, p.sigma_s) for p in expected
-    ]
+    np.testing.assert_allclose(_lags_and_sigmas_s(got), _lags_and_sigmas_s(expected), atol=1e-10)
     # The next localization has a new one, and its answers come back.
     assert lag_process.lag_process().pid != child.pid
     assert lag_process.lag_process().send(abs, -2)() == 2
