@@ -13,8 +13,9 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-#: GETs to S3 at once (two a recording: 8 recordings' meta and data objects): each mostly
-#: waits on the store, not the CPU. The store client keeps as many connections.
+#: GETs to S3 at once (the samples of each recording, and its metadata when its row does
+#: not carry it: up to 8 recordings' two objects): each mostly waits on the store, not
+#: the CPU. The store client keeps as many connections.
 READ_WORKERS = 16
 
 _pool_lock = threading.Lock()
