@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
+from functools import partial
 
 import numpy as np
 from pyproj import Geod
 
+from heimdall.core.call_process import CallProcessUnavailable
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lags
 from heimdall.localization.estimate import Receiver, TdoaObservation
-from heimdall.localization.lag_process import LagProcessUnavailable, lag_process
+from heimdall.localization.lag_process import lag_process
 from heimdall.localization.windows import common_window, window_covering
 from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.gps_stamps import clean_capture
@@ -180,15 +182,6 @@ def _pair(other: TimedRecording, partner: TimedRecording, lag: TdoaLag | str) ->
 MIN_PARTNERS_TO_SPLIT = 4
 
 
-def _lags_elsewhere(
-    reference: IQCapture, partners: list[IQCapture], max_lags_s: list[float]
-) -> list[TdoaLag | ValueError]:
-    """``tdoa_lags`` in the lag process (the reference's FFTs are redone there)."""
-    return tdoa_lags(
-        reference, partners, max_lags_s=max_lags_s, max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ
-    )
-
-
 def reference_lags(
     reference: PreparedCapture, partners: list[IQCapture], max_lags_s: list[float]
 ) -> list[TdoaLag | ValueError]:
@@ -202,10 +195,17 @@ def reference_lags(
     elsewhere = None
     if split < len(partners):
         try:
+            # The reference's own FFTs are redone there: only captures cross.
             elsewhere = lag_process().send(
-                _lags_elsewhere, reference.capture, partners[split:], max_lags_s[split:]
+                partial(
+                    tdoa_lags,
+                    max_lags_s=max_lags_s[split:],
+                    max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
+                ),
+                reference.capture,
+                partners[split:],
             )
-        except LagProcessUnavailable:
+        except CallProcessUnavailable:
             split = len(partners)
 
     def here(start: int, stop: int) -> list[TdoaLag | ValueError]:
@@ -224,7 +224,7 @@ def reference_lags(
         return lags
     try:
         return lags + elsewhere()
-    except LagProcessUnavailable:  # gone, or too slow: its half is done here
+    except CallProcessUnavailable:  # gone, or too slow: its half is done here
         return lags + here(split, len(partners))
 
 
