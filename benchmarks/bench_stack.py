@@ -540,6 +540,19 @@ def bench_concurrent(
     return task_ids, wall_s, target_s
 
 
+def two_second_metadata() -> dict[str, Any]:
+    """The SigMF metadata of a 2 s KiwiSDR capture (~2.4 kB), as a measurement row keeps it."""
+    import numpy as np
+
+    from heimdall.dsp.signals import make_capture
+    from heimdall.receivers.sigmf_io import sigmf_metadata
+
+    capture = make_capture(
+        np.zeros(int(2 * 12_000), np.complex64), 12_000.0, start_time_ns=1_700_000_000 * 10**9
+    )
+    return sigmf_metadata(capture, latitude=45.0, longitude=7.0, altitude_m=300.0)
+
+
 def bench_db_write(report: Report, iterations: int = 300) -> None:
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
@@ -550,6 +563,7 @@ def bench_db_write(report: Report, iterations: int = 300) -> None:
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         with db() as conn:
             (stations,) = conn.execute("SELECT array_agg(id) FROM websdr_stations").fetchone()
+        meta = two_second_metadata()
         timings = []
         try:
             for _ in range(iterations + 20):
@@ -586,6 +600,7 @@ def bench_db_write(report: Report, iterations: int = 300) -> None:
                         "gps_locked": True,
                         "data_url": f"s3://bench/{task_id}/{station}.sigmf-data",
                         "meta_url": f"s3://bench/{task_id}/{station}.sigmf-meta",
+                        "sigmf_meta": meta,  # as a live 2 s capture's row carries it
                     }
                     for station in stations
                 ]
