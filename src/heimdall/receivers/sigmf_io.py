@@ -42,8 +42,11 @@ def decode_ci16_le(data: bytes) -> npt.NDArray[np.complex64]:
     """Interleaved little-endian int16 -> complex64 with full scale 1.0."""
     if len(data) % 4:
         raise ValueError(f"ci16_le data must be a multiple of 4 bytes, got {len(data)}")
-    values = np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(_INT16_SCALE)
-    return (values[0::2] + 1j * values[1::2]).astype(np.complex64)
+    values = np.frombuffer(data, dtype="<i2").astype(np.float32)
+    values /= np.float32(_INT16_SCALE)
+    # Interleaved float32 (I, Q) pairs are complex64's own layout: a view, not a copy
+    # through complex128 (a quarter of a localization's read-back time went there).
+    return values.view(np.complex64)
 
 
 def jsonable(value: Any) -> Any:

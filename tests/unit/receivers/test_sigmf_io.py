@@ -7,7 +7,12 @@ from sigmf import SigMFFile
 
 from heimdall.dsp.measurement import measure
 from heimdall.dsp.signals import complex_white_noise, make_capture, tone
-from heimdall.receivers.sigmf_io import capture_from_sigmf, encode_ci16_le, sigmf_metadata
+from heimdall.receivers.sigmf_io import (
+    capture_from_sigmf,
+    decode_ci16_le,
+    encode_ci16_le,
+    sigmf_metadata,
+)
 
 
 def test_metadata_validates_against_the_sigmf_schema_and_round_trips() -> None:
@@ -30,3 +35,14 @@ def test_metadata_validates_against_the_sigmf_schema_and_round_trips() -> None:
     assert back.sample_rate_hz == capture.sample_rate_hz
     assert np.array_equal(back.block_time_ns, capture.block_time_ns)
     assert np.allclose(back.samples, capture.samples, atol=1 / 32767)
+
+
+def test_ci16_samples_decode_to_i_plus_j_q_over_full_scale() -> None:
+    pairs = np.array([[32767, -32767], [0, 16384], [-32768, 1], [7, -7]], dtype="<i2")
+    decoded = decode_ci16_le(pairs.tobytes())
+    assert decoded.dtype == np.complex64
+    # Each sample is I + jQ, each component int16 / 32767 in float32, exactly.
+    expected = (pairs.astype(np.float32) / np.float32(32767.0)).astype(np.float64)
+    np.testing.assert_array_equal(decoded.real, expected[:, 0])
+    np.testing.assert_array_equal(decoded.imag, expected[:, 1])
+    assert decoded[0] == 1 - 1j
