@@ -280,13 +280,25 @@ def load_recordings(
     metas: list[dict[str, Any] | None] | None = None,
 ) -> list[IQCapture]:
     """:func:`load_recording` of every ``(data_url, meta_url)``, in their order, with all
-    the GETs in flight on ``pool`` at once.
+    the GETs in flight on ``pool`` at once (``start_loading``, waited for)."""
+    return start_loading(store, urls, pool, metas)()
+
+
+def start_loading(
+    store: ObjectStore,
+    urls: list[tuple[str, str | None]],
+    pool: Executor,
+    metas: list[dict[str, Any] | None] | None = None,
+) -> Callable[[], list[IQCapture]]:
+    """Put the GETs of every ``(data_url, meta_url)`` in flight on ``pool`` at once;
+    returns what waits for them and decodes the captures, in their order.
 
     ``metas``: each recording's metadata when its row carries it
     (``Measurement.sigmf_meta``); those recordings cost one GET, the samples, instead of
     two. Each GET mostly waits on the store; reading a recording's two objects one after
-    the other doubled the wait. The first failure (a missing object, a corrupt document)
-    is raised, as a serial read would; the other GETs are left to finish on the pool.
+    the other doubled the wait, and the caller may do its own waiting (its database
+    reads) meanwhile. The first failure (a missing object, a corrupt document) is
+    raised, as a serial read would; the other GETs are left to finish on the pool.
     """
     known = metas if metas is not None else [None] * len(urls)
     refs = [_recording_refs(data_url, meta_url) for data_url, meta_url in urls]
@@ -296,12 +308,16 @@ def load_recordings(
         if meta is None
     }
     data_read = [pool.submit(store.get_bytes, d.bucket, d.key) for _, d in refs]
-    return [
-        capture_from_sigmf(
-            json.loads(metas_read[k].result()) if meta is None else meta, data.result()
-        )
-        for k, (data, meta) in enumerate(zip(data_read, known, strict=True))
-    ]
+
+    def captures() -> list[IQCapture]:
+        return [
+            capture_from_sigmf(
+                json.loads(metas_read[k].result()) if meta is None else meta, data.result()
+            )
+            for k, (data, meta) in enumerate(zip(data_read, known, strict=True))
+        ]
+
+    return captures
 
 
 @dataclass(slots=True)

@@ -16,11 +16,12 @@ import math
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, undefer
 
-from heimdall.acquisition.recording import load_recordings
+from heimdall.acquisition.recording import start_loading
 from heimdall.core import metrics
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore
@@ -37,6 +38,7 @@ from heimdall.localization.estimate import (
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 from heimdall.localization.pools import read_pool
 from heimdall.models import Acquisition, AcquisitionState, Localization, Measurement, WebSDRStation
+from heimdall.receivers.capture import IQCapture
 
 
 class NotLocalizable(ValueError):
@@ -52,15 +54,30 @@ def tdoa_observations(
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
     timed = [m for m in measurements if m.gps_locked]
+    return timed_observations(timed, read_timed(store, timed)(), receivers, settings, skipped)
+
+
+def read_timed(store: ObjectStore, timed: list[Measurement]) -> Callable[[], list[IQCapture]]:
+    """The recordings of ``timed`` rows, their GETs in flight: what waits for them."""
     # The samples' GET per recording (and the metadata's, for a row that does not carry
-    # it), each mostly a wait on the store: all at once (the first failure is raised here,
-    # as a serial read would).
-    captures = load_recordings(
+    # it), each mostly a wait on the store: all at once (the first failure is raised when
+    # waited for, as a serial read would).
+    return start_loading(
         store,
         [(m.data_url, m.meta_url) for m in timed],
         read_pool(),
         metas=[m.sigmf_meta for m in timed],
     )
+
+
+def timed_observations(
+    timed: list[Measurement],
+    captures: list[IQCapture],
+    receivers: dict[str, Receiver],
+    settings: Settings,
+    skipped: list[str] | None = None,
+) -> list[TdoaObservation]:
+    """TDOA pairs of GPS-timed rows whose recordings are read."""
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
@@ -254,6 +271,9 @@ def compute(
             .options(undefer(Measurement.sigmf_meta))
         ).all()
     )
+    # The lags are most of a localization's time: a power-only fix does not need them.
+    timed = [] if method == "rss" else [m for m in measurements if m.gps_locked]
+    recordings = read_timed(store, timed)  # in flight while the database is read
     receivers = {
         s.id: Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)
         for s in session.scalars(
@@ -263,12 +283,7 @@ def compute(
     calibration, model_id = active_calibration(session, settings)
     skipped: list[str] = []
     try:
-        # The lags are most of a localization's time: a power-only fix does not need them.
-        pairs = (
-            []
-            if method == "rss"
-            else tdoa_observations(store, measurements, receivers, settings, skipped)
-        )
+        pairs = timed_observations(timed, recordings(), receivers, settings, skipped)
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
         # Ceilings are in dBm: beside readings on the receivers' own scales they mean nothing.
         ceilings = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -437,9 +438,9 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
 
     def load(
         store: object, urls: list[tuple[str, str | None]], pool: object, metas: object = None
-    ) -> list[IQCapture]:
+    ) -> Callable[[], list[IQCapture]]:
         seen_urls.append(urls)
-        return [
+        return lambda: [
             make_capture(np.zeros(512, np.complex64), SAMPLE_RATE_HZ, station_id=data_url)
             for data_url, _ in urls
         ]
@@ -450,7 +451,7 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
         seen.extend((r.station.id, r.capture.station_id) for r in recordings)
         return []
 
-    monkeypatch.setattr(service, "load_recordings", load)
+    monkeypatch.setattr(service, "start_loading", load)
     monkeypatch.setattr(service, "tdoa_observations_from_recordings", observations)
     ids = ["a", "b", "c", "d"]
     measurements = [
