@@ -224,14 +224,6 @@ def _coarse_offsets_hz(
     return offsets_hz
 
 
-#: How a pair whose windows agree takes its lag: "span", the whole span's correlation
-#: peak (the default), or the equal-weight "window_mean" of its in-cluster windows (a
-#: study of issue 15: an unresolved fading echo was thought to bias the whole span's
-#: peak by its power weighting; measured, the span's peak is a coherent average and
-#: the windows' mean is no better, docs/localization.md "The windows' mean").
-LAG_CHOICE = "span"
-
-
 def _tdoa_lag(
     cut: PairCut,
     result: CorrelationLag,
@@ -250,9 +242,6 @@ def _tdoa_lag(
         )
         if abs(lag_samples - windowed.median_samples) > tolerance:
             lag_samples, from_windows = windowed.median_samples, True
-        elif LAG_CHOICE == "window_mean" and windowed.agree:
-            lag_samples = float(np.mean(windowed.lags_samples[windowed.in_cluster]))
-            from_windows = True
     b_rate_hz = cut.b_rate_hz
     return TdoaLag(
         # The lag is counted in b's samples (at a's centre).
