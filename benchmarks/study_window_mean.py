@@ -14,7 +14,10 @@ against the direct path's delay, for
   ``power`` (weighted by ``|1 + r|^2``) and ``coherent`` (``g`` of the time-averaged
   gains), and the span's distance to the power and coherent models.
 
-Run: PYTHONPATH=src .venv/bin/python benchmarks/study_window_mean.py [bb|fm] [draws]
+``lengths`` instead prints the span's and the windows' mean error over realistic links
+for spans of 1, 2 and 5 s: the longer the span, the more of a fading echo it averages.
+
+Run: PYTHONPATH=src .venv/bin/python benchmarks/study_window_mean.py [bb|fm|lengths] [draws]
 Prints figures; asserts nothing (the property it found is
 ``tests/unit/dsp/test_tdoa_multipath.py::test_a_turning_echo_averages_out_of_the_whole_span_peak``).
 """
@@ -152,9 +155,30 @@ CASES = [
 ]
 
 
+def _lengths(draws: int) -> None:
+    for kind in ("bb", "fm"):
+        for seconds in (1.0, 2.0, 5.0):
+            rng = np.random.default_rng(1)
+            rows = [
+                r
+                for r in (_draw(rng, kind, seconds, 15.0, None, 0, 0, 0) for _ in range(draws))
+                if r
+            ]
+            for key in ("span", "mean8"):
+                values = np.abs(np.array([r[key] for r in rows]))
+                print(
+                    f"{kind} {seconds:.0f} s, realistic links, 15 dB, {key:5s}: median |e| "
+                    f"{np.median(values):.3f} us, p90 {np.percentile(values, 90):.3f}, "
+                    f"rms {np.sqrt(np.mean(values**2)):.3f} ({len(rows)} draws)"
+                )
+
+
 def main() -> None:
     kind = sys.argv[1] if len(sys.argv) > 1 else "bb"
     draws = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    if kind == "lengths":
+        _lengths(draws)
+        return
     for case in CASES:
         rng = np.random.default_rng(1)
         rows = [r for r in (_draw(rng, kind, *case) for _ in range(draws)) if r is not None]
