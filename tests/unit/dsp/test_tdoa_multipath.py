@@ -119,3 +119,46 @@ def test_tdoa_lag_carries_the_bound_in_seconds_only_when_asked() -> None:
     measured = tdoa_lag(first, second, max_lag_s=0.002, echo_bound=True).echo_bias_bound_s
     _, bound = _analytic_shift_and_bound(a, tau, 0.0)
     assert measured == pytest.approx(bound / SAMPLE_RATE_HZ, rel=0.3)
+
+
+def _turning_echo_errors(turns_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Errors (samples) of the whole span's lag and of its in-cluster windows' mean, for
+    a -6 dB echo 20 us late whose phase turns at ``turns_hz`` over 3 s, from 12 phases."""
+    from heimdall.dsp.signals import make_capture
+    from heimdall.dsp.tdoa import tdoa_lag
+    from heimdall.dsp.tdoa.windows import window_lags
+
+    rng = np.random.default_rng(11)
+    count, margin, delay, a, tau = 36_000, 200, 3.0, 0.5, 0.24
+    turning = np.exp(2j * np.pi * turns_hz * np.arange(count) / SAMPLE_RATE_HZ)
+    spans, windows = [], []
+    for phi in np.linspace(0.0, 2 * np.pi, 12, endpoint=False):
+        burst = broadband_burst(count + 2 * margin, rng)
+        echo = a * np.exp(1j * phi) * turning * fractional_delay(burst, delay + tau)[margin:-margin]
+        x = burst[margin:-margin] + complex_white_noise(0.01, count, rng)
+        y = fractional_delay(burst, delay)[margin:-margin] + echo
+        y = (y + complex_white_noise(0.01, count, rng)).astype(np.complex64)
+        lag = tdoa_lag(
+            make_capture(x, SAMPLE_RATE_HZ), make_capture(y, SAMPLE_RATE_HZ), max_lag_s=0.002
+        )
+        windowed = window_lags(x, y, lag.lag_samples)
+        assert windowed is not None
+        spans.append(lag.lag_samples - delay)
+        windows.append(float(np.mean(windowed.lags_samples[windowed.in_cluster])) - delay)
+    return np.array(spans), np.array(windows)
+
+
+def test_a_turning_echo_averages_out_of_the_whole_span_peak() -> None:
+    """The whole span's correlation sums the echo's gain coherently: over whole turns of
+    its phase that sum is ~0 and the peak stays on the direct path, not at the
+    power-weighted mean delay ``a^2 tau / (1 + a^2)`` (0.048 sample, 4 us, here). The
+    windows' equal-weight mean, each window a part of a turn, is farther off: an
+    equal-weight window mean has no bias of the span's peak to remove (issue 15)."""
+    power_weighted = 0.25 * 0.24 / 1.25
+    span, windows = _turning_echo_errors(1.0)  # 3 turns
+    span_rms, windows_rms = np.sqrt(np.mean(span**2)), np.sqrt(np.mean(windows**2))
+    assert abs(np.mean(span)) < 0.1 * power_weighted
+    assert span_rms < 0.1 * power_weighted
+    assert windows_rms > 3 * span_rms
+    static, _ = _turning_echo_errors(0.0)  # the same echo, still: it does move the peak
+    assert np.sqrt(np.mean(static**2)) > 10 * span_rms
