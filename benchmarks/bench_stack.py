@@ -630,6 +630,36 @@ def bench_db_write(report: Report, iterations: int = 300) -> None:
     )
 
 
+def machine_probe(report: Report, runs: int = 15) -> None:
+    """A fixed numpy and Python workload, no Heimdall code: how fast the machine is now.
+
+    The same code read 25 % slower within half an hour on this shared VM (30 Nov
+    evening); a run's figures read against this one tell the machine from the code.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = (rng.standard_normal((8, 32_768)) + 1j * rng.standard_normal((8, 32_768))).astype(
+        np.complex64
+    )
+    timings = []
+    for _ in range(runs + 2):
+        started = time.perf_counter()
+        for _ in range(10):
+            spectra = np.fft.fft(rows, axis=1)
+            np.abs(np.fft.ifft(spectra * np.conj(spectra[0]), axis=1)).argmax(axis=1)
+        total = 0
+        for k in range(200_000):
+            total += k & 7
+        timings.append((time.perf_counter() - started) * 1e3)
+    report.add(
+        "machine probe: 10 x (8 x 32768-point FFT, correlate) + a 200 000-step Python loop",
+        f"p50 {percentile(timings[2:], 50):.1f} ms",
+        "(the machine's speed)",
+        None,
+    )
+
+
 def bench_localization(report: Report, task_ids: list[str], runs: int = 40) -> None:
     from heimdall.core.db import session_scope
     from heimdall.core.storage import ObjectStore
@@ -731,6 +761,7 @@ def main() -> None:
                         (kib / 1024 <= 500) if worker else None,
                     )
         bench_db_write(report)
+        machine_probe(report)
         bench_localization(report, localized)
     finally:
         remove_everything()
