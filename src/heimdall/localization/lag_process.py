@@ -25,6 +25,15 @@ def lag_process() -> CallProcess:
         return _process
 
 
+def stop_lag_process() -> None:
+    """Stop this process's lag process, if it has one (a service shutting down)."""
+    global _process
+    with _lock:
+        if _process is not None:
+            _process.stop()
+        _process = None
+
+
 def _forget_in_child() -> None:
     # A forked child (a prefork worker) must not share its parent's pipe: it starts its
     # own, and closes its copy of the parent's end, so that the parent's lag process

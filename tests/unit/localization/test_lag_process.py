@@ -21,6 +21,7 @@ from heimdall.dsp.signals import (
 )
 from heimdall.localization import Receiver, TdoaObservation, lag_process, pairs
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
+from tests.support.asgi import service_client
 
 SAMPLE_RATE_HZ = 12_000.0
 DELAYS = {"a": 0.0, "b": 0.35, "c": -0.2, "d": 0.7, "e": 1.3, "f": -0.9, "g": 0.1}
@@ -148,3 +149,31 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_the_inference_service_keeps_a_lag_process_while_it_runs() -> None:
+    lag_process.stop_lag_process()
+    assert _lag_children() == []
+    async with service_client("inference"):
+        (started,) = _lag_children()  # its start-up began it, before any localization
+        assert lag_process.lag_process().pid == started
+        assert lag_process.lag_process().send(abs, -4)() == 4
+    assert not _alive(started)
+
+
+def _lag_children() -> list[int]:
+    """This process's children running ``heimdall.core.call_process``."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().split(") ", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ")
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z" and b"call_process" in command:
+            children.append(int(entry))
+    return children
