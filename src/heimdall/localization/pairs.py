@@ -214,9 +214,6 @@ def reference_lags(
             partners[start:stop],
             max_lags_s=max_lags_s[start:stop],
             max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
-            # No executor: what stays per pair between the batched FFTs is numpy calls
-            # on ~23 000 samples, too short to overlap on threads (they convoyed on the
-            # GIL: more CPU and no less wall time, docs/BENCHMARKS.md, issue 13).
         )
 
     lags = here(0, split)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,9 +19,6 @@ from heimdall.dsp.tdoa.peak import (
     _unit_phasors,
     sample_index,
 )
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: Largest carrier frequency difference searched between two receivers. Their
 #: local oscillators are GPS-disciplined but not exact: 0.1 ppm each at 145 MHz
@@ -44,20 +39,6 @@ CARRIER_NOTCH_HZ = 30.0
 #: cost ~1 ms more CPU a localization for no less wall time (7 x 2 s, on 2 cores
 #: shared with another benchmark; on a quiet machine no difference was seen).
 BATCH_FFT_WORKERS = 1
-
-
-def map_rows(executor: Executor | None, function: Callable[[T], R], items: list[T]) -> list[R]:
-    """``function`` of each item, in order: on ``executor``'s threads when one is given.
-
-    What stays per pair between the batched FFTs (carrier fits, frequency searches, peak
-    refinements) is numpy work on whole arrays, which releases the GIL inside each call;
-    the results do not depend on it. The localization passes no executor: at ~23 000
-    samples a call, two threads convoyed on the GIL between the calls (more CPU, no less
-    wall time).
-    """
-    if executor is None or len(items) < 2:
-        return [function(item) for item in items]
-    return list(executor.map(function, items))
 
 
 #: Samples summed per block when a carrier's frequency is refined: within one DFT bin

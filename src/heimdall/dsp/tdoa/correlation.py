@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +14,6 @@ from heimdall.dsp.tdoa.carrier import (
     _fitted_carrier,
     _line_phasors,
     _notch,
-    map_rows,
 )
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
 from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
@@ -203,7 +201,6 @@ def aligned_correlation_lags(
     carrier_notch_hz: float,
     *,
     echo_bound: bool = False,
-    executor: Executor | None = None,
 ) -> list[CorrelationLag]:
     """``cross_correlation_lag`` of each pair ``(xs[i], ys[i])`` whose frequency offset was
     removed (both share one carrier line), in one batched FFT and one inverse per length.
@@ -215,7 +212,6 @@ def aligned_correlation_lags(
     y's own is fitted near it. Only y's amplitude at x's frequency left enough of a strong
     carrier (tens of dB) for pure-carrier pairs to pass the quality gate with lags tens of
     microseconds wrong. Rows are independent: the results are those of one pair at a time.
-    ``executor``: threads for the per-pair work between the FFTs (``carrier.map_rows``).
     """
     notch_cycles = carrier_notch_hz / sample_rate_hz
     searches = [
@@ -242,7 +238,6 @@ def aligned_correlation_lags(
             [geometry[i][0] for i in members],
             notch_cycles,
             echo_bound,
-            executor,
         )
         for index, result in zip(members, found, strict=True):
             results[index] = result
@@ -260,7 +255,6 @@ def _aligned_group(
     spans: list[int],
     notch_cycles: float,
     echo_bound: bool,
-    executor: Executor | None,
 ) -> list[CorrelationLag]:
     """``aligned_correlation_lags`` of pairs that share one FFT ``length``."""
     lines = [x.without_line(length, notch_cycles) for x in xs]
@@ -274,7 +268,8 @@ def _aligned_group(
         fitted = _fitted_carrier(y, lines[row][0].cycles, length)
         without_lines[row, : len(y)] = y - fitted.amplitude * _line_phasors(fitted.cycles, len(y))
 
-    map_rows(executor, remove_line, rows)
+    for row in rows:
+        remove_line(row)
     spectra_y = scipy.fft.fft(without_lines, axis=1, workers=BATCH_FFT_WORKERS)
     spectra_x = np.empty_like(spectra_y)
     # The rows of one reference (cut) stretched together: one product over the series.
@@ -305,7 +300,7 @@ def _aligned_group(
             echo_bound=echo_bound,
         )
 
-    return map_rows(executor, peak, rows)
+    return [peak(row) for row in rows]
 
 
 def _correlation_peak(

@@ -9,8 +9,6 @@ fits, peak refinement) reads those rows.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
-
 import numpy as np
 import numpy.typing as npt
 
@@ -23,7 +21,6 @@ from heimdall.dsp.tdoa.carrier import (
     compressed_spectra,
     compressed_spectrum,
     cross_ambiguity_peak,
-    map_rows,
     shift_frequency,
 )
 from heimdall.dsp.tdoa.correlation import CorrelationLag, aligned_correlation_lags
@@ -89,16 +86,15 @@ def tdoa_lags(
     max_lags_s: list[float],
     max_frequency_offset_hz: float = MAX_FREQUENCY_OFFSET_HZ,
     echo_bound: bool = False,
-    executor: Executor | None = None,
 ) -> list[TdoaLag | ValueError]:
     """``tdoa_lag(reference, partner)`` of every partner, in their order, the partners
     batched through each stage; a pair that cannot be correlated (the captures share no
     time span, no GPS time) gets the ``ValueError`` ``tdoa_lag`` would raise.
 
     The results are those of one pair at a time (to float rounding): the rows of a
-    batched FFT are independent. ``executor``: threads for what stays per pair between
-    the batched FFTs (``carrier.map_rows``; the results do not depend on it; the
-    localization passes none).
+    batched FFT are independent. What stays per pair between the batched FFTs runs in
+    turn: at ~23 000 samples a numpy call, two threads convoyed on the GIL between the
+    calls (more CPU for no less wall time; docs/BENCHMARKS.md, issue 13).
 
     >>> import numpy as np
     >>> from heimdall.dsp.signals import broadband_burst, fractional_delay, make_capture
@@ -121,7 +117,7 @@ def tdoa_lags(
     # b's faster clock walks the lag across the record, which the search would see as a
     # frequency offset too (-drift times the signal's frequency): it searches b walked
     # onto a's grid, linearly interpolated (enough to find a carrier offset).
-    walked = map_rows(executor, lambda item: _walked(item[1].cut_b, item[1].clock_drift), cuts)
+    walked = [_walked(cut.cut_b, cut.clock_drift) for _, cut in cuts]
     coarse_hz = _coarse_offsets_hz(cuts, walked, sample_rate_hz, max_frequency_offset_hz)
 
     def compensate(k: int) -> tuple[float, npt.NDArray[np.complex64]] | ValueError:
@@ -144,7 +140,7 @@ def tdoa_lags(
         except ValueError as exc:  # e.g. an overlap too short to search: this pair only
             return exc
 
-    searched = map_rows(executor, compensate, list(range(len(cuts))))
+    searched = [compensate(k) for k in range(len(cuts))]
     compensated, kept = [], []
     for found, (index, cut) in zip(searched, cuts, strict=True):
         if isinstance(found, ValueError):
@@ -163,7 +159,6 @@ def tdoa_lags(
         [cut.end_drift_samples for _, cut in cuts],
         CARRIER_NOTCH_HZ,
         echo_bound=echo_bound,
-        executor=executor,
     )
     reliable = [k for k, result in enumerate(correlations) if result.is_reliable]
     windowed: dict[int, WindowLags | None] = dict.fromkeys(range(len(cuts)))
