@@ -62,7 +62,8 @@ class CallProcess:
         return self._child.poll() is None
 
     def send(self, function: Callable[..., R], *args: Any) -> Callable[[], R]:
-        """Send ``function(*args)`` to the child; returns what waits for its answer.
+        """Send ``function(*args)`` to the child; returns what waits for its answer, which
+        the caller must call (the child stays busy until its answer is read).
 
         Both raise CallProcessUnavailable when the child is busy with another call or
         gone (then it is stopped: ``alive`` is False, and its owner starts another)."""
@@ -70,10 +71,13 @@ class CallProcess:
             raise CallProcessUnavailable("busy with another call")
         try:
             self._connection.send((function, args))
-        except OSError as exc:
+        except OSError as exc:  # the child is gone
             self._lock.release()
             self.stop()
             raise CallProcessUnavailable(str(exc)) from exc
+        except BaseException:  # e.g. arguments that do not pickle: nothing was written
+            self._lock.release()
+            raise
 
         def answer() -> R:
             try:

@@ -8,6 +8,7 @@ read and stored elsewhere (``localization.service``); this module only correlate
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from dataclasses import replace as dataclass_replace
@@ -216,7 +217,13 @@ def reference_lags(
             max_frequency_offset_hz=TDOA_FREQUENCY_SEARCH_HZ,
         )
 
-    lags = here(0, split)
+    try:
+        lags = here(0, split)
+    except BaseException:
+        if elsewhere is not None:  # its answer read, so that the child is free again
+            with contextlib.suppress(Exception):
+                elsewhere()
+        raise
     if elsewhere is None:
         return lags
     try:

@@ -19,6 +19,7 @@ from heimdall.dsp.signals import (
     fractional_delay,
     make_capture,
 )
+from heimdall.dsp.tdoa import tdoa_lags
 from heimdall.localization import Receiver, TdoaObservation, lag_process, pairs
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 from tests.support.asgi import service_client
@@ -117,6 +118,32 @@ def test_a_busy_lag_process_leaves_the_work_to_the_caller() -> None:
         child.send(abs, -1)
     assert first() is None
     assert child.send(abs, -3)() == 3
+
+
+def test_a_call_that_does_not_pickle_leaves_the_lag_process_free() -> None:
+    child = lag_process.lag_process()
+    with pytest.raises(Exception, match="pickle"):
+        child.send(lambda: 1)
+    assert child.send(abs, -5)() == 5  # not "busy"
+
+
+def _fails_in_the_caller(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """``tdoa_lags`` in the lag process (it is sent by reference), an error here."""
+    main = sys.modules["__main__"]
+    if getattr(main.__spec__, "name", None) != "heimdall.core.call_process":
+        raise RuntimeError("the local half failed")
+    return tdoa_lags(*args, **kwargs)
+
+
+def test_a_failing_local_half_still_reads_the_lag_process_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recordings = _seven_receivers()
+    monkeypatch.setattr(pairs, "tdoa_lags", _fails_in_the_caller)
+    with pytest.raises(RuntimeError, match="local half"):
+        tdoa_observations_from_recordings(recordings, window_s=2.0)
+    monkeypatch.undo()
+    assert lag_process.lag_process().send(abs, -6)() == 6  # not "busy"
 
 
 def test_the_lag_process_ends_with_the_process_it_serves() -> None:
