@@ -273,17 +273,6 @@ def load_recording(store: ObjectStore, data_url: str, meta_url: str | None) -> I
     return capture_from_sigmf(metadata, store.get_bytes(data_ref.bucket, data_ref.key))
 
 
-def load_recordings(
-    store: ObjectStore,
-    urls: list[tuple[str, str | None]],
-    pool: Executor,
-    metas: list[dict[str, Any] | None] | None = None,
-) -> list[IQCapture]:
-    """:func:`load_recording` of every ``(data_url, meta_url)``, in their order, with all
-    the GETs in flight on ``pool`` at once (``start_loading``, waited for)."""
-    return start_loading(store, urls, pool, metas)()
-
-
 def start_loading(
     store: ObjectStore,
     urls: list[tuple[str, str | None]],

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from heimdall.acquisition.recording import load_recording, load_recordings
+from heimdall.acquisition.recording import load_recording, start_loading
 from heimdall.acquisition.stored import META_IN_ROW_MAX_BYTES, write_sigmf_pair
 from heimdall.core.storage import ObjectRef, ObjectStoreError
 from heimdall.dsp.signals import make_capture
@@ -54,7 +54,7 @@ def test_every_get_is_in_flight_at_once_and_the_order_is_kept() -> None:
     store = FakeStore(threading.Barrier(6, timeout=5))
     urls = [_store_recording(store, s) for s in ("a", "b", "c")]
     with ThreadPoolExecutor(6) as pool:
-        captures = load_recordings(store, urls, pool)  # type: ignore[arg-type]
+        captures = start_loading(store, urls, pool)()  # type: ignore[arg-type]
     assert [c.station_id for c in captures] == ["a", "b", "c"]
     store.barrier = None
     serial = load_recording(store, *urls[1])  # type: ignore[arg-type]
@@ -67,11 +67,11 @@ def test_a_missing_or_corrupt_object_fails_the_read() -> None:
     urls = [_store_recording(store, s) for s in ("a", "b")]
     del store.objects[("raw", "s/b.sigmf-data")]
     with ThreadPoolExecutor(4) as pool, pytest.raises(ObjectStoreError, match="b.sigmf-data"):
-        load_recordings(store, urls, pool)  # type: ignore[arg-type]
+        start_loading(store, urls, pool)()  # type: ignore[arg-type]
     store.objects[("raw", "s/b.sigmf-data")] = b""
     store.objects[("raw", "s/a.sigmf-meta")] = b"{not json"
     with ThreadPoolExecutor(4) as pool, pytest.raises(ValueError):
-        load_recordings(store, urls, pool)  # type: ignore[arg-type]
+        start_loading(store, urls, pool)()  # type: ignore[arg-type]
 
 
 def test_a_row_carrying_its_metadata_costs_one_get_and_reads_the_same() -> None:
@@ -79,10 +79,10 @@ def test_a_row_carrying_its_metadata_costs_one_get_and_reads_the_same() -> None:
     urls = [_store_recording(store, s) for s in ("a", "b", "c")]
     metas = [json.loads(store.objects[("raw", f"s/{s}.sigmf-meta")]) for s in ("a", "b", "c")]
     with ThreadPoolExecutor(4) as pool:
-        both = load_recordings(store, urls, pool)  # type: ignore[arg-type]
+        both = start_loading(store, urls, pool)()  # type: ignore[arg-type]
         store.gets.clear()
         # b's row predates the column (or its metadata was too long for the row).
-        rows = load_recordings(store, urls, pool, [metas[0], None, metas[2]])  # type: ignore[arg-type]
+        rows = start_loading(store, urls, pool, [metas[0], None, metas[2]])()  # type: ignore[arg-type]
     assert sorted(store.gets) == [
         "s/a.sigmf-data",
         "s/b.sigmf-data",
