@@ -170,6 +170,30 @@ def running_stack() -> Iterator[dict[str, int]]:
         heimdall("down", timeout=120)
 
 
+@contextlib.contextmanager
+def object_store_for_the_run() -> Iterator[None]:
+    """A SeaweedFS of the benchmark's own when nothing answers on the S3 port.
+
+    The stack would start one itself, but stop it with the stack, and the
+    localization phase reads the recordings back after the stack is down.
+    """
+    from heimdall.core.seaweed import endpoint_host_port, port_open, start_seaweed
+
+    if port_open(*endpoint_host_port(SETTINGS)):
+        yield
+        return
+    seaweed = start_seaweed(SETTINGS, STATE_DIR)
+    try:
+        yield
+    finally:
+        seaweed.terminate()
+        try:
+            seaweed.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            seaweed.kill()
+            seaweed.wait()
+
+
 def remove_everything() -> None:
     from heimdall.core.celery_app import ALL_QUEUES, celery_app, queue_name
     from heimdall.core.storage import ObjectStore
@@ -190,7 +214,6 @@ def remove_everything() -> None:
                 psycopg.sql.Identifier(DATABASE)
             )
         )
-    shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
 def db() -> psycopg.Connection[Any]:
@@ -733,6 +756,11 @@ def main() -> None:
     started = time.monotonic()
     memory: MemorySampler | None = None
     localized: list[str] = []
+    cleanup = contextlib.ExitStack()
+    # Unwound last in, first out: the run's objects go before the S3 server stops.
+    cleanup.callback(shutil.rmtree, STATE_DIR, ignore_errors=True)
+    cleanup.enter_context(object_store_for_the_run())
+    cleanup.callback(remove_everything)
     try:
         print(f"starting a stack of its own (state in {STATE_DIR}) ...", flush=True)
         with running_stack() as pids:
@@ -764,7 +792,7 @@ def main() -> None:
         machine_probe(report)
         bench_localization(report, localized)
     finally:
-        remove_everything()
+        cleanup.close()
     load_after = load_average()
     header = (
         f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {time.monotonic() - started:.0f} s, "
