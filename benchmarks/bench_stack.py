@@ -689,16 +689,20 @@ def bench_localization(report: Report, task_ids: list[str], runs: int = 40) -> N
     from heimdall.localization import service
 
     store = ObjectStore(SETTINGS)
-    timings = []
-    for index in range(runs + 3):
-        task_id = uuid.UUID(task_ids[index % len(task_ids)])
-        with session_scope() as session:
-            started = time.perf_counter()
-            service.compute(session, store, SETTINGS, task_id, method="auto")
-            elapsed = time.perf_counter() - started
-            session.rollback()
-        if index >= 3:
-            timings.append(elapsed * 1e3)
+
+    def localize_each(count: int) -> list[float]:
+        """Milliseconds of ``service.compute`` for ``count`` runs over the acquisitions."""
+        timings = []
+        for index in range(count):
+            task_id = uuid.UUID(task_ids[index % len(task_ids)])
+            with session_scope() as session:
+                started = time.perf_counter()
+                service.compute(session, store, SETTINGS, task_id, method="auto")
+                timings.append(1e3 * (time.perf_counter() - started))
+                session.rollback()
+        return timings
+
+    timings = localize_each(runs + 3)[3:]  # the first ones warm what a worker keeps
     p50, p95 = percentile(timings, 50), percentile(timings, 95)
     report.add(
         f"localization, {STATIONS} receivers x {DURATION_S:g} s (in-process, {runs} runs)",
@@ -706,6 +710,12 @@ def bench_localization(report: Report, task_ids: list[str], runs: int = 40) -> N
         "p95 <= 50 ms",
         p95 <= 50.0,
     )
+    if p95 > 50.0:  # where the time goes: this process and its lag process, the same runs
+        profile = Profile(
+            os.getpid(), "in-process localization and its lag process", sum(timings) / 1e3
+        )
+        localize_each(runs)  # idle samples after the runs are not recorded
+        report.notes.append("```\n" + profile.summary() + "\n```")
     with db() as conn:
         served = [
             float(r[0])
@@ -802,7 +812,9 @@ def main() -> None:
         "acquisition records all of them. Missed: " + (", ".join(report.missed) or "none") + "."
     )
     print(header)
-    if not args.no_write:
+    if args.no_write:
+        print("\n".join(report.notes))
+    else:
         write_benchmarks_md(report, header)
         print("written to docs/BENCHMARKS.md")
 
