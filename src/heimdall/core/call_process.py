@@ -156,6 +156,9 @@ class CallProcess:
         """In a forked child: close this copy of the pipe, without touching the process
         (the parent's), so that it still sees EOF when the parent ends."""
         self._connection.close()
+        if self._arena is not None:  # this copy's mapping and descriptor only
+            self._arena.close()
+            self._arena = None
 
     def stop(self) -> None:
         self._connection.close()
