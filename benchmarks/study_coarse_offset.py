@@ -6,7 +6,9 @@ in step), correlates each with the service's pairs at two window lengths, and pr
 
 * usable pairs per window and the scenarios where the longer one has fewer;
 * every pair whose carrier offset differs by > 50 Hz between the windows, with the
-  simulator's true offset (the converters' difference) and each window's quality.
+  simulator's true offset (the converters' difference) and each window's quality;
+* per window, the correlated pairs whose offset is > 100 Hz from that truth (beyond the
+  fine search's reach: the coarse search was wrong, or the link too weak to tell).
 
 ``--dump FILE`` pickles those pairs' windows (both captures) for a closer look.
 
@@ -35,6 +37,8 @@ from heimdall.simulator.scenario import Modulation, Scenario, load_scenario
 from heimdall.training.simulated import recorded_session
 
 OFFSET_DISAGREEMENT_HZ = 50.0
+#: Beyond the fine search's reach: the coarse offset was wrong.
+WRONG_OFFSET_HZ = 100.0
 
 
 def _true_offset_hz(scenario: Scenario, a_id: str, b_id: str) -> float:
@@ -113,6 +117,8 @@ def main() -> None:
     for case in known:  # rendered only to draw what the benchmark draws
         recorded_session(case.scenario, case.start_time_ns, rng)
     totals = {short_s: 0, long_s: 0}
+    wrong = {short_s: 0, long_s: 0}
+    correlated = {short_s: 0, long_s: 0}
     worse = []
     dumped = []
     for index, case in enumerate(make_scenarios(network, arguments.scenarios, rng)):
@@ -127,6 +133,12 @@ def main() -> None:
         totals[long_s] += usable_long
         if usable_long < usable_short:
             worse.append(index)
+        for window_s, found in ((short_s, short), (long_s, long)):
+            for key, pair in found.items():
+                if pair["offset_hz"] is not None:
+                    correlated[window_s] += 1
+                    truth_hz = _true_offset_hz(case.scenario, key[1], key[0])
+                    wrong[window_s] += abs(pair["offset_hz"] - truth_hz) > WRONG_OFFSET_HZ
         for key in sorted(set(short) & set(long)):
             s, g = short[key], long[key]
             if s["offset_hz"] is None or g["offset_hz"] is None:
@@ -156,6 +168,11 @@ def main() -> None:
         f"usable pairs: {totals[short_s]} at {short_s:g} s, {totals[long_s]} at {long_s:g} s; "
         f"{len(worse)} scenarios with fewer at {long_s:g} s: {worse}"
     )
+    for window_s in (short_s, long_s):
+        print(
+            f"{window_s:g} s: {wrong[window_s]} of {correlated[window_s]} correlated pairs "
+            f"with an offset > {WRONG_OFFSET_HZ:g} Hz from the converters' difference"
+        )
     print(f"(run time {time.perf_counter() - started_s:.0f} s)")
     if arguments.dump:
         with open(arguments.dump, "wb") as file:
