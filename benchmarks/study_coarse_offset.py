@@ -71,6 +71,7 @@ def _pairs_at(recordings: list[Any], window_s: float) -> dict[tuple[str, str], d
             "offset_hz": None if isinstance(lag, str) else lag.frequency_offset_hz,
             "quality_db": None if isinstance(lag, str) else lag.quality_db,
             "usable": result.usable,
+            "weaker_snr_db": min(other.snr_db, partner.snr_db),
             "a": reference_capture,
             "b": partners[index] if index < len(partners) else None,
         }
@@ -118,6 +119,10 @@ def main() -> None:
         recorded_session(case.scenario, case.start_time_ns, rng)
     totals = {short_s: 0, long_s: 0}
     wrong = {short_s: 0, long_s: 0}
+    wrong_usable = {short_s: 0, long_s: 0}
+    snrs_db: dict[tuple[float, bool], list[float]] = {
+        (w, off): [] for w in (short_s, long_s) for off in (False, True)
+    }
     correlated = {short_s: 0, long_s: 0}
     worse = []
     dumped = []
@@ -138,7 +143,10 @@ def main() -> None:
                 if pair["offset_hz"] is not None:
                     correlated[window_s] += 1
                     truth_hz = _true_offset_hz(case.scenario, key[1], key[0])
-                    wrong[window_s] += abs(pair["offset_hz"] - truth_hz) > WRONG_OFFSET_HZ
+                    off = abs(pair["offset_hz"] - truth_hz) > WRONG_OFFSET_HZ
+                    wrong[window_s] += off
+                    wrong_usable[window_s] += off and pair["usable"]
+                    snrs_db[(window_s, off)].append(pair["weaker_snr_db"])
         for key in sorted(set(short) & set(long)):
             s, g = short[key], long[key]
             if s["offset_hz"] is None or g["offset_hz"] is None:
@@ -171,7 +179,10 @@ def main() -> None:
     for window_s in (short_s, long_s):
         print(
             f"{window_s:g} s: {wrong[window_s]} of {correlated[window_s]} correlated pairs "
-            f"with an offset > {WRONG_OFFSET_HZ:g} Hz from the converters' difference"
+            f"with an offset > {WRONG_OFFSET_HZ:g} Hz from the converters' difference "
+            f"({wrong_usable[window_s]} of them usable); weaker receiver's SNR, median: "
+            f"{np.median(snrs_db[(window_s, True)]):.1f} dB for those, "
+            f"{np.median(snrs_db[(window_s, False)]):.1f} dB for the others"
         )
     print(f"(run time {time.perf_counter() - started_s:.0f} s)")
     if arguments.dump:
