@@ -3,8 +3,9 @@
 import numpy as np
 import numpy.typing as npt
 import pytest
+import scipy.fft
 
-from heimdall.dsp.signals import complex_white_noise, make_capture, tone
+from heimdall.dsp.signals import complex_white_noise, fractional_delay, make_capture, tone
 from heimdall.dsp.tdoa import (
     MAX_SERIES_DRIFT_SAMPLES,
     MIN_TDOA_QUALITY_DB,
@@ -14,7 +15,7 @@ from heimdall.dsp.tdoa import (
     resample_to_rate,
     tdoa_lag,
 )
-from heimdall.dsp.tdoa.carrier import lag_block_sums
+from heimdall.dsp.tdoa.carrier import lag_block_sums, shift_frequency
 
 from .conftest import SAMPLE_RATE_HZ
 
@@ -254,3 +255,47 @@ def test_lag_block_sums_round_as_one_lag_at_a_time(decimation: int) -> None:
         ]
     )
     assert np.array_equal(lag_block_sums(x, y, max_lag, decimation, block_count), expected)
+
+
+def raised_cosine_noise(
+    count: int, symbol_rate_hz: float, rng: np.random.Generator
+) -> npt.NDArray[np.complex64]:
+    """Unit-power noise shaped like a root-raised-cosine modem's spectrum (rolloff 0.35):
+    flat over +-0.325 symbol rates, falling smoothly to 0 at +-0.675. Periodic."""
+    frequencies_hz = np.abs(scipy.fft.fftfreq(count, d=1.0 / SAMPLE_RATE_HZ))
+    flat_hz, zero_hz = 0.325 * symbol_rate_hz, 0.675 * symbol_rate_hz
+    power = np.clip((zero_hz - frequencies_hz) / (zero_hz - flat_hz), 0.0, 1.0)
+    power = 0.5 - 0.5 * np.cos(np.pi * power)
+    spectrum = (rng.normal(size=count) + 1j * rng.normal(size=count)) * np.sqrt(power)
+    samples = scipy.fft.ifft(spectrum)
+    return (samples / np.sqrt(np.mean(np.abs(samples) ** 2))).astype(np.complex64)
+
+
+@pytest.mark.parametrize(("rate_ppm", "symbol_rate_hz"), [(25.0, 8_000.0), (-20.0, 4_000.0)])
+def test_converter_offset_is_found_across_sample_rates_over_5_s(
+    rate_ppm: float, symbol_rate_hz: float
+) -> None:
+    # Converters 2 kHz apart, b's clock 20-25 ppm off a's: over 5 s b walks 0.6-0.75
+    # samples either side of a's centre. The coarse search must read b's spectrum as
+    # recorded: walked by linear interpolation, b's band edges fade where the walk nears
+    # half a sample (gain |1 - 2 u| at Nyquist), and that tilt of a smooth modem
+    # spectrum pulled the offset towards 0 (742 and 1799 Hz were found), beyond the
+    # +-100 Hz the cross-ambiguity search then covers.
+    rng = np.random.default_rng(31)
+    count = 60_000
+    offset_hz = 2_000.0
+    rate_b_hz = SAMPLE_RATE_HZ * (1 + rate_ppm * 1e-6)
+    delay_samples = 2.5
+    signal = raised_cosine_noise(count, symbol_rate_hz, rng)
+    # b: the signal offset_hz higher, delay_samples later, read at b's own instants.
+    heard = shift_frequency(fractional_delay(signal, delay_samples), offset_hz, SAMPLE_RATE_HZ)
+    b = resample_to_rate(heard, SAMPLE_RATE_HZ, rate_b_hz)
+    result = tdoa_lag(
+        make_capture(with_noise(signal, 5.0, rng), SAMPLE_RATE_HZ, start_time_ns=EPOCH_NS),
+        make_capture(with_noise(b, 5.0, rng), rate_b_hz, start_time_ns=EPOCH_NS),
+        max_lag_s=1e-3,
+        max_frequency_offset_hz=4_500.0,
+    )
+    assert result.frequency_offset_hz == pytest.approx(offset_hz, abs=0.5)
+    assert result.lag_s * SAMPLE_RATE_HZ == pytest.approx(delay_samples, abs=0.05)
+    assert result.is_reliable

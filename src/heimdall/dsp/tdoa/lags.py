@@ -114,11 +114,19 @@ def tdoa_lags(
             cuts.append((index, cut_pair(prepared, partner, max_lag_s)))
         except ValueError as exc:
             results[index] = exc
-    # b's faster clock walks the lag across the record, which the search would see as a
-    # frequency offset too (-drift times the signal's frequency): it searches b walked
-    # onto a's grid, linearly interpolated (enough to find a carrier offset).
+    # b's faster clock walks the lag across the record, which the cross-ambiguity search
+    # would see as a frequency offset too (-drift times the signal's frequency): it
+    # searches b walked onto a's grid, linearly interpolated (enough to find a carrier
+    # offset). The coarse search reads b as recorded: a spectrum does not see the walk
+    # (the drift scales frequencies by ~1e-5, 0.1 Hz at 6 kHz), but it would see the
+    # interpolation, a low-pass whose gain at the band edge falls to 0 where the walk
+    # reaches half a sample, as over 5 s at 20 ppm; that tilt of b's spectrum towards
+    # its own 0 Hz pulled the coarse offset hundreds of Hz towards 0, beyond the fine
+    # search's reach (docs/localization.md, "Why a longer span loses pairs").
     walked = [_walked(cut.cut_b, cut.clock_drift) for _, cut in cuts]
-    coarse_hz = _coarse_offsets_hz(cuts, walked, sample_rate_hz, max_frequency_offset_hz)
+    coarse_hz = _coarse_offsets_hz(
+        cuts, [cut.cut_b for _, cut in cuts], sample_rate_hz, max_frequency_offset_hz
+    )
 
     def compensate(k: int) -> tuple[float, npt.NDArray[np.complex64]] | ValueError:
         # The receivers' oscillators differ by up to tens of Hz, which would decorrelate
@@ -194,24 +202,25 @@ def _coarse_spectrum(cut: PairCut) -> npt.NDArray[np.float64]:
 
 def _coarse_offsets_hz(
     cuts: list[tuple[int, PairCut]],
-    walked: list[npt.NDArray[np.complex64]],
+    partners: list[npt.NDArray[np.complex64]],
     sample_rate_hz: float,
     max_frequency_offset_hz: float,
 ) -> list[float]:
     """Each pair's carrier offset found beyond the fine search's reach (converter LOs, kHz
-    apart) from the spectra's cross-correlation, to a few Hz, at any lag; 0 within it."""
+    apart) from the spectra's cross-correlation, to a few Hz, at any lag; 0 within it.
+    ``partners``: each pair's b samples, not interpolated (see ``tdoa_lags``)."""
     offsets_hz = [0.0] * len(cuts)
     if max_frequency_offset_hz <= MAX_FREQUENCY_OFFSET_HZ:
         return offsets_hz
     long_enough = [
         k
-        for k, ((_, cut), walked_b) in enumerate(zip(cuts, walked, strict=True))
-        if min(len(cut.cut_a.samples), len(walked_b)) >= 2 * COARSE_SEGMENT_SAMPLES
+        for k, ((_, cut), b) in enumerate(zip(cuts, partners, strict=True))
+        if min(len(cut.cut_a.samples), len(b)) >= 2 * COARSE_SEGMENT_SAMPLES
     ]
     if not long_enough:
         return offsets_hz
     spectra_x = np.stack([_coarse_spectrum(cuts[k][1]) for k in long_enough])
-    spectra_y = compressed_spectra([walked[k] for k in long_enough])
+    spectra_y = compressed_spectra([partners[k] for k in long_enough])
     found = coarse_frequency_offsets_hz(
         spectra_x, spectra_y, sample_rate_hz, max_frequency_offset_hz
     )
