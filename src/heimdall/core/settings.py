@@ -138,13 +138,13 @@ class Settings(BaseSettings):
     import_max_files: int = Field(default=64, ge=1, le=1000)
 
     # --- localization -----------------------------------------------------
-    # Seconds of each recording used for TDOA (the central part): enough blocks
-    # to average GPS timestamp jitter, few enough to keep localization fast. The
-    # lags are most of a localization's time and scale with it. On the accuracy
-    # benchmark (docs/BENCHMARKS.md) 1-1.5 s bring the p95 latency to 77-85 ms, but
-    # their TDOA ellipses cover the truth less often (86-96 % across seeds) than
-    # 2 s (91-97 %, p95 89-113 ms): honest ellipses first. Up to the recording's length.
-    tdoa_window_s: float = 2.0
+    # Seconds of each recording used for TDOA (the central part), up to the
+    # recording's length. A longer span averages the receivers' fading echoes out of
+    # the lags; the lags are most of a localization's time and scale with it. 4 s
+    # (realistic benchmark, 640 scenarios, docs/decisions.md): TDOA median 0.53 ->
+    # 0.46 km and 95 % 20.4 -> 16.6 km against 2 s, no fix lost, and 7 x 5 s p95
+    # 76-94 ms; 5 s adds nothing more and leaves the 100 ms p95 (102-106 ms).
+    tdoa_window_s: float = 4.0
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True

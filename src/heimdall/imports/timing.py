@@ -4,8 +4,8 @@
 issue 15): the sample clock fitted from the GPS stamps of blocks with a current fix,
 outlier stamps rejected, every block's stamp put on the fitted line, and "unusable for
 TDOA, and why" in ``metadata["timing"]``. A kiwirecorder header holds the nominal
-whole-hertz rate, tens of ppm off the true one, and at 12 kHz 80 ppm is 160 us over a
-2 s TDOA window (tens of km). Statuses (``last_gps_solution``) are kept as read.
+whole-hertz rate, tens of ppm off the true one, and at 12 kHz 80 ppm is 160 us over
+2 s of a TDOA window (tens of km). Statuses (``last_gps_solution``) are kept as read.
 :func:`sample_rate_from_stamps_hz` (the median slope of stamp pairs half the capture
 apart) remains for callers that want the rate alone.
 """
