@@ -140,11 +140,11 @@ class Settings(BaseSettings):
     # --- localization -----------------------------------------------------
     # Seconds of each recording used for TDOA (the central part), up to the
     # recording's length. A longer span averages the receivers' fading echoes out of
-    # the lags; the lags are most of a localization's time and scale with it. 4 s
+    # the lags; the lags are most of a localization's time and scale with it. 3 s
     # (realistic benchmark, 640 scenarios, docs/decisions.md): TDOA median 0.53 ->
-    # 0.46 km and 95 % 20.4 -> 16.6 km against 2 s, no fix lost, and 7 x 5 s p95
-    # 76-94 ms; 5 s adds nothing more and leaves the 100 ms p95 (102-106 ms).
-    tdoa_window_s: float = 4.0
+    # 0.49 km, fused 0.54 -> 0.48 km against 2 s, with 7 x 5 s p95 70-97 ms; 4 s
+    # gains more (0.46 km) but leaves the 100 ms p95 (108 ms over 40 scenarios).
+    tdoa_window_s: float = 3.0
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True
