@@ -38,7 +38,7 @@ from heimdall.dsp.signals import (
 )
 from heimdall.dsp.tdoa import tdoa_lag
 from heimdall.dsp.tdoa.windows import window_lags
-from heimdall.simulator.channel import FADING_COMPONENTS, Tap, tap_gains
+from heimdall.simulator.channel import Tap, tap_gains, taps_of
 
 SAMPLE_RATE_HZ = 12_000.0
 DIRECT_SAMPLES = 3.3
@@ -55,31 +55,8 @@ def _taps(
 ) -> tuple[Tap, ...]:
     """A tapped delay line as ``channel.link_taps`` draws one, with chosen settings."""
     powers = [1.0] + [10 ** (echo_db / 10)] * echoes
-    total = sum(powers)
     delays = [0.0] + [tau_us * 1e-6 * (k + 1) / echoes for k in range(echoes)]
-    taps = []
-    for k, (delay_s, power) in enumerate(zip(delays, powers, strict=True)):
-        amplitude = np.sqrt(power / total)
-        if k == 0:
-            k_factor = 10 ** (k_db / 10)
-            specular = (
-                amplitude * np.sqrt(k_factor / (k_factor + 1)) * np.exp(2j * np.pi * rng.random())
-            )
-            diffuse = amplitude / np.sqrt(k_factor + 1)
-        else:
-            specular, diffuse = 0j, amplitude
-        angles = rng.uniform(0, 2 * np.pi, FADING_COMPONENTS)
-        taps.append(
-            Tap(
-                delay_s,
-                power / total,
-                complex(specular),
-                float(diffuse),
-                tuple(float(fading_hz * np.cos(angle)) for angle in angles),
-                tuple(float(p) for p in rng.random(FADING_COMPONENTS)),
-            )
-        )
-    return tuple(taps)
+    return taps_of(delays, powers, k_db, fading_hz, rng)
 
 
 def _draw(

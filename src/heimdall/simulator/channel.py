@@ -159,12 +159,26 @@ def link_taps(
     powers = [1.0] + [
         10 ** (float(p) / 10) for p in rng.uniform(*multipath.echo_power_db, multipath.echoes)
     ]
+    return taps_of(delays_s, powers, multipath.rician_k_db, multipath.fading_hz, rng)
+
+
+def taps_of(
+    delays_s: list[float],
+    powers: list[float],
+    rician_k_db: float | None,
+    fading_hz: float,
+    rng: np.random.Generator,
+) -> tuple[Tap, ...]:
+    """The taps of paths at ``delays_s`` with relative ``powers`` (direct path first,
+    normalised to a total of 1): the direct path Rician with ``rician_k_db`` (Rayleigh
+    when None), the echoes Rayleigh, each fading over ``FADING_COMPONENTS`` Doppler
+    components up to ``fading_hz``; the phases drawn from ``rng``."""
     total = sum(powers)
     taps = []
     for k, (delay_s, power) in enumerate(zip(delays_s, powers, strict=True)):
         amplitude = np.sqrt(power / total)
-        if k == 0 and multipath.rician_k_db is not None:
-            k_factor = 10 ** (multipath.rician_k_db / 10)
+        if k == 0 and rician_k_db is not None:
+            k_factor = 10 ** (rician_k_db / 10)
             specular = (
                 amplitude * np.sqrt(k_factor / (k_factor + 1)) * np.exp(2j * np.pi * rng.random())
             )
@@ -178,7 +192,7 @@ def link_taps(
                 power=power / total,
                 specular=complex(specular),
                 diffuse=float(diffuse),
-                doppler_hz=tuple(float(multipath.fading_hz * np.cos(a)) for a in angles),
+                doppler_hz=tuple(float(fading_hz * np.cos(a)) for a in angles),
                 phases_cycles=tuple(float(p) for p in rng.random(FADING_COMPONENTS)),
             )
         )
