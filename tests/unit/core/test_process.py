@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -18,6 +21,29 @@ def test_limit_blas_threads_leaves_one_thread_per_blas_library() -> None:
         blas = [info for info in threadpool_info() if info["user_api"] == "blas"]
         assert blas
         assert all(info["num_threads"] == 1 for info in blas)
+
+
+def test_limit_blas_threads_also_reaches_libraries_not_imported_yet() -> None:
+    # A fresh interpreter that limits before it imports numpy or scipy (a service whose
+    # linear algebra is imported lazily) still gets one thread in every BLAS.
+    program = (
+        "import json\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from heimdall.core.process import limit_blas_threads\n"
+        "limit_blas_threads()\n"
+        "import numpy, scipy.linalg\n"
+        "print(json.dumps([i['num_threads'] for i in threadpool_info()"
+        " if i['user_api'] == 'blas']))\n"
+    )
+    # Two threads unless limited, whatever the machine's core count.
+    environment = {"OPENBLAS_NUM_THREADS": "2", "PATH": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    threads = json.loads(done.stdout)
+    assert len(threads) >= 2  # numpy's and scipy's
+    assert threads == [1] * len(threads)
 
 
 def test_freeze_startup_objects_keeps_them_out_of_collections() -> None:
