@@ -49,10 +49,15 @@ and beyond-horizon links drop out), at least 3 for a fix.
 (multipath the only impairment), with an ideal correlator (all receivers at 12 kHz, no LO
 error) and with the service's own ``tdoa_lag`` (the receivers' real clocks and LOs).
 ``--located N`` also prints the floor over its best and its worst N fixes (the benchmark
-takes its percentiles over the fixes it locates).
+takes its percentiles over the fixes it locates). ``--against-service N`` renders the
+first N chosen scenarios as the benchmark does (its known sessions and fitted calibration
+too), locates them with the service at 3 s and sets its fixes and pairs beside the
+floor's, also at the height ``localize`` assumes and with the fitted clock offsets' errors
+(~5 min for 120).
 
 Run: PYTHONPATH=src python benchmarks/study_multipath_floor.py [--scenarios 640] [--seed 1]
-[--windows 2 3 4 5] [--check 30] [--located 326] (~5 min for 640 at four windows).
+[--windows 2 3 4 5] [--check 30] [--located 326] [--against-service 120] (~5 min for
+640 at four windows).
 Prints Markdown; asserts nothing.
 """
 
@@ -61,6 +66,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -69,7 +75,9 @@ from bench_accuracy import (
     KNOWN_FIRST_START_NS,
     KNOWN_SNR_LEVELS_DB,
     BenchScenario,
+    calibrations_for,
     hidden_network,
+    known_sessions,
     make_scenarios,
 )
 from scipy.optimize import least_squares
@@ -78,7 +86,9 @@ from scipy.stats import binom
 from heimdall.core.constants import NS_PER_S, SPEED_OF_LIGHT_M_PER_S
 from heimdall.dsp.signals import make_capture
 from heimdall.dsp.tdoa import _newton_peak, tdoa_lag
+from heimdall.localization import localize
 from heimdall.localization.geodesy import LocalFrame, slant_ranges_m
+from heimdall.localization.pairs import UNUSABLE_SIGMA_S
 from heimdall.localization.tdoa import pair_whitening, tdoa_normalised_residuals
 from heimdall.localization.windows import central_window
 from heimdall.receivers.capture import IQCapture
@@ -97,7 +107,13 @@ from heimdall.simulator.physics import (
 )
 from heimdall.simulator.scenario import Modulation, ReceiverSettings, Scenario, load_scenario
 from heimdall.simulator.waveforms import transmitted_baseband
-from heimdall.training.simulated import CAPTURE_S, MAX_START_SKEW_S
+from heimdall.training.evaluation import error_m
+from heimdall.training.simulated import (
+    CAPTURE_S,
+    MAX_START_SKEW_S,
+    pipeline_observations,
+    receivers_of,
+)
 
 FloatArray = npt.NDArray[np.float64]
 ComplexArray = npt.NDArray[np.complex128]
@@ -189,30 +205,28 @@ def gps_error_s(scenario: Scenario, link: Link, centre_ns: float) -> float | Non
     return float(fitted_ns - true_ns - link.settings.timing_bias_ns) * 1e-9
 
 
-def links_of(case: BenchScenario, skews_s: FloatArray, min_snr_db: float) -> list[Link]:
+def link_of(case: BenchScenario, settings: ReceiverSettings, skew_s: float) -> Link:
     scenario = case.scenario
     transmitter = scenario.transmitter
     position = (transmitter.latitude, transmitter.longitude, transmitter.altitude_m)
-    links = []
-    for settings, skew_s in zip(scenario.receivers, skews_s, strict=True):
-        budget = link_budget(scenario, settings)
-        if not settings.has_gps or budget.snr_db < min_snr_db:
-            continue
-        multipath = settings.impairments.multipath
-        taps = (
-            channel.link_taps(scenario.seed, stable_id_hash(settings.id), position, multipath)
-            if multipath.echoes
-            else (channel.Tap(0.0, 1.0, 1 + 0j, 0.0, (), ()),)
-        )
-        links.append(
-            Link(
-                settings,
-                budget.snr_db,
-                budget.delay_s,
-                case.start_time_ns + int(skew_s * NS_PER_S),
-                taps,
-            )
-        )
+    budget = link_budget(scenario, settings)
+    multipath = settings.impairments.multipath
+    taps = (
+        channel.link_taps(scenario.seed, stable_id_hash(settings.id), position, multipath)
+        if multipath.echoes
+        else (channel.Tap(0.0, 1.0, 1 + 0j, 0.0, (), ()),)
+    )
+    start_ns = case.start_time_ns + int(skew_s * NS_PER_S)
+    return Link(settings, budget.snr_db, budget.delay_s, start_ns, taps)
+
+
+def links_of(case: BenchScenario, skews_s: FloatArray, min_snr_db: float) -> list[Link]:
+    """The scenario's GPS-timed links at or above ``min_snr_db``, strongest first."""
+    links = [
+        link_of(case, settings, float(skew_s))
+        for settings, skew_s in zip(case.scenario.receivers, skews_s, strict=True)
+    ]
+    links = [link for link in links if link.settings.has_gps and link.snr_db >= min_snr_db]
     return sorted(links, key=lambda link: link.snr_db, reverse=True)
 
 
@@ -319,10 +333,16 @@ def star_whitening(sigmas_s: FloatArray) -> FloatArray:
 
 
 def fix_errors_m(
-    case: BenchScenario, links: list[Link], pair_errors_s: FloatArray, sigmas_s: FloatArray
+    case: BenchScenario,
+    links: list[Link],
+    pair_errors_s: FloatArray,
+    sigmas_s: FloatArray,
+    assumed_altitude_m: float | None = None,
 ) -> tuple[float, float]:
-    """Nonlinear and linearised least-squares fix errors (m) of the star with these errors."""
+    """Nonlinear and linearised least-squares fix errors (m) of the star with these errors
+    (the transmitter's true height, or ``assumed_altitude_m``)."""
     transmitter = case.scenario.transmitter
+    altitude_m = transmitter.altitude_m if assumed_altitude_m is None else assumed_altitude_m
     frame = LocalFrame(transmitter.latitude, transmitter.longitude, transmitter.altitude_m)
     positions = [link.settings.require_position() for link in links]
     east, north, up = frame.geodetic_to_enu(
@@ -342,7 +362,7 @@ def fix_errors_m(
         assert np.allclose(repository.T @ repository, whitening.T @ whitening, rtol=1e-6)
 
     def residuals(xy: FloatArray) -> FloatArray:
-        enu = frame.plane_to_enu(float(xy[0]), float(xy[1]), transmitter.altitude_m)
+        enu = frame.plane_to_enu(float(xy[0]), float(xy[1]), altitude_m)
         ranges = slant_ranges_m(enu, receivers_enu)
         return tdoa_normalised_residuals(ranges, first, second, observed_m, whitening)
 
@@ -501,6 +521,147 @@ def rms_by_receiver(records: list[Record], kind: str) -> dict[str, float]:
 WEIGHTS = ("equal", "receiver sigma")
 
 
+class _Skews:
+    """Stands in for the benchmark's generator where ``recorded_session`` draws the
+    receivers' start skews: hands out the replayed ones, in order."""
+
+    def __init__(self, skews_s: FloatArray) -> None:
+        self._skews = iter(skews_s.tolist())
+
+    def uniform(self, low: float, high: float) -> float:
+        return float(next(self._skews))
+
+
+def against_service(
+    arguments: argparse.Namespace,
+    chosen: list[tuple[BenchScenario, FloatArray]],
+    records: list[Record],
+    sigmas_s: dict[str, float],
+) -> None:
+    """The service's fixes and pairs (fitted calibration, ``--against-service`` of the
+    chosen scenarios, rendered as ``bench_accuracy`` renders them) beside the floor's.
+
+    Beside the floor (multipath + GPS, receiver sigma, true height) it solves the floor
+    again at the height ``localize`` assumes (the median of the receivers used) and with
+    the fitted calibration's clock-offset errors added (what the fit leaves of the biases).
+    Each usable pair of the service is set against the oracle's error for that pair.
+    """
+    rng = np.random.default_rng(arguments.seed)
+    network = realistic_world(
+        hidden_network(load_scenario(), rng), np.random.default_rng([arguments.seed, 15])
+    )
+    started_s = time.perf_counter()
+    sessions = known_sessions(network, arguments.known_sessions, rng)
+    fitted = calibrations_for(network, sessions)[0]["fitted"]
+    receivers = receivers_of(network)
+    by_seed = {r.case.scenario.seed: r for r in records}
+    biases_s = {r.id: r.timing_bias_ns * 1e-9 for r in network.receivers}
+    offset_errors_s = {k: fitted.clock_offset_s(k) - v for k, v in biases_s.items()}
+    columns = ("service", "floor", "floor, assumed height", "floor + fitted offsets")
+    rows: list[tuple[BenchScenario, dict[str, float]]] = []
+    pair_rows = []
+    for case, skew in chosen[: arguments.against_service]:
+        observations = pipeline_observations(
+            case.scenario,
+            case.start_time_ns,
+            cast(np.random.Generator, _Skews(skew)),
+            window_s=3.0,
+        )
+        result = localize(
+            receivers,
+            observations.powers,
+            observations.pairs,
+            fitted,
+            method="tdoa",
+            not_heard=observations.not_heard
+            if all(p.unit == "dBm" for p in observations.powers)
+            else [],
+        )
+        errors_m: dict[str, float] = {}
+        if result.status == "ok" and result.latitude is not None:
+            errors_m["service"] = error_m(result, case.latitude, case.longitude)
+        # Each usable pair of the service against the oracle's error for that very pair.
+        all_links = {
+            settings.id: link_of(case, settings, float(k))
+            for settings, k in zip(case.scenario.receivers, skew, strict=True)
+        }
+        for pair in observations.pairs:
+            if pair.sigma_s >= UNUSABLE_SIGMA_S:
+                continue
+            other, partner = all_links[pair.receiver_i], all_links[pair.receiver_j]
+            multipath, _, _, centre_ns = multipath_errors_s(case.scenario, [partner, other], 3.0)
+            gps = [gps_error_s(case.scenario, link, centre_ns) for link in (other, partner)]
+            if gps[0] is None or gps[1] is None:
+                continue
+            truth_s = other.delay_s - partner.delay_s
+            truth_s += biases_s[other.settings.id] - biases_s[partner.settings.id]
+            service_s = pair.time_difference_s - truth_s
+            oracle_s = float(multipath[0]) + gps[0] - gps[1]
+            offsets_s = offset_errors_s[other.settings.id] - offset_errors_s[partner.settings.id]
+            weaker_db = min(other.snr_db, partner.snr_db)
+            pair_rows.append((service_s, oracle_s, weaker_db, offsets_s))
+        record = by_seed.get(case.scenario.seed)
+        usable = [k for k, g in enumerate(record.gps) if g is not None] if record else []
+        if record is not None and len(usable) >= 3:
+            timed = [record.links[k] for k in usable]
+            gps_s = np.array([record.gps[k] for k in usable], dtype=np.float64)
+            errors = gps_s[1:] - gps_s[0] + record.timed_multipath
+            weights = np.array([sigmas_s[link.settings.id] for link in timed])
+            height_m = float(np.median([link.settings.require_position()[2] for link in timed]))
+            offsets = np.array([offset_errors_s[link.settings.id] for link in timed])
+            errors_m["floor"] = fix_errors_m(case, timed, errors, weights)[0]
+            errors_m["floor, assumed height"] = fix_errors_m(
+                case, timed, errors, weights, height_m
+            )[0]
+            errors_m["floor + fitted offsets"] = fix_errors_m(
+                case, timed, errors + offsets[1:] - offsets[0], weights
+            )[0]
+        rows.append((case, errors_m))
+    both = [(c, e) for c, e in rows if all(k in e for k in columns)]
+    print(
+        f"\nThe service beside the floor (3 s, fitted calibration; the first {len(rows)} of the "
+        f"chosen scenarios, {len(both)} located by both; {time.perf_counter() - started_s:.0f} s)."
+        " Median / 95 % km:\n"
+    )
+    print("| subset | fixes | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    subsets = (("all", None), ("inside hull", True), ("outside hull", False))
+    for label, inside in subsets:
+        part = [e for c, e in both if inside is None or c.inside_hull == inside]
+        if part:
+            cells = []
+            for column in columns:
+                values = np.array([e[column] for e in part]) / 1e3
+                cells.append(f"{np.median(values):.2f} / {np.percentile(values, 95):.2f}")
+            print(f"| {label} | {len(part)} | " + " | ".join(cells) + " |")
+    print("\nWhere the service errs most beyond the floor (km):\n")
+    print("| scenario | hull | " + " | ".join(columns) + " |")
+    print("|---|---|" + "---|" * len(columns))
+    for c, e in sorted(both, key=lambda r: r[1]["service"] - r[1]["floor"], reverse=True)[:10]:
+        hull = "in" if c.inside_hull else "out"
+        cells = [f"{e[column] / 1e3:.2f}" for column in columns]
+        print(f"| {c.scenario.seed} | {hull} | " + " | ".join(cells) + " |")
+    table = np.array(pair_rows) * [1e6, 1e6, 1.0, 1e6]
+    service_us, oracle_us, weaker_db, offsets_us = table.T
+    excess_us = service_us - oracle_us
+    print(
+        f"\nThe service's usable pairs ({len(table)}), raw lags against light time and the true "
+        f"biases: error RMS {np.sqrt(np.mean(service_us**2)):.2f} us; the oracle's (multipath + "
+        f"GPS) for the same pairs {np.sqrt(np.mean(oracle_us**2)):.2f} us; the fitted clock "
+        f"offsets' error on these pairs, RMS {np.sqrt(np.mean(offsets_us**2)):.2f} us.\n"
+    )
+    print("| weaker link SNR | pairs | service - oracle: median abs / RMS us |")
+    print("|---|---|---|")
+    for low, high in ((-99.0, 0.0), (0.0, 10.0), (10.0, 20.0), (20.0, 99.0)):
+        mask = (weaker_db >= low) & (weaker_db < high)
+        if mask.any():
+            print(
+                f"| {low:g} to {high:g} dB | {int(mask.sum())} "
+                f"| {np.median(np.abs(excess_us[mask])):.2f} "
+                f"/ {np.sqrt(np.mean(excess_us[mask] ** 2)):.2f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--scenarios", type=int, default=640, help="bench_accuracy's count")
@@ -509,6 +670,13 @@ def main() -> None:
     parser.add_argument("--windows", type=float, nargs="+", default=[2.0, 3.0, 4.0, 5.0])
     parser.add_argument("--min-snr-db", type=float, default=-10.0, help="link SNR to be used")
     parser.add_argument("--check", type=int, default=0, help="pairs to check against correlations")
+    parser.add_argument(
+        "--against-service",
+        type=int,
+        default=0,
+        help="render this many of the chosen scenarios as bench_accuracy does and set the "
+        "service's fixes and pairs (3 s, fitted calibration) beside the floor's",
+    )
     parser.add_argument(
         "--located",
         type=int,
@@ -651,6 +819,11 @@ def main() -> None:
                 f"{np.percentile(ordered[-n:], 95) / 1e3:.2f} km"
             )
     print("\n".join(sigma_text))
+    if arguments.against_service and 3.0 in records:
+        sigma_mp = rms_by_receiver(records[3.0], "multipath")
+        sigma_gps = rms_by_receiver(records[3.0], "gps")
+        sigmas = {k: float(np.hypot(v, sigma_gps.get(k, 0.0))) for k, v in sigma_mp.items()}
+        against_service(arguments, chosen, records[3.0], sigmas)
     print(f"\n(run time {time.perf_counter() - started_s:.0f} s)")
 
 
