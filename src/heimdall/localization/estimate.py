@@ -29,7 +29,7 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -58,8 +58,9 @@ from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
     band_of,
-    pair_sigmas_m,
+    pair_sigmas_from_timing_m,
     propagation_model_for,
+    receiver_timing_sigmas_s,
     tdoa_range_scale,
     timing_sigma_s,
 )
@@ -376,21 +377,24 @@ def localize(
                 for p in tdoa_kept
             ]
         )
+        # Ground wave: the paths from the network's centre until there is a fix.
+        sigmas_m, receiver_sigmas_m = _tdoa_sigmas_m(
+            tdoa_kept,
+            np.array([frame.origin_latitude_deg, frame.origin_longitude_deg]),
+            lambda receiver_id, path_m: timing_sigma_s(
+                calibration, receiver_id, model, frequency_hz, path_m
+            ),
+            {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+            variance_scale,
+            index_of,
+        )
         tdoa_block = TdoaBlock(
             first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
             second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
             range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
-            # Ground wave: the paths from the network's centre until there is a fix.
-            sigmas_m=pair_sigmas_m(
-                tdoa_kept,
-                np.array([frame.origin_latitude_deg, frame.origin_longitude_deg]),
-                lambda receiver_id, path_m: timing_sigma_s(
-                    calibration, receiver_id, model, frequency_hz, path_m
-                ),
-                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
-                variance_scale,
-            ),
+            sigmas_m=sigmas_m,
             range_scale=tdoa_range_scale(model, frequency_hz),
+            receiver_sigmas_m=receiver_sigmas_m,
         )
     problem = Problem(
         frame,
@@ -463,18 +467,17 @@ def localize(
         # An uncalibrated receiver's ground-wave sigma grows with its path: weigh the
         # pairs again with the paths from the fix, and refine from there.
         fix_lat, fix_lon = frame.plane_to_geodetic(best.parameters[0], best.parameters[1])
-        tdoa_block = replace(
-            tdoa_block,
-            sigmas_m=pair_sigmas_m(
-                tdoa_kept,
-                np.array([float(fix_lat), float(fix_lon)]),
-                lambda receiver_id, path_m: timing_sigma_s(
-                    calibration, receiver_id, model, frequency_hz, path_m
-                ),
-                {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
-                pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids)),
+        sigmas_m, receiver_sigmas_m = _tdoa_sigmas_m(
+            tdoa_kept,
+            np.array([float(fix_lat), float(fix_lon)]),
+            lambda receiver_id, path_m: timing_sigma_s(
+                calibration, receiver_id, model, frequency_hz, path_m
             ),
+            {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
+            pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids)),
+            index_of,
         )
+        tdoa_block = replace(tdoa_block, sigmas_m=sigmas_m, receiver_sigmas_m=receiver_sigmas_m)
         problem = replace(problem, tdoa=tdoa_block)
         solutions = _distinct(
             sorted(
@@ -565,6 +568,26 @@ def localize(
         diagnostics=diagnostics,
     )
     return result
+
+
+def _tdoa_sigmas_m(
+    pairs: list[TdoaObservation],
+    fix_lat_lon_deg: np.ndarray,
+    receiver_timing_sigma_s: Callable[[str, float], float],
+    sites: dict[str, tuple[float, float]],
+    variance_scale: float,
+    index_of: dict[str, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's range sigma (m), and each receiver's timing sigma (m) by its index in
+    the problem (0 for a receiver without pairs): the part its pairs share, as the
+    calibration's timing fit models it (``tdoa.pair_whitening``)."""
+    timing_s = receiver_timing_sigmas_s(fix_lat_lon_deg, receiver_timing_sigma_s, sites)
+    receiver_sigmas_m = np.zeros(len(index_of))
+    for receiver_id, sigma_s in timing_s.items():
+        receiver_sigmas_m[index_of[receiver_id]] = (
+            SPEED_OF_LIGHT_M_PER_S * np.sqrt(variance_scale) * sigma_s
+        )
+    return pair_sigmas_from_timing_m(pairs, timing_s, variance_scale), receiver_sigmas_m
 
 
 def _rival_report(

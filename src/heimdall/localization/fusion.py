@@ -94,17 +94,33 @@ class TdoaBlock:
     #: Light-time range per metre of path: 1, or more for a ground wave's slower group
     #: velocity (``propagation.tdoa_range_scale``).
     range_scale: float = 1.0
+    #: Each receiver's own timing sigma in metres, by receiver index (as ``first`` and
+    #: ``second``): the part of its pairs' sigmas they share (``tdoa.pair_whitening``).
+    #: None: split as if the receivers' timing errors were alike.
+    receiver_sigmas_m: FloatArray | None = None
 
     def whitening_per_m(self, extra_sigma_m: float = 0.0) -> FloatArray:
-        """Whitening of the pair residuals, sigmas widened by ``extra_sigma_m`` in quadrature."""
+        """Whitening of the pair residuals, sigmas widened by ``extra_sigma_m`` in quadrature.
+
+        The widening is the grid's: a candidate off its cell's centre by ``delta`` moves
+        each receiver's range by ``u_k . delta``, so it belongs to the receivers (half
+        of it to each of a pair's two), shared by their pairs as their timing sigmas are.
+        """
         if extra_sigma_m == 0.0:
             return self._whitening_per_m
-        return pair_whitening(self.first, self.second, np.hypot(self.sigmas_m, extra_sigma_m))
+        return pair_whitening(
+            self.first,
+            self.second,
+            np.hypot(self.sigmas_m, extra_sigma_m),
+            None
+            if self.receiver_sigmas_m is None
+            else np.hypot(self.receiver_sigmas_m, extra_sigma_m / np.sqrt(2.0)),
+        )
 
     @cached_property
     def _whitening_per_m(self) -> FloatArray:
         # The refinement evaluates residuals and Jacobian dozens of times: factor once.
-        return pair_whitening(self.first, self.second, self.sigmas_m)
+        return pair_whitening(self.first, self.second, self.sigmas_m, self.receiver_sigmas_m)
 
 
 @dataclass(frozen=True)

@@ -145,33 +145,31 @@ class PairSigma(Protocol):
     def sigma_s(self) -> float: ...
 
 
-def pair_sigmas_m(
-    pairs: Sequence[PairSigma],
+def receiver_timing_sigmas_s(
     fix_lat_lon_deg: np.ndarray,
     receiver_timing_sigma_s: Callable[[str, float], float],
     sites: dict[str, tuple[float, float]],
-    variance_scale: float,
-) -> np.ndarray:
-    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas.
+) -> dict[str, float]:
+    """Each receiver's timing sigma (s) over its path from ``fix_lat_lon_deg``.
 
     ``receiver_timing_sigma_s(receiver_id, path_m)`` is the calibration's (fitted, else
     the GPS default or the ground wave's floor and spread over the path from
     ``fix_lat_lon_deg`` to the receiver's ``sites`` entry).
     """
     ids = sorted(sites)
-    paths_m = dict(
-        zip(
-            ids,
-            geodesic_distances_m(
-                fix_lat_lon_deg[0],
-                fix_lat_lon_deg[1],
-                np.array([sites[r][0] for r in ids]),
-                np.array([sites[r][1] for r in ids]),
-            ).tolist(),
-            strict=True,
-        )
-    )
-    timing_s = {r: receiver_timing_sigma_s(r, paths_m[r]) for r in ids}
+    paths_m = geodesic_distances_m(
+        fix_lat_lon_deg[0],
+        fix_lat_lon_deg[1],
+        np.array([sites[r][0] for r in ids]),
+        np.array([sites[r][1] for r in ids]),
+    ).tolist()
+    return {r: receiver_timing_sigma_s(r, path_m) for r, path_m in zip(ids, paths_m, strict=True)}
+
+
+def pair_sigmas_from_timing_m(
+    pairs: Sequence[PairSigma], timing_s: dict[str, float], variance_scale: float
+) -> np.ndarray:
+    """Each pair's range sigma (m) from its own sigma and its receivers' ``timing_s``."""
     return np.asarray(
         SPEED_OF_LIGHT_M_PER_S
         * np.sqrt(variance_scale)
@@ -182,4 +180,20 @@ def pair_sigmas_m(
             ]
         ),
         dtype=np.float64,
+    )
+
+
+def pair_sigmas_m(
+    pairs: Sequence[PairSigma],
+    fix_lat_lon_deg: np.ndarray,
+    receiver_timing_sigma_s: Callable[[str, float], float],
+    sites: dict[str, tuple[float, float]],
+    variance_scale: float,
+) -> np.ndarray:
+    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas
+    (``receiver_timing_sigmas_s``)."""
+    return pair_sigmas_from_timing_m(
+        pairs,
+        receiver_timing_sigmas_s(fix_lat_lon_deg, receiver_timing_sigma_s, sites),
+        variance_scale,
     )

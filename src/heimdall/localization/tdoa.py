@@ -15,10 +15,15 @@ in number but still correlated: the reference's own timing error (its GPS stamp,
 correlation noise) shifts every pair alike. Treated as independent, that common shift
 is under-weighted by ``N / 2`` in variance and the ellipse is too small in the direction
 it moves the fix. ``pair_whitening`` rebuilds the pair covariance from per-receiver
-variances (each receiver gets half the smallest variance of the pairs it is in; the
-rest of a pair's variance stays its own) and whitens the residuals with it. The split is
-exact when the receivers' timing errors are alike (GPS-dominated); when the reference is
-much better than the rest it over-states the common part and under-states each pair's own.
+variances and whitens the residuals with it. Given the receivers' own timing sigmas
+(``localize`` passes the calibration's), the covariance is the one the calibration fitted
+them under (``training.timing_fit``): ``diag(own^2) + M diag(s^2) M^T``, ``M`` the pairs'
++1/-1 incidence, a pair's own part what its sigma holds beyond its two receivers'.
+Without them each receiver gets half the smallest variance of the pairs it is in, which
+is exact only when the receivers' timing errors are alike: with fitted sigmas of
+0.14-2.9 us it gave a noisy reference half its variance as common and half as each
+pair's own, and a quiet one up to 3.7 times its sigma (docs/localization.md, "The pair
+covariance the calibration was fitted under").
 
 All functions are pure numpy; ranges in metres, times in seconds.
 """
@@ -53,11 +58,19 @@ def range_differences_m(ranges_m: FloatArray, first: IndexArray, second: IndexAr
     return np.asarray(ranges_m[..., first] - ranges_m[..., second], dtype=np.float64)
 
 
-def pair_whitening(first: IndexArray, second: IndexArray, sigmas_m: FloatArray) -> FloatArray:
+def pair_whitening(
+    first: IndexArray,
+    second: IndexArray,
+    sigmas_m: FloatArray,
+    receiver_sigmas_m: FloatArray | None = None,
+) -> FloatArray:
     """Matrix ``W`` such that ``W r`` has unit covariance for pair residuals ``r``.
 
     For ``N - 1`` pairs spanning ``N`` receivers the covariance is built from
-    per-receiver variances (see the module docstring); otherwise (all pairs, whose
+    per-receiver variances (see the module docstring): ``receiver_sigmas_m[k]`` is
+    receiver ``k``'s own sigma (indexed as ``first`` and ``second``), the part of a
+    pair's sigma that every pair of that receiver shares; without it, each receiver
+    gets half the smallest variance of its pairs. Otherwise (all pairs, whose
     covariance is singular and which ``pair_variance_scale`` handles) it is
     ``diag(1 / sigma)``.
 
@@ -66,6 +79,11 @@ def pair_whitening(first: IndexArray, second: IndexArray, sigmas_m: FloatArray) 
         >>> w = pair_whitening(np.array([1, 2]), np.array([0, 0]), np.array([2.0, 2.0]))
         >>> np.round(np.linalg.inv(w.T @ w), 6).tolist()  # the pair covariance
         [[4.0, 2.0], [2.0, 4.0]]
+        >>> w = pair_whitening(
+        ...     np.array([1, 2]), np.array([0, 0]), np.array([2.0, 2.0]), np.array([1.5, 1.0, 1.0])
+        ... )
+        >>> np.round(np.linalg.inv(w.T @ w), 6).tolist()  # receiver 0 shares 1.5^2
+        [[4.0, 2.25], [2.25, 4.0]]
     """
     sigmas_m = np.asarray(sigmas_m, dtype=np.float64)
     receivers = np.union1d(first, second)
@@ -76,12 +94,18 @@ def pair_whitening(first: IndexArray, second: IndexArray, sigmas_m: FloatArray) 
     incidence[np.arange(len(sigmas_m)), [column[int(i)] for i in first]] = 1.0
     incidence[np.arange(len(sigmas_m)), [column[int(j)] for j in second]] = -1.0
     variances_m2 = np.square(sigmas_m)
-    in_pair = incidence != 0.0
-    receiver_variances_m2 = 0.5 * np.min(
-        np.where(in_pair, variances_m2[:, np.newaxis], np.inf), axis=0
-    )
+    if receiver_sigmas_m is not None:
+        receiver_variances_m2 = np.square(np.asarray(receiver_sigmas_m, dtype=np.float64))[
+            receivers
+        ]
+    else:
+        in_pair = incidence != 0.0
+        receiver_variances_m2 = 0.5 * np.min(
+            np.where(in_pair, variances_m2[:, np.newaxis], np.inf), axis=0
+        )
     shared_m2 = (incidence * receiver_variances_m2) @ incidence.T
-    own_m2 = variances_m2 - np.diag(shared_m2)
+    # A pair's own part: never negative, should the receivers' sigmas exceed its own.
+    own_m2 = np.maximum(variances_m2 - np.diag(shared_m2), 0.0)
     # A tiny ridge keeps the Cholesky factor defined if the pairs do not form a tree.
     covariance_m2 = shared_m2 + np.diag(own_m2 + 1e-9 * variances_m2)
     lower = np.linalg.cholesky(covariance_m2)

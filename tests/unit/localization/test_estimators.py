@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.localization import (
     Calibration,
     PowerObservation,
@@ -10,6 +11,7 @@ from heimdall.localization import (
     TdoaObservation,
     localize,
 )
+from heimdall.localization.geodesy import LocalFrame
 from heimdall.localization.uncertainty import CHI2_2DOF_95
 from tests.unit.localization.synthetic import (
     error_m,
@@ -323,3 +325,51 @@ def test_a_walk_into_a_refined_minimum_basin_stops_there() -> None:
     with pytest.raises(StopIteration):
         watch(OptimizeResult(x=np.array([1_200.0, 2_100.0, -30.0]), cost=2.5))
     assert watch.minimum is found
+
+
+def test_star_covariance_is_the_one_the_timing_sigmas_were_fitted_under(
+    receivers: list[Receiver],
+) -> None:
+    """Pairs against one reference share its timing error, and only its own: the pair
+    covariance is ``diag(own^2) + M diag(s^2) M^T`` with the calibration's per-receiver
+    sigmas ``s`` (as ``training.timing_fit`` fits them). Half the smallest pair variance
+    per receiver, the rule for receivers alike, gave a 2 us reference 1.4 us of shared
+    error and each 100 ns partner 1.4 us of its own: an ellipse of 883 x 451 m instead
+    of 72 x 38 m."""
+    reference, others = receivers[0], receivers[1:]
+    sigmas_ns = {reference.id: 2000.0} | {r.id: 100.0 for r in others}
+    own_s = 50e-9
+    calibration = Calibration(timing_sigmas_ns=sigmas_ns)
+    ranges_m = true_ranges_m(receivers, *INSIDE, ALTITUDE_M)
+    pairs = [
+        TdoaObservation(
+            receiver_i=other.id,
+            receiver_j=reference.id,
+            time_difference_s=float((ranges_m[k + 1] - ranges_m[0]) / SPEED_OF_LIGHT_M_PER_S),
+            sigma_s=own_s,
+        )
+        for k, other in enumerate(others)
+    ]
+    result = localize(
+        receivers, [], pairs, calibration, method="tdoa", transmitter_altitude_m=ALTITUDE_M
+    )
+    assert result.status == "ok" and result.covariance_en_m2 is not None
+    assert result.diagnostics["covariance_inflation"] == 1.0  # noiseless: the model's own
+    # The expected covariance from the geometry: unit vectors from each receiver to the fix.
+    frame = LocalFrame(*INSIDE, ALTITUDE_M)
+    enu_m = np.column_stack(
+        frame.geodetic_to_enu(
+            [r.latitude for r in receivers],
+            [r.longitude for r in receivers],
+            [r.altitude_m for r in receivers],
+        )
+    )
+    units = -enu_m / np.linalg.norm(enu_m, axis=1)[:, np.newaxis]
+    jacobian = units[1:, :2] - units[0, :2]  # d(d_other - d_reference) / d(east, north)
+    timing_m = SPEED_OF_LIGHT_M_PER_S * 1e-9 * np.array([sigmas_ns[r.id] for r in receivers])
+    incidence = np.column_stack([-np.ones(len(others)), np.eye(len(others))])
+    pair_covariance_m2 = (incidence * timing_m**2) @ incidence.T + np.diag(
+        np.full(len(others), (SPEED_OF_LIGHT_M_PER_S * own_s) ** 2)
+    )
+    expected_m2 = np.linalg.inv(jacobian.T @ np.linalg.solve(pair_covariance_m2, jacobian))
+    np.testing.assert_allclose(np.array(result.covariance_en_m2), expected_m2, rtol=0.02)

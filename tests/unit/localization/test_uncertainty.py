@@ -182,3 +182,25 @@ def test_estimated_scale_regions_cover_when_the_model_sigma_is_too_small() -> No
         new += mahalanobis / estimated_scale_inflation(chi_square, dof) <= CHI2_2DOF_95
     assert old / trials < 0.92
     assert new / trials == pytest.approx(0.95, abs=0.012)
+
+
+def test_whitening_with_the_receivers_own_sigmas_when_they_differ() -> None:
+    rng = np.random.default_rng(12)
+    # A noisy reference (the strongest receiver is often the one with the worst echoes)
+    # and quiet partners, each pair with a correlation error of its own.
+    receiver_sigmas_m = np.array([600.0, 30.0, 30.0, 240.0, 90.0])
+    own_sigmas_m = np.array([20.0, 60.0, 20.0, 40.0])
+    errors_m = rng.standard_normal((40_000, 5)) * receiver_sigmas_m
+    first, second = np.arange(1, 5), np.zeros(4, dtype=np.intp)
+    residuals_m = (
+        errors_m[:, first] - errors_m[:, second] + rng.standard_normal((40_000, 4)) * own_sigmas_m
+    )
+    pair_sigmas_m = np.sqrt(
+        receiver_sigmas_m[first] ** 2 + receiver_sigmas_m[0] ** 2 + own_sigmas_m**2
+    )
+    whitened = residuals_m @ pair_whitening(first, second, pair_sigmas_m, receiver_sigmas_m).T
+    np.testing.assert_allclose(np.cov(whitened.T), np.eye(4), atol=0.05)
+    # Split as if the receivers were alike, the reference's error is half common and
+    # half each pair's own: the whitened pairs stay correlated.
+    alike = residuals_m @ pair_whitening(first, second, pair_sigmas_m).T
+    assert np.max(np.abs(np.cov(alike.T) - np.eye(4))) > 0.3
