@@ -133,7 +133,7 @@ def timing_sigma_s(
 
 
 class PairSigma(Protocol):
-    """What ``pair_sigmas_m`` reads of a TDOA observation."""
+    """What ``pair_sigmas_from_timing_m`` reads of a TDOA observation."""
 
     @property
     def receiver_i(self) -> str: ...
@@ -180,20 +180,4 @@ def pair_sigmas_from_timing_m(
             ]
         ),
         dtype=np.float64,
-    )
-
-
-def pair_sigmas_m(
-    pairs: Sequence[PairSigma],
-    fix_lat_lon_deg: np.ndarray,
-    receiver_timing_sigma_s: Callable[[str, float], float],
-    sites: dict[str, tuple[float, float]],
-    variance_scale: float,
-) -> np.ndarray:
-    """Each pair's range sigma (m): its correlation's and both receivers' timing sigmas
-    (``receiver_timing_sigmas_s``)."""
-    return pair_sigmas_from_timing_m(
-        pairs,
-        receiver_timing_sigmas_s(fix_lat_lon_deg, receiver_timing_sigma_s, sites),
-        variance_scale,
     )

@@ -20,8 +20,9 @@ from heimdall.localization import Calibration, Receiver, TdoaObservation, locali
 from heimdall.localization.fusion import search_margin_m
 from heimdall.localization.geodesy import LocalFrame, geodesic_distances_m, slant_ranges_m
 from heimdall.localization.propagation import (
-    pair_sigmas_m,
+    pair_sigmas_from_timing_m,
     propagation_model_for,
+    receiver_timing_sigmas_s,
     tdoa_range_scale,
     timing_sigma_s,
 )
@@ -226,15 +227,14 @@ def test_pair_sigmas_grow_with_the_paths_from_the_fix() -> None:
     graz = sites["graz"]
     pairs = ground_wave_pairs(receivers, graz[0] + 0.3, graz[1], 1.0, sigma_s=1e-9)
     calibration = Calibration()
-    sigmas_m = pair_sigmas_m(
-        pairs,
+    timing_s = receiver_timing_sigmas_s(
         np.array([graz[0] + 0.3, graz[1]]),  # 33 km north of Graz
         lambda receiver_id, path_m: timing_sigma_s(
             calibration, receiver_id, "ground_wave", HF_HZ, path_m
         ),
         sites,
-        1.0,
     )
+    sigmas_m = pair_sigmas_from_timing_m(pairs, timing_s, 1.0)
     by_pair = {p.receiver_i: float(s) for p, s in zip(pairs, sigmas_m, strict=True)}
     # Every pair shares usti (~270 km away); graz's own path is the shortest.
     assert by_pair["graz"] == min(by_pair.values())
