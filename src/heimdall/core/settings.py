@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     # 0.49 km, fused 0.54 -> 0.48 km against 2 s, with 7 x 5 s p95 70-97 ms; 4 s
     # gains more (0.46 km) but leaves the 100 ms p95 (108 ms over 40 scenarios).
     tdoa_window_s: float = 3.0
+    # Seconds of each known-source recording used for the training's TDOA lags (the
+    # central part), from which the receivers' clock offsets are fitted; None (the
+    # default) uses the whole recording. Training is offline, not bound by the
+    # localization's latency: the longer span averages more of the fading echoes out of
+    # each lag, and the fitted offsets are most of the TDOA error above the multipath
+    # floor (docs/localization.md, "The training's own TDOA window").
+    training_tdoa_window_s: float | None = Field(default=None, gt=0)
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True

@@ -155,7 +155,11 @@ def _known_source_session(
     }
     missing = ""
     try:
-        pairs = tdoa_observations(store, measurements, receivers, settings)
+        # Offline: the whole recording by default, not the localization's latency-bound
+        # window (a longer span averages the fading echoes out of the lags).
+        pairs = tdoa_observations(
+            store, measurements, receivers, window_s=settings.training_tdoa_window_s
+        )
     except ObjectStoreUnavailable:
         raise  # the store is down: the job fails and says so
     except ObjectStoreError as exc:

@@ -459,6 +459,11 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
         for rid in ids
     ]
     receivers = {rid: Receiver(id=rid, latitude=45.0, longitude=7.0, altitude_m=0.0) for rid in ids}
-    service.tdoa_observations(object(), measurements, receivers, get_settings())  # type: ignore[arg-type]
+    service.tdoa_observations(
+        object(),  # type: ignore[arg-type]
+        measurements,
+        receivers,
+        window_s=get_settings().tdoa_window_s,
+    )
     assert seen_urls == [[("s3://x/a", None), ("s3://x/b", None), ("s3://x/d", None)]]
     assert seen == [("a", "s3://x/a"), ("b", "s3://x/b"), ("d", "s3://x/d")]
