@@ -127,7 +127,7 @@ def main() -> None:
             if store is None:
                 pairs = tdoa_observations_from_recordings(recordings, window_s=TDOA_WINDOW_S)
             else:
-                pairs = tdoa_observations(store, rows, by_id, settings)
+                pairs = tdoa_observations(store, rows, by_id, window_s=settings.tdoa_window_s)
             lagged_s = time.perf_counter()
             localize(
                 receivers,

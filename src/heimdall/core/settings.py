@@ -145,6 +145,15 @@ class Settings(BaseSettings):
     # 0.49 km, fused 0.54 -> 0.48 km against 2 s, with 7 x 5 s p95 70-97 ms; 4 s
     # gains more (0.46 km) but leaves the 100 ms p95 (108 ms over 40 scenarios).
     tdoa_window_s: float = 3.0
+    # Seconds of each known-source recording used for the training's TDOA lags (the
+    # central part), from which the receivers' clock offsets are fitted; None uses the
+    # whole recording. Training is offline, not bound by the localization's latency:
+    # the longer span averages more of the fading echoes out of each lag, and the fitted
+    # offsets are most of the TDOA error above the multipath floor (docs/localization.md,
+    # "The training's own TDOA window"). 10 s takes a usual 5 s recording whole, and
+    # keeps a 300 s one from costing 60 times as much per pair for little more: the
+    # floor's gain flattens from 4-5 s.
+    training_tdoa_window_s: float | None = Field(default=10.0, gt=0)
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True

@@ -49,12 +49,16 @@ def tdoa_observations(
     store: ObjectStore,
     measurements: list[Measurement],
     receivers: dict[str, Receiver],
-    settings: Settings,
+    *,
+    window_s: float | None,
     skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
-    """TDOA pairs of the GPS-timed receivers, from their stored recordings."""
+    """TDOA pairs of the GPS-timed receivers, from their stored recordings, correlated over
+    their central ``window_s`` seconds (all of the recordings when None)."""
     timed = [m for m in measurements if m.gps_locked]
-    return timed_observations(timed, read_timed(store, timed)(), receivers, settings, skipped)
+    return timed_observations(
+        timed, read_timed(store, timed)(), receivers, window_s=window_s, skipped=skipped
+    )
 
 
 def read_timed(store: ObjectStore, timed: list[Measurement]) -> Callable[[], list[IQCapture]]:
@@ -74,10 +78,11 @@ def timed_observations(
     timed: list[Measurement],
     captures: list[IQCapture],
     receivers: dict[str, Receiver],
-    settings: Settings,
+    *,
+    window_s: float | None,
     skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
-    """TDOA pairs of GPS-timed rows whose recordings are read."""
+    """TDOA pairs of GPS-timed rows whose recordings are read (``tdoa_observations``)."""
     recordings = [
         TimedRecording(
             station=receivers[m.websdr_id],
@@ -87,9 +92,7 @@ def timed_observations(
         )
         for m, capture in zip(timed, captures, strict=True)
     ]
-    return tdoa_observations_from_recordings(
-        recordings, window_s=settings.tdoa_window_s, skipped=skipped
-    )
+    return tdoa_observations_from_recordings(recordings, window_s=window_s, skipped=skipped)
 
 
 #: A measured SNR below this is a receiver hearing only noise: ``dsp.measure`` on noise
@@ -283,7 +286,9 @@ def compute(
     calibration, model_id = active_calibration(session, settings)
     skipped: list[str] = []
     try:
-        pairs = timed_observations(timed, recordings(), receivers, settings, skipped)
+        pairs = timed_observations(
+            timed, recordings(), receivers, window_s=settings.tdoa_window_s, skipped=skipped
+        )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
         # Ceilings are in dBm: beside readings on the receivers' own scales they mean nothing.
         ceilings = (

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, undefer
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.localization.calibration import Calibration
-from heimdall.localization.estimate import Receiver
+from heimdall.localization.estimate import Receiver, TdoaObservation
 from heimdall.localization.service import (
     default_calibration,
     power_observations,
@@ -153,14 +153,7 @@ def _known_source_session(
         s.id: Receiver(id=s.id, latitude=s.latitude, longitude=s.longitude, altitude_m=s.altitude_m)
         for s in stations
     }
-    missing = ""
-    try:
-        pairs = tdoa_observations(store, measurements, receivers, settings)
-    except ObjectStoreUnavailable:
-        raise  # the store is down: the job fails and says so
-    except ObjectStoreError as exc:
-        # One session's recordings gone: its powers still count, the result says so.
-        pairs, missing = [], f"recordings unreadable: {exc}"
+    pairs, missing = known_source_pairs(store, measurements, receivers, settings)
     built = KnownSourceSession(
         task_id=str(task_id),
         source_latitude=source.latitude,
@@ -172,6 +165,31 @@ def _known_source_session(
         pairs=pairs,
     )
     return built, missing
+
+
+def known_source_pairs(
+    store: ObjectStore,
+    measurements: list[Measurement],
+    receivers: dict[str, Receiver],
+    settings: Settings,
+) -> tuple[list[TdoaObservation], str]:
+    """A known-source session's TDOA pairs, and why it has none if its recordings are gone.
+
+    Correlated as a localization's, but over the training's own window
+    (``Settings.training_tdoa_window_s``, 10 s by default: a 5 s recording whole): the job is
+    offline, not bound by the localization's latency, and a longer span averages more of
+    the fading echoes out of the lags the clock offsets are fitted from.
+    """
+    try:
+        pairs = tdoa_observations(
+            store, measurements, receivers, window_s=settings.training_tdoa_window_s
+        )
+    except ObjectStoreUnavailable:
+        raise  # the store is down: the job fails and says so
+    except ObjectStoreError as exc:
+        # One session's recordings gone: its powers still count, the result says so.
+        return [], f"recordings unreadable: {exc}"
+    return pairs, ""
 
 
 def baseline_calibration(session: Session, settings: Settings) -> tuple[Calibration, str]:

@@ -72,6 +72,12 @@ def test_central_window_longer_than_the_capture_is_the_capture() -> None:
     assert central_window(capture, duration_s=10.0) is capture
 
 
+def test_central_window_of_none_is_the_whole_capture() -> None:
+    # The training's window when set to the whole recording (training_tdoa_window_s=None).
+    capture = make_capture(np.ones(512 * 30, dtype=np.complex64), SAMPLE_RATE_HZ)
+    assert central_window(capture, duration_s=None) is capture
+
+
 @pytest.mark.parametrize("start_offset_s", [-0.0431, 0.0, 0.0217])
 def test_window_covering_spans_the_reference_window(start_offset_s: float) -> None:
     # A partner capture starting start_offset_s after the reference, at a rate 40 ppm off.
@@ -459,6 +465,11 @@ def test_recordings_are_read_back_at_once_in_their_order(monkeypatch: pytest.Mon
         for rid in ids
     ]
     receivers = {rid: Receiver(id=rid, latitude=45.0, longitude=7.0, altitude_m=0.0) for rid in ids}
-    service.tdoa_observations(object(), measurements, receivers, get_settings())  # type: ignore[arg-type]
+    service.tdoa_observations(
+        object(),  # type: ignore[arg-type]
+        measurements,
+        receivers,
+        window_s=get_settings().tdoa_window_s,
+    )
     assert seen_urls == [[("s3://x/a", None), ("s3://x/b", None), ("s3://x/d", None)]]
     assert seen == [("a", "s3://x/a"), ("b", "s3://x/b"), ("d", "s3://x/d")]

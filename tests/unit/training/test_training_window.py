@@ -1,0 +1,76 @@
+"""The training correlates known sources over its own TDOA window, not the localization's.
+
+The localization's window (``Settings.tdoa_window_s``, 3 s) is bound by its 100 ms p95;
+the training is offline, and its lags (from which the receivers' clock offsets are
+fitted) are correlated over ``Settings.training_tdoa_window_s``: 10 s by default, a
+usual 5 s recording whole.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from heimdall.core.settings import Settings
+from heimdall.core.storage import ObjectStoreError
+from heimdall.localization.estimate import Receiver, TdoaObservation
+from heimdall.models import Measurement
+from heimdall.training import job
+
+
+def spy_windows(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    seen: list[float | None] = []
+
+    def observations(
+        store: object,
+        measurements: list[Measurement],
+        receivers: dict[str, Receiver],
+        *,
+        window_s: float | None,
+    ) -> list[TdoaObservation]:
+        seen.append(window_s)
+        return []
+
+    monkeypatch.setattr(job, "tdoa_observations", observations)
+    return seen
+
+
+def test_the_job_correlates_known_sources_over_the_training_window_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = spy_windows(monkeypatch)
+    settings = Settings(tdoa_window_s=3.0)
+    assert settings.training_tdoa_window_s == 10.0  # the default: a 5 s recording whole
+    assert job.known_source_pairs(object(), [], {}, settings) == ([], "")  # type: ignore[arg-type]
+    assert seen == [10.0]
+
+
+def test_the_job_can_correlate_the_whole_recording(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = spy_windows(monkeypatch)
+    job.known_source_pairs(object(), [], {}, Settings(training_tdoa_window_s=None))  # type: ignore[arg-type]
+    assert seen == [None]
+
+
+def test_the_job_uses_the_training_window_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = spy_windows(monkeypatch)
+    monkeypatch.setenv("HEIMDALL_TRAINING_TDOA_WINDOW_S", "4.5")
+    settings = Settings(tdoa_window_s=3.0)
+    job.known_source_pairs(object(), [], {}, settings)  # type: ignore[arg-type]
+    assert seen == [4.5]
+
+
+def test_unreadable_recordings_leave_the_session_without_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def gone(*_: object, **__: object) -> list[TdoaObservation]:
+        raise ObjectStoreError("s3://x/a: no such key")
+
+    monkeypatch.setattr(job, "tdoa_observations", gone)
+    pairs, missing = job.known_source_pairs(object(), [], {}, Settings())  # type: ignore[arg-type]
+    assert pairs == []
+    assert missing == "recordings unreadable: s3://x/a: no such key"
+
+
+def test_the_training_window_must_be_positive() -> None:
+    with pytest.raises(ValidationError):
+        Settings(training_tdoa_window_s=0.0)
