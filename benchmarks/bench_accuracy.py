@@ -65,8 +65,8 @@ GEOD = pyproj.Geod(ellps="WGS84")
 # The service correlates the central part of each capture (Settings.tdoa_window_s).
 TDOA_WINDOW_S = get_settings().tdoa_window_s
 # The training job correlates the known sources' recordings over their own window
-# (Settings.training_tdoa_window_s: 10 s by default, so the whole 5 s capture).
-TRAINING_TDOA_WINDOW_S = get_settings().training_tdoa_window_s
+# (Settings.training_window_s: the localization's unless set).
+TRAINING_TDOA_WINDOW_S = get_settings().training_window_s
 FIRST_START_NS = 1_717_200_000 * NS_PER_S  # 2024-06-01, one minute apart per scenario
 KNOWN_FIRST_START_NS = 1_716_000_000 * NS_PER_S  # the known sources, recorded earlier
 TRANSMITTER_ALTITUDE_M = 300.0  # the simulator's truth; never given to the estimators
@@ -574,9 +574,7 @@ def fit_summary(result: Run) -> list[str]:
 def report(result: Run, count: int) -> str:
     outcomes = result.outcomes
     shadowing_db = result.network.propagation.shadowing_sigma_db
-    training_window = (
-        "whole capture" if TRAINING_TDOA_WINDOW_S is None else f"{TRAINING_TDOA_WINDOW_S:g} s"
-    )
+    training_window = f"{TRAINING_TDOA_WINDOW_S:g} s"
     lines = [
         f"{count} scenarios, {shadowing_db:g} dB shadowing per link, "
         f"7 receivers (NW Italy) with hidden gains (+-{GAIN_OFFSET_DB:g} dB), "

@@ -146,14 +146,14 @@ class Settings(BaseSettings):
     # gains more (0.46 km) but leaves the 100 ms p95 (108 ms over 40 scenarios).
     tdoa_window_s: float = 3.0
     # Seconds of each known-source recording used for the training's TDOA lags (the
-    # central part), from which the receivers' clock offsets are fitted; None uses the
-    # whole recording. Training is offline, not bound by the localization's latency:
-    # the longer span averages more of the fading echoes out of each lag, and the fitted
-    # offsets are most of the TDOA error above the multipath floor (docs/localization.md,
-    # "The training's own TDOA window"). 10 s takes a usual 5 s recording whole, and
-    # keeps a 300 s one from costing 60 times as much per pair for little more: the
-    # floor's gain flattens from 4-5 s.
-    training_tdoa_window_s: float | None = Field(default=10.0, gt=0)
+    # central part), from which the receivers' clock offsets and timing sigmas are
+    # fitted; None (the default): the localization's window. A longer span averages
+    # more of the fading echoes out of each lag and fits the offsets better (the whole
+    # 5 s: TDOA median 0.45 -> 0.44 km, one seed), but the sigmas fitted with them then
+    # describe lags of another span than a localization's, and its ellipses over-covered
+    # (96.0 -> 97.2 %, past issue 15's 98 % bound): docs/localization.md, "The
+    # training's own TDOA window".
+    training_tdoa_window_s: float | None = Field(default=None, gt=0)
     # One receiver's GPS timestamp error after averaging over the window.
     gps_timing_sigma_ns: float = 100.0
     localize_after_acquisition: bool = True
@@ -191,6 +191,11 @@ class Settings(BaseSettings):
         if problems:
             raise InsecureSettingsError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @property
+    def training_window_s(self) -> float:
+        """The TDOA window the training correlates known sources over (seconds)."""
+        return self.training_tdoa_window_s or self.tdoa_window_s
 
     @property
     def sync_database_url(self) -> str:

@@ -233,14 +233,14 @@ def reference_lags(
 
 
 def tdoa_observations_from_recordings(
-    recordings: list[TimedRecording], *, window_s: float | None, skipped: list[str] | None = None
+    recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
 ) -> list[TdoaObservation]:
     """Arrival-time differences forming a tree over the receivers: N-1 pairs, most against
     the strongest receiver.
 
     Each is correlated over the central ``window_s`` seconds of the recordings (the
     localization's ``Settings.tdoa_window_s``, or the training's
-    ``Settings.training_tdoa_window_s``), or all of them when None.
+    ``Settings.training_window_s``; all of a shorter recording).
 
     Each pair's sigma is ``pair_sigma_s``; the receivers' clock errors belong to the
     calibration (``Calibration.timing_sigma_s``), which ``localize`` adds, and

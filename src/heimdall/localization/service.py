@@ -50,11 +50,11 @@ def tdoa_observations(
     measurements: list[Measurement],
     receivers: dict[str, Receiver],
     *,
-    window_s: float | None,
+    window_s: float,
     skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings, correlated over
-    their central ``window_s`` seconds (all of the recordings when None)."""
+    their central ``window_s`` seconds (all of a shorter recording)."""
     timed = [m for m in measurements if m.gps_locked]
     return timed_observations(
         timed, read_timed(store, timed)(), receivers, window_s=window_s, skipped=skipped
@@ -79,7 +79,7 @@ def timed_observations(
     captures: list[IQCapture],
     receivers: dict[str, Receiver],
     *,
-    window_s: float | None,
+    window_s: float,
     skipped: list[str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of GPS-timed rows whose recordings are read (``tdoa_observations``)."""

@@ -24,16 +24,13 @@ def _fast_block_count(blocks: int, samples_per_block: int) -> int:
     return blocks
 
 
-def central_window(capture: IQCapture, duration_s: float | None) -> IQCapture:
-    """The whole blocks of the capture's central ``duration_s`` (all of it if shorter, or
-    if ``duration_s`` is None).
+def central_window(capture: IQCapture, duration_s: float) -> IQCapture:
+    """The whole blocks of the capture's central ``duration_s`` (all of it if shorter).
 
     The block count is rounded up to one whose length factors into small primes (2 s
     at 12 kHz: 48 blocks, not 47 = a prime), the length at which a partner far off in
     sample rate is resampled (``dsp.tdoa.resample_to_rate``).
     """
-    if duration_s is None:
-        return capture
     blocks = len(capture.block_start_index)
     block_length = capture.samples_per_block
     wanted = _fast_block_count(
@@ -59,9 +56,7 @@ def _fast_block_count_below(blocks: int, samples_per_block: int) -> int:
     return blocks
 
 
-def common_window(
-    reference: IQCapture, partners: list[IQCapture], duration_s: float | None
-) -> IQCapture:
+def common_window(reference: IQCapture, partners: list[IQCapture], duration_s: float) -> IQCapture:
     """``central_window`` of the reference, cut to the whole blocks every partner covers.
 
     The receivers start up to tens of milliseconds apart, and a 2 s window is a whole 2 s

@@ -176,13 +176,13 @@ def known_source_pairs(
     """A known-source session's TDOA pairs, and why it has none if its recordings are gone.
 
     Correlated as a localization's, but over the training's own window
-    (``Settings.training_tdoa_window_s``, 10 s by default: a 5 s recording whole): the job is
+    (``Settings.training_window_s``: the localization's by default): the job is
     offline, not bound by the localization's latency, and a longer span averages more of
     the fading echoes out of the lags the clock offsets are fitted from.
     """
     try:
         pairs = tdoa_observations(
-            store, measurements, receivers, window_s=settings.training_tdoa_window_s
+            store, measurements, receivers, window_s=settings.training_window_s
         )
     except ObjectStoreUnavailable:
         raise  # the store is down: the job fails and says so

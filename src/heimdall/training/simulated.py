@@ -160,7 +160,7 @@ def pipeline_observations(
     start_time_ns: int,
     rng: np.random.Generator,
     *,
-    window_s: float | None,
+    window_s: float,
     capture_s: float = CAPTURE_S,
 ) -> Observations:
     """Render, record, measure and correlate: the acquisition's and the service's path."""
@@ -179,14 +179,14 @@ def known_source_session(
     start_time_ns: int,
     rng: np.random.Generator,
     *,
-    window_s: float | None,
+    window_s: float,
     eirp_known: bool,
     capture_s: float = CAPTURE_S,
 ) -> KnownSourceSession:
     """One acquisition of the scenario's transmitter, as an approved known-source session.
 
-    ``window_s`` is the training's TDOA window (``Settings.training_tdoa_window_s``; None:
-    the whole ``capture_s`` recording), as the training job correlates it.
+    ``window_s`` is the training's TDOA window (``Settings.training_window_s``), as the
+    training job correlates it.
     """
     observations = pipeline_observations(
         scenario, start_time_ns, rng, window_s=window_s, capture_s=capture_s

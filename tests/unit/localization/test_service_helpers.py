@@ -72,12 +72,6 @@ def test_central_window_longer_than_the_capture_is_the_capture() -> None:
     assert central_window(capture, duration_s=10.0) is capture
 
 
-def test_central_window_of_none_is_the_whole_capture() -> None:
-    # The training's window when set to the whole recording (training_tdoa_window_s=None).
-    capture = make_capture(np.ones(512 * 30, dtype=np.complex64), SAMPLE_RATE_HZ)
-    assert central_window(capture, duration_s=None) is capture
-
-
 @pytest.mark.parametrize("start_offset_s", [-0.0431, 0.0, 0.0217])
 def test_window_covering_spans_the_reference_window(start_offset_s: float) -> None:
     # A partner capture starting start_offset_s after the reference, at a rate 40 ppm off.

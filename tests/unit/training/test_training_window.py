@@ -1,9 +1,9 @@
-"""The training correlates known sources over its own TDOA window, not the localization's.
+"""The training correlates known sources over ``Settings.training_window_s``.
 
-The localization's window (``Settings.tdoa_window_s``, 3 s) is bound by its 100 ms p95;
-the training is offline, and its lags (from which the receivers' clock offsets are
-fitted) are correlated over ``Settings.training_tdoa_window_s``: 10 s by default, a
-usual 5 s recording whole.
+By default that is the localization's window (``Settings.tdoa_window_s``): the timing
+sigmas fitted from the known sources' lags describe lags of that span. A longer one
+(``HEIMDALL_TRAINING_TDOA_WINDOW_S``) fits the clock offsets better, at the cost of
+sigmas fitted on lags of another span than a localization's.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from heimdall.models import Measurement
 from heimdall.training import job
 
 
-def spy_windows(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
-    seen: list[float | None] = []
+def spy_windows(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    seen: list[float] = []
 
     def observations(
         store: object,
         measurements: list[Measurement],
         receivers: dict[str, Receiver],
         *,
-        window_s: float | None,
+        window_s: float,
     ) -> list[TdoaObservation]:
         seen.append(window_s)
         return []
@@ -35,20 +35,14 @@ def spy_windows(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
     return seen
 
 
-def test_the_job_correlates_known_sources_over_the_training_window_by_default(
+def test_the_job_correlates_known_sources_over_the_localization_window_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen = spy_windows(monkeypatch)
-    settings = Settings(tdoa_window_s=3.0)
-    assert settings.training_tdoa_window_s == 10.0  # the default: a 5 s recording whole
+    settings = Settings(tdoa_window_s=2.5)
+    assert settings.training_tdoa_window_s is None
     assert job.known_source_pairs(object(), [], {}, settings) == ([], "")  # type: ignore[arg-type]
-    assert seen == [10.0]
-
-
-def test_the_job_can_correlate_the_whole_recording(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = spy_windows(monkeypatch)
-    job.known_source_pairs(object(), [], {}, Settings(training_tdoa_window_s=None))  # type: ignore[arg-type]
-    assert seen == [None]
+    assert seen == [2.5]  # follows the localization's window when that is changed
 
 
 def test_the_job_uses_the_training_window_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
