@@ -209,11 +209,11 @@ def make_scenarios(
     return scenarios
 
 
-def known_sessions(
+def known_session_cases(
     network: Scenario, count: int, rng: np.random.Generator
-) -> list[KnownSourceSession]:
-    """Approved sessions of known sources on the same network: FM or wideband, 10-30 dB."""
-    cases = make_scenarios(
+) -> list[BenchScenario]:
+    """The known sources' scenarios: FM or wideband, 10-30 dB (drawn from ``rng``)."""
+    return make_scenarios(
         network,
         count,
         rng,
@@ -222,6 +222,13 @@ def known_sessions(
         first_start_ns=KNOWN_FIRST_START_NS,
         seed_offset=1_000_000,
     )
+
+
+def known_sessions(
+    network: Scenario, count: int, rng: np.random.Generator
+) -> list[KnownSourceSession]:
+    """Approved sessions of known sources on the same network (``known_session_cases``)."""
+    cases = known_session_cases(network, count, rng)
     return [
         known_source_session(
             f"known-{index:03d}",

@@ -72,11 +72,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.fft
 from bench_accuracy import (
-    KNOWN_FIRST_START_NS,
-    KNOWN_SNR_LEVELS_DB,
     BenchScenario,
     calibrations_for,
     hidden_network,
+    known_session_cases,
     known_sessions,
     make_scenarios,
 )
@@ -105,7 +104,7 @@ from heimdall.simulator.physics import (
     reported_block_times_ns,
     stable_id_hash,
 )
-from heimdall.simulator.scenario import Modulation, ReceiverSettings, Scenario, load_scenario
+from heimdall.simulator.scenario import ReceiverSettings, Scenario, load_scenario
 from heimdall.simulator.waveforms import transmitted_baseband
 from heimdall.training.evaluation import error_m
 from heimdall.training.simulated import (
@@ -151,15 +150,7 @@ def replayed_cases(
     rng = np.random.default_rng(seed)
     network = hidden_network(load_scenario(), rng)
     network = realistic_world(network, np.random.default_rng([seed, 15]))
-    make_scenarios(
-        network,
-        known,
-        rng,
-        snr_levels_db=KNOWN_SNR_LEVELS_DB,
-        modulation_weights={Modulation.nfm: 0.5, Modulation.wideband: 0.5},
-        first_start_ns=KNOWN_FIRST_START_NS,
-        seed_offset=1_000_000,
-    )
+    known_session_cases(network, known, rng)
     for _ in range(known):
         rng.uniform(0.0, MAX_START_SKEW_S, len(network.receivers))
     cases = make_scenarios(network, count, rng)

@@ -91,13 +91,12 @@ class TdoaBlock:
     second: IndexArray
     range_differences_m: FloatArray
     sigmas_m: FloatArray
+    #: Each receiver's own timing sigma in metres, by receiver index (as ``first`` and
+    #: ``second``): the part of its pairs' sigmas they share (``tdoa.pair_whitening``).
+    receiver_sigmas_m: FloatArray
     #: Light-time range per metre of path: 1, or more for a ground wave's slower group
     #: velocity (``propagation.tdoa_range_scale``).
     range_scale: float = 1.0
-    #: Each receiver's own timing sigma in metres, by receiver index (as ``first`` and
-    #: ``second``): the part of its pairs' sigmas they share (``tdoa.pair_whitening``).
-    #: None: split as if the receivers' timing errors were alike.
-    receiver_sigmas_m: FloatArray | None = None
 
     def whitening_per_m(self, extra_sigma_m: float = 0.0) -> FloatArray:
         """Whitening of the pair residuals, sigmas widened by ``extra_sigma_m`` in quadrature.
@@ -112,9 +111,7 @@ class TdoaBlock:
             self.first,
             self.second,
             np.hypot(self.sigmas_m, extra_sigma_m),
-            None
-            if self.receiver_sigmas_m is None
-            else np.hypot(self.receiver_sigmas_m, extra_sigma_m / np.sqrt(2.0)),
+            np.hypot(self.receiver_sigmas_m, extra_sigma_m / np.sqrt(2.0)),
         )
 
     @cached_property
