@@ -8,8 +8,11 @@ and two runs never see each other's data.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import uuid
+
+import pytest
 
 RUN_ID = uuid.uuid4().hex[:10]
 TEST_DATABASE = f"heimdall_test_{RUN_ID}"
@@ -37,3 +40,14 @@ os.environ.update(
         "HEIMDALL_RATE_LIMIT_PER_MINUTE": "0",
     }
 )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The run's state directory (the services' logs, the test S3 server's data) goes
+    when every test passed; after a failure it stays for reading, and its path is shown."""
+    if exitstatus == 0:
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"this run's service logs are kept in {STATE_DIR}")
