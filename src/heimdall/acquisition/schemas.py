@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,9 @@ IDEMPOTENCY_KEY_MAX_LENGTH = 200
 
 
 class AcquireRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities are refused as such ("Input should be a finite number") before
+    # the bounds are checked, whose message would be misleading for them.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     frequency_mhz: float = Field(
         ge=MIN_FREQUENCY_MHZ,
@@ -49,13 +50,6 @@ class AcquireRequest(BaseModel):
     known_source_id: uuid.UUID | None = Field(
         default=None, description="The known transmitter recorded (ground truth for training)"
     )
-
-    @field_validator("frequency_mhz", "duration_seconds", "max_wait_seconds")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
     @field_validator("stations")
     @classmethod

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,16 +14,12 @@ from heimdall.models import JobState
 # --- known sources --------------------------------------------------------------
 
 
-def _finite(value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise ValueError("must be a finite number")
-    return value
-
-
 class KnownSourceFields(BaseModel):
     """Every known-source field; optional here so that PATCH can name any subset."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities are refused as such, before the bounds (whose message would
+    # be misleading for them).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
     latitude: float | None = Field(default=None, ge=-90, le=90)
@@ -34,10 +29,6 @@ class KnownSourceFields(BaseModel):
     eirp_dbm: float | None = Field(default=None, ge=-50, le=100)
     modulation: str | None = Field(default=None, max_length=100, pattern=NO_NUL)
     description: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
-
-    _check_finite = field_validator(
-        "latitude", "longitude", "altitude_m", "frequency_mhz", "eirp_dbm"
-    )(_finite)
 
 
 class KnownSourceCreate(KnownSourceFields):
@@ -131,14 +122,12 @@ class MeasurementPage(BaseModel):
 class Selection(BaseModel):
     """Which approved sessions: a frequency band and a time window, both optional."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     frequency_min_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
     frequency_max_mhz: float | None = Field(default=None, ge=0, le=MAX_FREQUENCY_MHZ)
     start: datetime | None = Field(default=None, description="Inclusive, timezone-aware")
     end: datetime | None = Field(default=None, description="Exclusive, timezone-aware")
-
-    _check_finite = field_validator("frequency_min_mhz", "frequency_max_mhz")(_finite)
 
     @field_validator("start", "end")
     @classmethod
