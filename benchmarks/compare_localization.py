@@ -1,0 +1,197 @@
+"""The localization's speed on two or more git trees, alternated in one sitting (issue 13).
+
+This shared 2-core VM runs the same localization code up to twice as slowly from one
+day to the next, and no fixed probe tracks it (docs/BENCHMARKS.md, "Issue 13's
+localization target, 1 Dec morning"). A figure from another day therefore says nothing
+about a change; only trees timed alternately, on the same recordings, in the same
+sitting, can be compared.
+
+The realistic scenarios of ``bench_localization`` (every receiver GPS-timed) are
+rendered once with this checkout's simulator and pickled; each tree, checked out in a
+temporary worktree, then times ``tdoa_observations_from_recordings`` and ``localize``
+on them in a fresh interpreter with its own ``src`` (lag process on, default
+calibration, production window), tree after tree, round after round. A tree whose
+classes cannot read the pickle (a changed ``IQCapture``, say) is reported as such.
+
+Run: PYTHONPATH=src python benchmarks/compare_localization.py REV [REV ...]
+[--captures 2 5] [--scenarios 20] [--rounds 2] [--seed 1]; ``.`` is the working tree
+as it is (uncommitted changes included). Prints one line per tree, round and capture
+length: wall p50 / p95 of lags + ``localize``, ``localize``'s own p50, and the CPU of
+this process (the lag process's is not counted). Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+RUNS_PER_SCENARIO = 3
+
+
+def render(path: Path, captures_s: list[float], count: int, seed: int) -> None:
+    """``count`` realistic scenarios per capture length, as ``bench_localization`` makes them."""
+    from bench_localization import sessions
+
+    from heimdall.localization.service import power_observations
+
+    rendered = {}
+    for capture_s in captures_s:
+        recorded, receivers = sessions(capture_s, count, seed)
+        rendered[capture_s] = (
+            receivers,
+            [(power_observations(rows), recordings, f) for rows, recordings, f in recorded],
+        )
+    with path.open("wb") as file:
+        pickle.dump(rendered, file)
+
+
+def time_tree(path: Path, capture_s: float) -> dict[str, float]:
+    """Run in the tree's own interpreter: milliseconds of each stage, p50 and p95."""
+    import gc
+    import resource
+    import time
+
+    import numpy as np
+
+    from heimdall.core.process import prepare_computing_process
+    from heimdall.core.settings import get_settings
+    from heimdall.localization import localize
+    from heimdall.localization.pairs import tdoa_observations_from_recordings
+    from heimdall.localization.service import default_calibration
+
+    settings = get_settings()
+    calibration = default_calibration(settings)
+    with path.open("rb") as file:
+        receivers, recorded = pickle.load(file)[capture_s]
+    localize(receivers, [], [])
+    prepare_computing_process()
+
+    def once(powers: list, recordings: list, frequency_hz: float) -> float:
+        pairs = tdoa_observations_from_recordings(recordings, window_s=settings.tdoa_window_s)
+        started_s = time.perf_counter()
+        localize(receivers, powers, pairs, calibration, frequency_hz=frequency_hz)
+        return 1e3 * (time.perf_counter() - started_s)
+
+    for session in recorded[:3]:  # what a running worker has cached
+        once(*session)
+    totals_ms, localize_ms, cpu_ms = [], [], []
+    for _ in range(RUNS_PER_SCENARIO):
+        for session in recorded:
+            gc.collect()
+            started_s, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            localize_ms.append(once(*session))
+            totals_ms.append(1e3 * (time.perf_counter() - started_s))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpu_ms.append(1e3 * (after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime))
+    return {
+        "p50_ms": float(np.percentile(totals_ms, 50)),
+        "p95_ms": float(np.percentile(totals_ms, 95)),
+        "localize_p50_ms": float(np.percentile(localize_ms, 50)),
+        "cpu_p50_ms": float(np.percentile(cpu_ms, 50)),
+    }
+
+
+@contextlib.contextmanager
+def checked_out(revisions: list[str]) -> Iterator[dict[str, Path]]:
+    """Each revision's ``src`` in a temporary detached worktree (``.``: this checkout's)."""
+    with tempfile.TemporaryDirectory(prefix="heimdall-compare-") as scratch:
+        trees: dict[str, Path] = {}
+        try:
+            for number, revision in enumerate(revisions):
+                if revision == ".":
+                    trees[revision] = REPOSITORY / "src"
+                    continue
+                tree = Path(scratch) / f"tree{number}"
+                subprocess.run(
+                    [
+                        "git",
+                        "-C",
+                        str(REPOSITORY),
+                        "worktree",
+                        "add",
+                        "--detach",
+                        "--quiet",
+                        str(tree),
+                        revision,
+                    ],
+                    check=True,
+                )
+                trees[revision] = tree / "src"
+            yield trees
+        finally:
+            for revision, src in trees.items():
+                if revision != ".":
+                    subprocess.run(
+                        [
+                            "git",
+                            "-C",
+                            str(REPOSITORY),
+                            "worktree",
+                            "remove",
+                            "--force",
+                            str(src.parent),
+                        ],
+                        check=False,
+                    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revisions", nargs="*", help="git revisions; '.' is the working tree")
+    parser.add_argument("--captures", type=float, nargs="+", default=[2.0])
+    parser.add_argument("--scenarios", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--child", nargs=2, metavar=("PICKLE", "CAPTURE_S"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(time_tree(Path(args.child[0]), float(args.child[1]))))
+        return
+    if not args.revisions:
+        parser.error("name at least one revision")
+    with tempfile.TemporaryDirectory(prefix="heimdall-compare-") as scratch:
+        rendered = Path(scratch) / "sessions.pkl"
+        render(rendered, args.captures, args.scenarios, args.seed)
+        print(
+            f"{args.scenarios} realistic scenarios (seed {args.seed}) x {RUNS_PER_SCENARIO} "
+            f"runs per tree and round; load average before "
+            + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        )
+        with checked_out(args.revisions) as trees:
+            for round_number in range(1, args.rounds + 1):
+                for capture_s in args.captures:
+                    for revision, src in trees.items():
+                        answer = subprocess.run(
+                            [sys.executable, __file__, "--child", str(rendered), str(capture_s)],
+                            env={**os.environ, "PYTHONPATH": str(src)},
+                            capture_output=True,
+                            text=True,
+                        )
+                        if answer.returncode != 0:
+                            last = (answer.stderr.strip().splitlines() or ["?"])[-1]
+                            print(
+                                f"round {round_number}, {capture_s:g} s, {revision}: failed ({last})"
+                            )
+                            continue
+                        figures = json.loads(answer.stdout.strip().splitlines()[-1])
+                        print(
+                            f"round {round_number}, {capture_s:g} s captures, {revision:>12}: "
+                            f"p50 {figures['p50_ms']:.1f} / p95 {figures['p95_ms']:.1f} ms, "
+                            f"localize p50 {figures['localize_p50_ms']:.1f} ms, "
+                            f"CPU p50 {figures['cpu_p50_ms']:.1f} ms",
+                            flush=True,
+                        )
+    print("load average after " + " / ".join(f"{x:.1f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
