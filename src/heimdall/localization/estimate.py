@@ -1,9 +1,9 @@
 """The localization entry point: receivers and observations in, position with uncertainty out.
 
-``localize`` picks the usable models, builds one joint objective (see ``fusion``),
-searches a coarse grid over the network's region, refines the best grid peaks with
-robust least squares, and reports the fix with its 95 % ellipse, GDOP, per-receiver
-residuals and the likelihood surface. When the data cannot support a fix it returns a
+``localize`` picks the usable models and builds one joint objective (``assembly``, the
+objective itself in ``fusion``), searches a coarse grid over the network's region,
+refines the best grid peaks with robust least squares, and reports the fix with its 95 %
+ellipse, GDOP, per-receiver residuals and the likelihood surface. When the data cannot support a fix it returns a
 result with ``status="insufficient_receivers"`` instead of a guess.
 
 Minimum receivers, and why:
@@ -29,21 +29,26 @@ diagnostics; it can never make a fix look more certain than the rest of the data
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
-from functools import lru_cache
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import numpy.typing as npt
+from pydantic import BaseModel, Field
 
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
+from heimdall.localization.assembly import (
+    MIN_RSS_RECEIVERS,
+    Assembled,
+    assemble_problem,
+    choose_method,
+    select_inputs,
+)
 from heimdall.localization.calibration import Calibration
 from heimdall.localization.fusion import (
     Grid,
     Problem,
-    RssBlock,
-    TdoaBlock,
     gaussian_grid_log_likelihood,
     grid_log_likelihood,
     leave_one_out_chi_square,
@@ -53,19 +58,19 @@ from heimdall.localization.fusion import (
     search_margin_m,
 )
 from heimdall.localization.geodesy import LocalFrame
-from heimdall.localization.horizon import HorizonLoss, radio_horizon_m
+from heimdall.localization.observations import (
+    Method,
+    NotHeardObservation,
+    PowerObservation,
+    Receiver,
+    TdoaObservation,
+)
 from heimdall.localization.propagation import (
     PropagationChoice,
     PropagationModelName,
-    band_of,
-    pair_sigmas_from_timing_m,
     propagation_model_for,
-    receiver_timing_sigmas_s,
-    tdoa_range_scale,
-    timing_sigma_s,
 )
 from heimdall.localization.refinement import Solution, grid_peaks, initial_parameters, refine
-from heimdall.localization.tdoa import pair_variance_scale
 from heimdall.localization.uncertainty import (
     CHI2_2DOF_95,
     confidence_ellipse,
@@ -79,10 +84,6 @@ from heimdall.localization.uncertainty import (
     position_covariance,
 )
 
-Method = Literal["rss", "tdoa", "fused"]
-
-MIN_RSS_RECEIVERS = 3
-MIN_TDOA_RECEIVERS = 3
 #: The search region extends beyond the receivers' bounding box by half the network's
 #: extent, and by at least this (see ``search_margin_m``).
 MIN_GRID_MARGIN_M = 75_000.0
@@ -97,57 +98,7 @@ _POWER_PEAK_WINDOW = CHI2_2DOF_95 / 2 + 1.0
 #: Refined costs are compared to this many decimals (a likelihood ratio of 1 + 1e-9).
 _COST_TIE_DECIMALS = 9
 
-
-class Receiver(BaseModel):
-    """A receiver site; ``altitude_m`` is taken as the height above the WGS84 ellipsoid."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    latitude: float = Field(ge=-90.0, le=90.0)
-    longitude: float = Field(ge=-180.0, le=180.0)
-    altitude_m: float = 0.0
-
-
-class PowerObservation(BaseModel):
-    """A received power at one receiver; ``sigma_db`` is the measurement's own error."""
-
-    model_config = ConfigDict(frozen=True)
-
-    receiver_id: str
-    power: float
-    unit: Literal["dBm", "dBFS"] = "dBm"
-    sigma_db: float | None = Field(default=None, ge=0.0)
-
-
-class NotHeardObservation(BaseModel):
-    """A receiver that did not hear the transmitter: its power was not above ``ceiling_dbm``.
-
-    A one-sided (censored) reading on the network's dBm scale: the fit pays only where the
-    source it proposes would have been heard there (``rss.ceiling_excesses``). It is used
-    with power readings only, is no degree of freedom and never an outlier.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    receiver_id: str
-    ceiling_dbm: float
-
-
-class TdoaObservation(BaseModel):
-    """``time_difference_s = arrival at receiver_i - arrival at receiver_j``.
-
-    ``sigma_s`` is the measurement's own error (the correlation's); the receivers' clock
-    errors are the calibration's ``timing_sigma_s`` and are added by ``localize``.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    receiver_i: str
-    receiver_j: str
-    time_difference_s: float
-    sigma_s: float = Field(gt=0.0)
-    quality: float = Field(default=1.0, ge=0.0, le=1.0)
+FloatArray = npt.NDArray[np.float64]
 
 
 class ConfidenceEllipse(BaseModel):
@@ -187,13 +138,6 @@ class LocalizationResult(BaseModel):
         "and arrival times were modelled",
     )
     diagnostics: dict[str, Any] = Field(default_factory=dict)
-
-
-@lru_cache(maxsize=32)
-def _frame_for(sites: tuple[tuple[float, float, float], ...]) -> LocalFrame:
-    # Building PROJ pipelines costs milliseconds; the receiver set rarely changes.
-    latitudes, longitudes, altitudes = zip(*sites, strict=True)
-    return LocalFrame.around(latitudes, longitudes, altitudes)
 
 
 def _insufficient(
@@ -244,171 +188,27 @@ def localize(
     calibration = calibration or Calibration()
     model = propagation_model_for(frequency_hz, propagation)
     by_id = {receiver.id: receiver for receiver in receivers}
-    dropped: list[str] = []
-
-    power_by_id: dict[str, PowerObservation] = {}
-    for observation in power_observations:
-        if observation.receiver_id in by_id and np.isfinite(observation.power):
-            power_by_id[observation.receiver_id] = observation
-        else:
-            dropped.append(f"power:{observation.receiver_id}")
-    tdoa_kept: list[TdoaObservation] = []
-    for pair in tdoa_observations:
-        known = pair.receiver_i in by_id and pair.receiver_j in by_id
-        informative = pair.sigma_s <= max_tdoa_sigma_s and pair.quality >= min_tdoa_quality
-        if known and informative and pair.receiver_i != pair.receiver_j:
-            tdoa_kept.append(pair)
-        else:
-            dropped.append(f"tdoa:{pair.receiver_i}-{pair.receiver_j}")
-    tdoa_receiver_ids = sorted({r for p in tdoa_kept for r in (p.receiver_i, p.receiver_j)})
-    ceiling_by_id = {
-        o.receiver_id: o
-        for o in not_heard
-        if o.receiver_id in by_id
-        and o.receiver_id not in power_by_id
-        and np.isfinite(o.ceiling_dbm)
-    }
-
-    counts: dict[str, Any] = {
-        "rss_receivers": len(power_by_id),
-        "not_heard_receivers": len(ceiling_by_id),
-        "tdoa_receivers": len(tdoa_receiver_ids),
-        "tdoa_pairs": len(tdoa_kept),
-        "dropped_observations": dropped,
-        "propagation_model": model,
-        "band": band_of(frequency_hz),
-    }
-    rss_usable = len(power_by_id) >= MIN_RSS_RECEIVERS
-    tdoa_alone_usable = len(tdoa_receiver_ids) >= MIN_TDOA_RECEIVERS
-    fused_usable = rss_usable and len(tdoa_kept) > 0
-    chosen: Method
-    if method == "auto":
-        if fused_usable:
-            chosen = "fused"
-        elif rss_usable:
-            chosen = "rss"
-        elif tdoa_alone_usable:
-            chosen = "tdoa"
-        else:
-            return _insufficient(
-                f"need >= {MIN_RSS_RECEIVERS} receivers with power or >= {MIN_TDOA_RECEIVERS} "
-                f"with GPS-timed TDOA; have {len(power_by_id)} and {len(tdoa_receiver_ids)}",
-                None,
-                calibration,
-                counts,
-            )
-    else:
-        chosen = method
-        usable = {"rss": rss_usable, "tdoa": tdoa_alone_usable, "fused": fused_usable}[method]
-        if not usable:
-            return _insufficient(
-                f"method {method!r} needs more receivers: {len(power_by_id)} with power, "
-                f"{len(tdoa_receiver_ids)} in informative TDOA pairs",
-                chosen,
-                calibration,
-                counts,
-            )
-
-    use_rss = chosen in ("rss", "fused")
-    use_tdoa = chosen in ("tdoa", "fused")
-    used_ids = sorted(set(power_by_id) if use_rss else set())
-    if use_tdoa:
-        used_ids = sorted(set(used_ids) | set(tdoa_receiver_ids))
-    index_of = {receiver_id: k for k, receiver_id in enumerate(used_ids)}
-    sites = tuple((by_id[r].latitude, by_id[r].longitude, by_id[r].altitude_m) for r in used_ids)
-    frame = _frame_for(sites)
-    latitudes = np.array([s[0] for s in sites])
-    longitudes = np.array([s[1] for s in sites])
-    altitudes_m = np.array([s[2] for s in sites])
-    receivers_enu_m = np.column_stack(frame.geodetic_to_enu(latitudes, longitudes, altitudes_m))
-    ceiling_ids = sorted(ceiling_by_id) if use_rss else []
-    ceiling_sites = np.array(
-        [(by_id[r].latitude, by_id[r].longitude, by_id[r].altitude_m) for r in ceiling_ids]
-    ).reshape(-1, 3)
-    # After the receivers in use, whose indices the residual report keeps.
-    problem_enu_m = np.vstack(
-        [receivers_enu_m, np.column_stack(frame.geodetic_to_enu(*ceiling_sites.T))]
+    inputs = select_inputs(
+        by_id,
+        power_observations,
+        tdoa_observations,
+        not_heard,
+        max_tdoa_sigma_s=max_tdoa_sigma_s,
+        min_tdoa_quality=min_tdoa_quality,
     )
-    altitude_m = (
-        float(np.median(altitudes_m)) if transmitter_altitude_m is None else transmitter_altitude_m
-    )
+    counts = inputs.counts(model, frequency_hz)
+    chosen, insufficient = choose_method(method, inputs)
+    if insufficient is not None or chosen is None:
+        return _insufficient(insufficient or "", chosen, calibration, counts)
 
-    rss_block = None
-    if use_rss:
-        rss_ids = sorted(power_by_id)
-        observations = [power_by_id[r] for r in rss_ids]
-        rss_block = RssBlock(
-            receiver_indices=np.array([index_of[r] for r in rss_ids], dtype=np.intp),
-            powers_dbm=np.array(
-                [
-                    o.power if o.unit == "dBm" else calibration.dbfs_to_dbm(o.receiver_id, o.power)
-                    for o in observations
-                ]
-            ),
-            sigmas_db=np.array(
-                [np.hypot(calibration.shadowing_sigma_db, o.sigma_db or 0.0) for o in observations]
-            ),
-            gains_db=np.array([calibration.gain_offset_db(r) for r in rss_ids]),
-            path_loss_exponent=calibration.path_loss_exponent,
-            reference_distance_m=calibration.reference_distance_m,
-            ceiling_indices=len(used_ids) + np.arange(len(ceiling_ids), dtype=np.intp),
-            ceilings_dbm=np.array([ceiling_by_id[r].ceiling_dbm for r in ceiling_ids]),
-            ceiling_sigmas_db=np.full(len(ceiling_ids), calibration.shadowing_sigma_db),
-            ceiling_gains_db=np.array([calibration.gain_offset_db(r) for r in ceiling_ids]),
-            # A ground wave follows the Earth's curve: no line-of-sight horizon applies.
-            horizon=HorizonLoss(
-                calibration.beyond_horizon_db, 1e-3 * calibration.beyond_horizon_db_per_km
-            )
-            if model == "line_of_sight"
-            else HorizonLoss(),
-            horizons_m=radio_horizon_m(
-                altitude_m, np.array([by_id[r].altitude_m for r in rss_ids], dtype=np.float64)
-            ),
-            ceiling_horizons_m=radio_horizon_m(altitude_m, ceiling_sites[:, 2]),
-        )
-    tdoa_block = None
-    if use_tdoa:
-        variance_scale = pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids))
-        corrected_s = np.array(
-            [
-                p.time_difference_s
-                - calibration.clock_offset_s(p.receiver_i)
-                + calibration.clock_offset_s(p.receiver_j)
-                for p in tdoa_kept
-            ]
-        )
-        # Ground wave: the paths from the network's centre until there is a fix.
-        sigmas_m, receiver_sigmas_m = _tdoa_sigmas_m(
-            tdoa_kept,
-            np.array([frame.origin_latitude_deg, frame.origin_longitude_deg]),
-            lambda receiver_id, path_m: timing_sigma_s(
-                calibration, receiver_id, model, frequency_hz, path_m
-            ),
-            {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
-            variance_scale,
-            index_of,
-        )
-        tdoa_block = TdoaBlock(
-            first=np.array([index_of[p.receiver_i] for p in tdoa_kept], dtype=np.intp),
-            second=np.array([index_of[p.receiver_j] for p in tdoa_kept], dtype=np.intp),
-            range_differences_m=SPEED_OF_LIGHT_M_PER_S * corrected_s,
-            sigmas_m=sigmas_m,
-            range_scale=tdoa_range_scale(model, frequency_hz),
-            receiver_sigmas_m=receiver_sigmas_m,
-        )
-    problem = Problem(
-        frame,
-        problem_enu_m,
-        altitude_m,
-        rss_block,
-        tdoa_block,
-        surface_paths=model == "ground_wave",
-        receivers_lat_lon_deg=np.vstack(
-            [np.column_stack([latitudes, longitudes]), ceiling_sites[:, :2]]
-        ),
+    assembled = assemble_problem(
+        by_id, inputs, chosen, calibration, model, frequency_hz, transmitter_altitude_m
     )
-
-    receivers_x_m, receivers_y_m = frame.geodetic_to_plane(latitudes, longitudes)
+    problem = assembled.problem
+    frame, altitude_m = problem.frame, problem.transmitter_altitude_m
+    rss_block = problem.rss
+    used_ids, ceiling_ids = assembled.used_ids, assembled.ceiling_ids
+    receivers_x_m, receivers_y_m = assembled.receivers_plane_m
     grid = Grid.covering(
         receivers_x_m,
         receivers_y_m,
@@ -423,7 +223,7 @@ def localize(
         leave_one_out = leave_one_out_chi_square(problem, grid)
         drops = power_exclusion_chi_square_drops(leave_one_out)
         worst = int(np.argmax(drops))
-        if drops[worst] > _OUTLIER_CHI2_DROP and len(power_by_id) > MIN_RSS_RECEIVERS + 1:
+        if drops[worst] > _OUTLIER_CHI2_DROP and len(inputs.power_by_id) > MIN_RSS_RECEIVERS + 1:
             outlier_id = used_ids[rss_block.receiver_indices[worst]]
             retry = localize(
                 receivers,
@@ -446,12 +246,72 @@ def localize(
             retry.diagnostics["outlier_chi_square_drop"] = float(drops[worst])
             retry.diagnostics["elapsed_ms"] = 1e3 * (time.perf_counter() - started_s)
             return retry
+    problem, log_likelihood, solutions = _solve(problem, grid, assembled, model)
+    best = solutions[0]
+
+    fit = _fit_statistics(problem, grid, solutions, leave_one_out)
+
+    x_m, y_m = float(best.parameters[0]), float(best.parameters[1])
+    latitude, longitude = frame.plane_to_geodetic(x_m, y_m)
+    # Reported in local east/north at the fix (true north), wherever it is.
+    covariance_m2 = plane_to_true_north(fit.covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
+    ellipse = confidence_ellipse(covariance_m2)
+    transmitter_enu_m = frame.plane_to_enu(x_m, y_m, altitude_m)
+    gdop = horizontal_dilution_of_precision(transmitter_enu_m[:2], assembled.receivers_enu_m[:, :2])
+    diagnostics = {
+        **counts,
+        "chi_square": fit.chi_square,
+        "degrees_of_freedom": fit.dof,
+        "covariance_inflation": fit.inflation,
+        "ambiguous_solutions": len(fit.rivals),
+        "rival_solutions": _rival_report(frame, best, fit.rivals),
+        "grid_cell_m": grid.cell_size_m,
+        "grid_shape": list(log_likelihood.shape),
+        "source_power_dbm": float(best.parameters[2]) if rss_block is not None else None,
+        "not_heard_ceilings": _ceiling_report(problem, ceiling_ids, best),
+        "elapsed_ms": 1e3 * (time.perf_counter() - started_s),
+    }
+    result = LocalizationResult(
+        status="ok",
+        method=chosen,
+        latitude=float(latitude),
+        longitude=float(longitude),
+        altitude_m=altitude_m,
+        ellipse=ConfidenceEllipse(
+            semi_major_m=ellipse.semi_major_m,
+            semi_minor_m=ellipse.semi_minor_m,
+            orientation_deg=ellipse.orientation_deg,
+            confidence=ellipse.confidence,
+        ),
+        covariance_en_m2=covariance_m2.tolist(),
+        gdop=gdop if np.isfinite(gdop) else None,
+        residuals=_residual_report(problem, used_ids, fit.normalised_residuals),
+        surface_geojson=likelihood_surface_geojson(
+            frame, grid.x_m, grid.y_m, log_likelihood, surface_threshold
+        ),
+        n_receivers_used=len(used_ids),
+        calibration_version=calibration.version,
+        propagation_model=model,
+        diagnostics=diagnostics,
+    )
+    return result
+
+
+def _solve(
+    problem: Problem, grid: Grid, assembled: Assembled, model: PropagationModelName
+) -> tuple[Problem, FloatArray, list[Solution]]:
+    """The grid's log-likelihood and the distinct refined solutions, best first.
+
+    The best grid peaks are refined (``refinement.refine``). On a ground wave the pairs are
+    then weighed again from the fix and everything refined once more: the problem returned
+    is the one the solutions minimise.
+    """
     log_likelihood = grid_log_likelihood(problem, grid)
     peaks = grid_peaks(
         log_likelihood,
         grid,
         max_peaks=3,
-        min_relative_likelihood=np.exp(-_POWER_PEAK_WINDOW) if tdoa_block is None else 1e-6,
+        min_relative_likelihood=np.exp(-_POWER_PEAK_WINDOW) if problem.tdoa is None else 1e-6,
     )
     solutions: list[Solution] = []
     for x, y in peaks:
@@ -462,20 +322,14 @@ def localize(
         sorted(solutions, key=lambda s: round(s.robust_cost, _COST_TIE_DECIMALS)),
         grid.cell_size_m,
     )
-    best = solutions[0]
-    if tdoa_block is not None and model == "ground_wave":
+    tdoa_block = problem.tdoa
+    if tdoa_block is not None and assembled.timing is not None and model == "ground_wave":
         # An uncalibrated receiver's ground-wave sigma grows with its path: weigh the
         # pairs again with the paths from the fix, and refine from there.
-        fix_lat, fix_lon = frame.plane_to_geodetic(best.parameters[0], best.parameters[1])
-        sigmas_m, receiver_sigmas_m = _tdoa_sigmas_m(
-            tdoa_kept,
-            np.array([float(fix_lat), float(fix_lon)]),
-            lambda receiver_id, path_m: timing_sigma_s(
-                calibration, receiver_id, model, frequency_hz, path_m
-            ),
-            {r: (by_id[r].latitude, by_id[r].longitude) for r in tdoa_receiver_ids},
-            pair_variance_scale(len(tdoa_kept), len(tdoa_receiver_ids)),
-            index_of,
+        best = solutions[0].parameters
+        fix_lat, fix_lon = problem.frame.plane_to_geodetic(best[0], best[1])
+        sigmas_m, receiver_sigmas_m = assembled.timing.at(
+            np.array([float(fix_lat), float(fix_lon)])
         )
         tdoa_block = replace(tdoa_block, sigmas_m=sigmas_m, receiver_sigmas_m=receiver_sigmas_m)
         problem = replace(problem, tdoa=tdoa_block)
@@ -486,8 +340,32 @@ def localize(
             ),
             grid.cell_size_m,
         )
-        best = solutions[0]
+    return problem, log_likelihood, solutions
 
+
+@dataclass(frozen=True, slots=True)
+class _FitStatistics:
+    """The fix's goodness of fit and its position covariance in the map plane."""
+
+    covariance_m2: FloatArray
+    normalised_residuals: FloatArray
+    chi_square: float
+    dof: int
+    inflation: float
+    #: Other solutions that fit almost as well (the ellipse is widened to cover them).
+    rivals: list[Solution]
+
+
+def _fit_statistics(
+    problem: Problem,
+    grid: Grid,
+    solutions: list[Solution],
+    leave_one_out: FloatArray | None,
+) -> _FitStatistics:
+    """The covariance of the best solution: the local curvature scaled by the residuals'
+    own noise estimate, widened over rival solutions; a power-only fix takes the grid's
+    second moment instead."""
+    best = solutions[0]
     jacobian = residual_jacobian(problem, best.parameters)
     prior_sigma_m = float(max(np.ptp(grid.x_m), np.ptp(grid.y_m)))
     covariance_m2 = position_covariance(jacobian, prior_sigma_m)
@@ -512,7 +390,7 @@ def localize(
             ),
         )
 
-    if tdoa_block is None:
+    if problem.tdoa is None:
         # Power-only: the grid resolves the likelihood well (cells of a few km against
         # tens of km of spread), so its second moment replaces the local curvature. The
         # likelihood is taken on the noise scale the residuals estimate (tempered by it):
@@ -524,70 +402,7 @@ def localize(
             best.parameters[:2],
         )
 
-    x_m, y_m = float(best.parameters[0]), float(best.parameters[1])
-    latitude, longitude = frame.plane_to_geodetic(x_m, y_m)
-    # Reported in local east/north at the fix (true north), wherever it is.
-    covariance_m2 = plane_to_true_north(covariance_m2, frame.true_north_azimuth_deg(x_m, y_m))
-    ellipse = confidence_ellipse(covariance_m2)
-    transmitter_enu_m = frame.plane_to_enu(x_m, y_m, altitude_m)
-    gdop = horizontal_dilution_of_precision(transmitter_enu_m[:2], receivers_enu_m[:, :2])
-    diagnostics = {
-        **counts,
-        "chi_square": chi_square,
-        "degrees_of_freedom": dof,
-        "covariance_inflation": inflation,
-        "ambiguous_solutions": len(rivals),
-        "rival_solutions": _rival_report(frame, best, rivals),
-        "grid_cell_m": grid.cell_size_m,
-        "grid_shape": list(log_likelihood.shape),
-        "source_power_dbm": float(best.parameters[2]) if use_rss else None,
-        "not_heard_ceilings": _ceiling_report(problem, ceiling_ids, best),
-        "elapsed_ms": 1e3 * (time.perf_counter() - started_s),
-    }
-    result = LocalizationResult(
-        status="ok",
-        method=chosen,
-        latitude=float(latitude),
-        longitude=float(longitude),
-        altitude_m=altitude_m,
-        ellipse=ConfidenceEllipse(
-            semi_major_m=ellipse.semi_major_m,
-            semi_minor_m=ellipse.semi_minor_m,
-            orientation_deg=ellipse.orientation_deg,
-            confidence=ellipse.confidence,
-        ),
-        covariance_en_m2=covariance_m2.tolist(),
-        gdop=gdop if np.isfinite(gdop) else None,
-        residuals=_residual_report(problem, used_ids, z),
-        surface_geojson=likelihood_surface_geojson(
-            frame, grid.x_m, grid.y_m, log_likelihood, surface_threshold
-        ),
-        n_receivers_used=len(used_ids),
-        calibration_version=calibration.version,
-        propagation_model=model,
-        diagnostics=diagnostics,
-    )
-    return result
-
-
-def _tdoa_sigmas_m(
-    pairs: list[TdoaObservation],
-    fix_lat_lon_deg: np.ndarray,
-    receiver_timing_sigma_s: Callable[[str, float], float],
-    sites: dict[str, tuple[float, float]],
-    variance_scale: float,
-    index_of: dict[str, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each pair's range sigma (m), and each receiver's timing sigma (m) by its index in
-    the problem (0 for a receiver without pairs): the part its pairs share, as the
-    calibration's timing fit models it (``tdoa.pair_whitening``)."""
-    timing_s = receiver_timing_sigmas_s(fix_lat_lon_deg, receiver_timing_sigma_s, sites)
-    receiver_sigmas_m = np.zeros(len(index_of))
-    for receiver_id, sigma_s in timing_s.items():
-        receiver_sigmas_m[index_of[receiver_id]] = (
-            SPEED_OF_LIGHT_M_PER_S * np.sqrt(variance_scale) * sigma_s
-        )
-    return pair_sigmas_from_timing_m(pairs, timing_s, variance_scale), receiver_sigmas_m
+    return _FitStatistics(covariance_m2, z, chi_square, dof, inflation, rivals)
 
 
 def _rival_report(
