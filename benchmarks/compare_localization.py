@@ -8,10 +8,11 @@ sitting, can be compared.
 
 The realistic scenarios of ``bench_localization`` (every receiver GPS-timed) are
 rendered once with this checkout's simulator and pickled; each tree, checked out in a
-temporary worktree, then times ``tdoa_observations_from_recordings`` and ``localize``
+temporary worktree, builds its own receivers, readings and captures from the pickle's
+plain values and times ``tdoa_observations_from_recordings`` and ``localize``
 on them in a fresh interpreter with its own ``src`` (lag process on, default
 calibration, production window), tree after tree, round after round. A tree whose
-classes cannot read the pickle (a changed ``IQCapture``, say) is reported as such.
+classes take other fields (a changed ``IQCapture``, say) is reported as failed.
 
 Run: PYTHONPATH=src python benchmarks/compare_localization.py REV [REV ...]
 [--captures 2 5] [--scenarios 20] [--rounds 2] [--seed 1]; ``.`` is the working tree
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -43,12 +45,31 @@ def render(path: Path, captures_s: list[float], count: int, seed: int) -> None:
 
     from heimdall.localization.service import power_observations
 
+    # Plain values, not this tree's objects: a tree whose classes live in other modules
+    # (or have other defaults) still reads them, and builds its own.
     rendered = {}
     for capture_s in captures_s:
         recorded, receivers = sessions(capture_s, count, seed)
         rendered[capture_s] = (
-            receivers,
-            [(power_observations(rows), recordings, f) for rows, recordings, f in recorded],
+            [r.model_dump() for r in receivers],
+            [
+                (
+                    [p.model_dump() for p in power_observations(rows)],
+                    [
+                        {
+                            "station": r.station.model_dump(),
+                            "capture": {
+                                f.name: getattr(r.capture, f.name) for f in fields(r.capture)
+                            },
+                            "snr_db": r.snr_db,
+                            "occupied_bandwidth_hz": r.occupied_bandwidth_hz,
+                        }
+                        for r in recordings
+                    ],
+                    frequency_hz,
+                )
+                for rows, recordings, frequency_hz in recorded
+            ],
         )
     with path.open("wb") as file:
         pickle.dump(rendered, file)
@@ -64,14 +85,32 @@ def time_tree(path: Path, capture_s: float) -> dict[str, float]:
 
     from heimdall.core.process import prepare_computing_process
     from heimdall.core.settings import get_settings
-    from heimdall.localization import localize
-    from heimdall.localization.pairs import tdoa_observations_from_recordings
+    from heimdall.localization import PowerObservation, Receiver, localize
+    from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
     from heimdall.localization.service import default_calibration
+    from heimdall.receivers.capture import IQCapture
 
     settings = get_settings()
     calibration = default_calibration(settings)
     with path.open("rb") as file:
-        receivers, recorded = pickle.load(file)[capture_s]
+        plain_receivers, plain_sessions = pickle.load(file)[capture_s]
+    receivers = [Receiver(**r) for r in plain_receivers]
+    recorded = [
+        (
+            [PowerObservation(**p) for p in powers],
+            [
+                TimedRecording(
+                    station=Receiver(**r["station"]),
+                    capture=IQCapture(**r["capture"]),
+                    snr_db=r["snr_db"],
+                    occupied_bandwidth_hz=r["occupied_bandwidth_hz"],
+                )
+                for r in recordings
+            ],
+            frequency_hz,
+        )
+        for powers, recordings, frequency_hz in plain_sessions
+    ]
     localize(receivers, [], [])
     prepare_computing_process()
 
