@@ -8,12 +8,14 @@ from heimdall.localization.calibration import Calibration
 from heimdall.localization.estimate import (
     ConfidenceEllipse,
     LocalizationResult,
+    Residual,
+    localize,
+)
+from heimdall.localization.observations import (
     NotHeardObservation,
     PowerObservation,
     Receiver,
-    Residual,
     TdoaObservation,
-    localize,
 )
 from heimdall.localization.uncertainty import CramerRaoBound, cramer_rao_bound
 

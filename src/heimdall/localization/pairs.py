@@ -20,8 +20,8 @@ from pyproj import Geod
 from heimdall.core.call_process import CallProcessUnavailable
 from heimdall.core.constants import SPEED_OF_LIGHT_M_PER_S
 from heimdall.dsp.tdoa import MIN_TDOA_QUALITY_DB, PreparedCapture, TdoaLag, tdoa_lags
-from heimdall.localization.estimate import Receiver, TdoaObservation
 from heimdall.localization.lag_process import lag_process
+from heimdall.localization.observations import Receiver, TdoaObservation
 from heimdall.localization.windows import common_window, window_covering
 from heimdall.receivers.capture import IQCapture
 from heimdall.receivers.gps_stamps import clean_capture

@@ -27,13 +27,12 @@ from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore
 from heimdall.localization import repository
 from heimdall.localization.calibration import Calibration
-from heimdall.localization.estimate import (
-    LocalizationResult,
+from heimdall.localization.estimate import LocalizationResult, localize
+from heimdall.localization.observations import (
     NotHeardObservation,
     PowerObservation,
     Receiver,
     TdoaObservation,
-    localize,
 )
 from heimdall.localization.pairs import TimedRecording, tdoa_observations_from_recordings
 from heimdall.localization.pools import read_pool

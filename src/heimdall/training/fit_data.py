@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyproj
 
 from heimdall.localization.calibration import Calibration
-from heimdall.localization.estimate import PowerObservation, Receiver, TdoaObservation
+from heimdall.localization.observations import PowerObservation, Receiver, TdoaObservation
 
 FloatArray = npt.NDArray[np.float64]
 

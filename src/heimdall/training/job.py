@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, undefer
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStore, ObjectStoreError, ObjectStoreUnavailable
 from heimdall.localization.calibration import Calibration
-from heimdall.localization.estimate import Receiver, TdoaObservation
+from heimdall.localization.observations import Receiver, TdoaObservation
 from heimdall.localization.service import (
     default_calibration,
     power_observations,

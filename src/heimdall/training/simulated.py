@@ -19,7 +19,7 @@ import numpy as np
 
 from heimdall.core.constants import NS_PER_S
 from heimdall.dsp.measurement import measure
-from heimdall.localization.estimate import (
+from heimdall.localization.observations import (
     NotHeardObservation,
     PowerObservation,
     Receiver,

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from heimdall.core.settings import Settings
 from heimdall.core.storage import ObjectStoreError
-from heimdall.localization.estimate import Receiver, TdoaObservation
+from heimdall.localization.observations import Receiver, TdoaObservation
 from heimdall.models import Measurement
 from heimdall.training import job
 
