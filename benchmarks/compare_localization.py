@@ -183,6 +183,28 @@ def checked_out(revisions: list[str]) -> Iterator[dict[str, Path]]:
                     )
 
 
+def timed_in_tree(src: Path, rendered: Path, capture_s: float) -> str:
+    """One tree's figures as a line of text: its own interpreter, its own ``src``."""
+    answer = subprocess.run(
+        [sys.executable, __file__, "--child", str(rendered), str(capture_s)],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+    )
+    if answer.returncode != 0:
+        return "failed (" + (answer.stderr.strip().splitlines() or ["?"])[-1] + ")"
+    figures = json.loads(answer.stdout.strip().splitlines()[-1])
+    return (
+        f"p50 {figures['p50_ms']:.1f} / p95 {figures['p95_ms']:.1f} ms, "
+        f"localize p50 {figures['localize_p50_ms']:.1f} ms, "
+        f"CPU p50 {figures['cpu_p50_ms']:.1f} ms"
+    )
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revisions", nargs="*", help="git revisions; '.' is the working tree")
@@ -202,34 +224,18 @@ def main() -> None:
         render(rendered, args.captures, args.scenarios, args.seed)
         print(
             f"{args.scenarios} realistic scenarios (seed {args.seed}) x {RUNS_PER_SCENARIO} "
-            f"runs per tree and round; load average before "
-            + " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            f"runs per tree and round; load average before {load_average()}"
         )
         with checked_out(args.revisions) as trees:
             for round_number in range(1, args.rounds + 1):
                 for capture_s in args.captures:
                     for revision, src in trees.items():
-                        answer = subprocess.run(
-                            [sys.executable, __file__, "--child", str(rendered), str(capture_s)],
-                            env={**os.environ, "PYTHONPATH": str(src)},
-                            capture_output=True,
-                            text=True,
-                        )
-                        if answer.returncode != 0:
-                            last = (answer.stderr.strip().splitlines() or ["?"])[-1]
-                            print(
-                                f"round {round_number}, {capture_s:g} s, {revision}: failed ({last})"
-                            )
-                            continue
-                        figures = json.loads(answer.stdout.strip().splitlines()[-1])
                         print(
                             f"round {round_number}, {capture_s:g} s captures, {revision:>12}: "
-                            f"p50 {figures['p50_ms']:.1f} / p95 {figures['p95_ms']:.1f} ms, "
-                            f"localize p50 {figures['localize_p50_ms']:.1f} ms, "
-                            f"CPU p50 {figures['cpu_p50_ms']:.1f} ms",
+                            + timed_in_tree(src, rendered, capture_s),
                             flush=True,
                         )
-    print("load average after " + " / ".join(f"{x:.1f}" for x in os.getloadavg()))
+    print(f"load average after {load_average()}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 ``localize`` picks the usable models and builds one joint objective (``assembly``, the
 objective itself in ``fusion``), searches a coarse grid over the network's region,
 refines the best grid peaks with robust least squares, and reports the fix with its 95 %
-ellipse, GDOP, per-receiver residuals and the likelihood surface. When the data cannot support a fix it returns a
-result with ``status="insufficient_receivers"`` instead of a guess.
+ellipse, GDOP, per-receiver residuals and the likelihood surface. When the data cannot
+support a fix it returns a result with ``status="insufficient_receivers"`` instead of a
+guess.
 
 Minimum receivers, and why:
 
