@@ -121,6 +121,137 @@ def _centre(
     return centred if values.ndim == 2 else centred[:, 0]
 
 
+@dataclass(frozen=True, slots=True)
+class _Regression:
+    """The centred regression of ``fit_power``: what every pass solves again."""
+
+    data: PowerData
+    design: FloatArray
+    response: FloatArray
+    free_rows: BoolArray
+    measurement_var: FloatArray
+    dof: int
+    min_sigma_db: float
+
+    @property
+    def sessions(self) -> int:
+        return len(self.data.eirp_dbm)
+
+    def solve(self, weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Weighted least squares of the centred rows: coefficients, residuals, centred x."""
+        data, sessions = self.data, self.sessions
+        centred_x = _centre(self.design, weights, data.session, self.free_rows, sessions)
+        centred_y = _centre(self.response, weights, data.session, self.free_rows, sessions)
+        root = np.sqrt(weights)[:, np.newaxis]
+        solution: FloatArray = np.linalg.lstsq(
+            root * centred_x, root[:, 0] * centred_y, rcond=None
+        )[0].astype(np.float64)
+        return solution, centred_y - centred_x @ solution, centred_x
+
+    def scale(
+        self, residuals: FloatArray, session_w: FloatArray, estimator: Any = robust_sigma
+    ) -> float:
+        """The shadowing sigma from the residuals of sessions still weighted."""
+        used = session_w[self.data.session] > 0.0
+        rows = len(self.response)
+        return float(
+            estimator(
+                residuals[used], self.measurement_var[used], self.dof / rows, self.min_sigma_db
+            )
+        )
+
+    def session_weights(self, z: FloatArray, observation_w: FloatArray) -> FloatArray:
+        chi_square, session_dof = _session_chi_square(
+            self.data, z, observation_w, self.free_rows, self.sessions
+        )
+        return np.array(
+            [session_weight(t, d) for t, d in zip(chi_square, session_dof, strict=True)]
+        )
+
+
+def _robust_weights(
+    regression: _Regression, start_sigma_db: float
+) -> tuple[float, FloatArray, FloatArray]:
+    """Huber IRLS with the scale re-estimated, from least squares, then bisquare; after
+    each phase the sessions are weighted by their chi-square. The scale and the row and
+    session weights."""
+    rows, sessions = len(regression.response), regression.sessions
+    measurement_var = regression.measurement_var
+    sigma = start_sigma_db
+    observation_w = np.ones(rows)
+    session_w = np.ones(sessions)
+    coefficients = np.zeros(regression.design.shape[1])
+    for phase in ("huber", "bisquare"):
+        for _ in range(_MAX_PASSES):
+            total_var = sigma**2 + measurement_var
+            weights = observation_w * session_w[regression.data.session] / total_var
+            updated, residuals, _ = regression.solve(weights)
+            z = residuals / np.sqrt(total_var)
+            if phase == "huber":
+                new_sigma = regression.scale(residuals, session_w)
+                observation_w = huber_weights(residuals / np.sqrt(new_sigma**2 + measurement_var))
+            else:
+                new_sigma = regression.scale(residuals, session_w, bisquare_scale)
+                observation_w = bisquare_weights(
+                    residuals / np.sqrt(new_sigma**2 + measurement_var)
+                )
+            change = float(np.max(np.abs(updated - coefficients), initial=0.0))
+            change = max(change, abs(new_sigma - sigma))
+            coefficients, sigma = updated, new_sigma
+            if change < _TOLERANCE:
+                break
+        session_w = regression.session_weights(z, observation_w)
+        if phase == "huber":
+            observation_w = bisquare_weights(z)
+    return sigma, observation_w, session_w
+
+
+def _sandwich_covariances(
+    centred_x: FloatArray,
+    total_sd: FloatArray,
+    z: FloatArray,
+    row_w: FloatArray,
+    observation_w: FloatArray,
+    sites: IntArray,
+    n_parameters: int,
+    dof: int,
+) -> tuple[FloatArray, FloatArray]:
+    """M-estimator sandwich: bread from psi'(z), meat from psi(z)^2 (rows independent) or
+    from psi summed over each site's rows (clustered); x scaled by each row's sigma."""
+    rows = len(z)
+    scaled_x = centred_x / total_sd[:, np.newaxis]
+    psi = bisquare_weights(z) * z
+    information = scaled_x.T @ ((row_w * bisquare_psi_derivative(z))[:, np.newaxis] * scaled_x)
+    if np.any(np.linalg.eigvalsh(information) <= 0.0):
+        information = scaled_x.T @ ((row_w * observation_w)[:, np.newaxis] * scaled_x)
+    bread: FloatArray = np.linalg.pinv(information).astype(np.float64)
+    scores = scaled_x * (row_w * psi)[:, np.newaxis]
+    small_sample = rows / max(dof, 1.0)
+    model_cov = small_sample * bread @ (scores.T @ scores) @ bread
+    return model_cov, cluster_covariance(bread, scores, sites, n_parameters)
+
+
+def _source_powers_dbm(
+    data: PowerData, leftover: FloatArray, weights: FloatArray, reference_loss: float | None
+) -> FloatArray:
+    """P0 of each session: EIRP - L0 when known, else the weighted mean of what the
+    model leaves of its readings."""
+    sessions = len(data.eirp_dbm)
+    weight_sum = np.zeros(sessions)
+    total = np.zeros(sessions)
+    np.add.at(weight_sum, data.session, weights)
+    np.add.at(total, data.session, weights * leftover)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(
+            np.where(
+                np.isfinite(data.eirp_dbm),
+                data.eirp_dbm - (reference_loss or 0.0),
+                total / weight_sum,
+            ),
+            dtype=np.float64,
+        )
+
+
 def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) -> PowerFit:
     """Robust estimate of gains, exponent, reference loss and shadowing sigma."""
     sessions = len(data.eirp_dbm)
@@ -138,74 +269,21 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
             "(too few distinct source-receiver distances)"
         )
     measurement_var = np.square(data.measurement_sigma_db)
-    sigma = start_sigma_db
-    observation_w = np.ones(rows)
-    session_w = np.ones(sessions)
-    coefficients = np.zeros(design.shape[1])
-
-    def solve(weights: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-        centred_x = _centre(design, weights, data.session, free_rows, sessions)
-        centred_y = _centre(response, weights, data.session, free_rows, sessions)
-        root = np.sqrt(weights)[:, np.newaxis]
-        solution: FloatArray = np.linalg.lstsq(
-            root * centred_x, root[:, 0] * centred_y, rcond=None
-        )[0].astype(np.float64)
-        return solution, centred_y - centred_x @ solution, centred_x
-
-    def scale(residuals: FloatArray, estimator: Any = robust_sigma) -> float:
-        used = session_w[data.session] > 0.0
-        return float(estimator(residuals[used], measurement_var[used], dof / rows, min_sigma_db))
-
-    # Huber with the scale re-estimated, from least squares; then session weights.
-    for phase in ("huber", "bisquare"):
-        for _ in range(_MAX_PASSES):
-            total_var = sigma**2 + measurement_var
-            weights = observation_w * session_w[data.session] / total_var
-            updated, residuals, _ = solve(weights)
-            z = residuals / np.sqrt(total_var)
-            if phase == "huber":
-                new_sigma = scale(residuals)
-                observation_w = huber_weights(residuals / np.sqrt(new_sigma**2 + measurement_var))
-            else:
-                new_sigma = scale(residuals, bisquare_scale)
-                observation_w = bisquare_weights(
-                    residuals / np.sqrt(new_sigma**2 + measurement_var)
-                )
-            change = float(np.max(np.abs(updated - coefficients), initial=0.0))
-            change = max(change, abs(new_sigma - sigma))
-            coefficients, sigma = updated, new_sigma
-            if change < _TOLERANCE:
-                break
-        chi_square, session_dof = _session_chi_square(data, z, observation_w, free_rows, sessions)
-        session_w = np.array(
-            [session_weight(t, d) for t, d in zip(chi_square, session_dof, strict=True)]
-        )
-        if phase == "huber":
-            observation_w = bisquare_weights(z)
+    regression = _Regression(data, design, response, free_rows, measurement_var, dof, min_sigma_db)
+    sigma, observation_w, session_w = _robust_weights(regression, start_sigma_db)
 
     # Final pass with the final weights: residuals, scale and covariance agree.
     total_var = sigma**2 + measurement_var
     weights = observation_w * session_w[data.session] / total_var
-    coefficients, residuals, centred_x = solve(weights)
-    sigma = scale(residuals, bisquare_scale)
+    coefficients, residuals, centred_x = regression.solve(weights)
+    sigma = regression.scale(residuals, session_w, bisquare_scale)
     total_sd = np.sqrt(sigma**2 + measurement_var)
     z = residuals / total_sd
     chi_square, session_dof = _session_chi_square(data, z, observation_w, free_rows, sessions)
-
-    # M-estimator sandwich: bread from psi'(z), meat from psi(z)^2 (rows independent) or
-    # from psi summed over each site's rows (clustered); x scaled by each row's sigma.
     row_w = session_w[data.session]
-    scaled_x = centred_x / total_sd[:, np.newaxis]
-    psi = bisquare_weights(z) * z
-    information = scaled_x.T @ ((row_w * bisquare_psi_derivative(z))[:, np.newaxis] * scaled_x)
-    if np.any(np.linalg.eigvalsh(information) <= 0.0):
-        information = scaled_x.T @ ((row_w * observation_w)[:, np.newaxis] * scaled_x)
-    bread: FloatArray = np.linalg.pinv(information).astype(np.float64)
-    scores = scaled_x * (row_w * psi)[:, np.newaxis]
-    small_sample = rows / max(dof, 1.0)
-    model_cov = small_sample * bread @ (scores.T @ scores) @ bread
-    clustered_cov = cluster_covariance(bread, scores, data.site[data.session], n_parameters)
-    weights = observation_w * row_w / total_sd**2
+    model_cov, clustered_cov = _sandwich_covariances(
+        centred_x, total_sd, z, row_w, observation_w, data.site[data.session], n_parameters, dof
+    )
 
     receivers = len(data.receiver_ids)
     basis = gauge_basis(receivers)
@@ -238,20 +316,6 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
             errors[term] = float(standard_errors(unit[[index]])[0])
         beyond_horizon = (values[0], values[1])
         beyond_horizon_se = (errors[0], errors[1])
-    fitted_no_p0 = design @ coefficients
-    # P0 of free sessions: the weighted session mean of what is left; known: EIRP - L0.
-    source_power = np.full(sessions, np.nan)
-    leftover = response - fitted_no_p0
-    weight_sum = np.zeros(sessions)
-    total = np.zeros(sessions)
-    np.add.at(weight_sum, data.session, weights)
-    np.add.at(total, data.session, weights * leftover)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        source_power = np.where(
-            np.isfinite(data.eirp_dbm),
-            data.eirp_dbm - (reference_loss or 0.0),
-            total / weight_sum,
-        )
     return PowerFit(
         gains_db=gains,
         gain_se_db=gain_se,
@@ -261,7 +325,12 @@ def fit_power(data: PowerData, *, start_sigma_db: float, min_sigma_db: float) ->
         reference_loss_se_db=reference_se,
         shadowing_sigma_db=sigma,
         shadowing_log_se=BISQUARE_LOG_SD_FACTOR / np.sqrt(dof),
-        source_power_dbm=source_power,
+        source_power_dbm=_source_powers_dbm(
+            data,
+            response - design @ coefficients,
+            observation_w * row_w / total_sd**2,
+            reference_loss,
+        ),
         residuals_db=residuals,
         observation_weights=observation_w,
         session_weights=session_w,
