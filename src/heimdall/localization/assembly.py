@@ -41,6 +41,7 @@ from heimdall.localization.tdoa import pair_variance_scale
 
 FloatArray = npt.NDArray[np.float64]
 
+#: Why three of each: ``estimate``'s module docstring.
 MIN_RSS_RECEIVERS = 3
 MIN_TDOA_RECEIVERS = 3
 
