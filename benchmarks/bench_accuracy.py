@@ -587,8 +587,8 @@ def report(result: Run, count: int) -> str:
         f"7 receivers (NW Italy) with hidden gains (+-{GAIN_OFFSET_DB:g} dB), "
         f"clock biases (+-{TIMING_BIAS_NS:g} ns) and GPS jitter "
         f"({GPS_JITTER_RANGE_NS[0]:g}-{GPS_JITTER_RANGE_NS[1]:g} ns per block); 5 s captures, "
-        f"{TDOA_WINDOW_S:g} s TDOA window (known sources: {training_window}); simulator IQ -> KiwiSDR frames -> dsp.measure -> "
-        "service TDOA lags -> localize (no transmitter height given). Coverage: share of fixes "
+        f"{TDOA_WINDOW_S:g} s TDOA window (known sources: {training_window}); "
+        "simulator IQ -> KiwiSDR frames -> dsp.measure -> service TDOA lags -> localize (no transmitter height given). Coverage: share of fixes "
         "whose 95 % ellipse holds the truth, Wilson 95 % interval in brackets. Oracle = the "
         "simulator's truth, an upper bound no deployment has.",
         "",
