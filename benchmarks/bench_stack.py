@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import json
 import math
@@ -54,6 +55,9 @@ REPO = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
 DATABASE = f"heimdall_bench_{RUN_ID}"
 STATE_DIR = Path(tempfile.mkdtemp(prefix=f"heimdall-bench-{RUN_ID}-"))
+# Made at import (the stack's settings name files in it): a harness that imports this
+# module and never calls main() leaves nothing behind either.
+atexit.register(shutil.rmtree, STATE_DIR, ignore_errors=True)
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHANNELS = 4
 DURATION_S = 2.0
