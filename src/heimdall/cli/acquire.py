@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from heimdall.cli.http import auth_headers, call, follow_progress, gateway
@@ -160,8 +161,9 @@ def show_localization(
             f"power from: {', '.join(inputs.get('power') or []) or '-'}; "
             f"TDOA from: {', '.join(inputs.get('tdoa') or []) or '-'}"
         )
-        for receiver_id, reason in (inputs.get("power_excluded") or {}).items():
-            console.print(f"[dim]power of {receiver_id} left out: {reason}[/]")
+        for part, excluded in (("power", "power_excluded"), ("TDOA", "tdoa_excluded")):
+            for receiver_id, reason in (inputs.get(excluded) or {}).items():
+                console.print(f"[dim]{part} of {receiver_id} left out: {escape(reason)}[/]")
     if truth is not None:
         from pyproj import Geod
 

@@ -98,10 +98,13 @@ class TimedRecording:
 
 
 def usable_for_tdoa(
-    recordings: list[TimedRecording], skipped: list[str] | None = None
+    recordings: list[TimedRecording],
+    skipped: list[str] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> list[TimedRecording]:
     """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
-    are left out, and why is appended to ``skipped`` (``receivers.gps_stamps``)."""
+    are left out, and why is appended to ``skipped`` and set in ``left_out`` (receiver
+    id -> reason; ``receivers.gps_stamps``)."""
     usable = []
     # One after the other: a fit is ~0.5 ms of small numpy calls that hold the GIL
     # between them, so threads only convoyed on it (docs/BENCHMARKS.md, issue 13).
@@ -109,8 +112,12 @@ def usable_for_tdoa(
     for recording, (capture, fit) in zip(recordings, cleaned, strict=True):
         if fit.usable:
             usable.append(dataclass_replace(recording, capture=capture))
-        elif skipped is not None:
-            skipped.append(f"{recording.station.id}: {fit.reason}")
+            continue
+        reason = f"{recording.station.id}: {fit.reason}"
+        if skipped is not None:
+            skipped.append(reason)
+        if left_out is not None:
+            left_out[recording.station.id] = reason
     return usable
 
 
@@ -233,7 +240,11 @@ def reference_lags(
 
 
 def tdoa_observations_from_recordings(
-    recordings: list[TimedRecording], *, window_s: float, skipped: list[str] | None = None
+    recordings: list[TimedRecording],
+    *,
+    window_s: float,
+    skipped: list[str] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> list[TdoaObservation]:
     """Arrival-time differences forming a tree over the receivers: N-1 pairs, most against
     the strongest receiver.
@@ -262,21 +273,28 @@ def tdoa_observations_from_recordings(
 
     A pair still unusable is passed on with ``UNUSABLE_SIGMA_S`` (the result lists it);
     one that cannot be correlated (captures not overlapping in time) is left out. Why is
-    appended to ``skipped`` when given. All N(N-1)/2 pairs would cost three times the
-    correlations for 7 receivers and carry no more information on the receivers' own
-    errors (their closure cancels them); these cost extra correlations only on failure.
+    appended to ``skipped`` when given. ``left_out``, when given, gets each receiver in
+    no usable pair, with why (its stamps, its pair's correlation, the signal). All
+    N(N-1)/2 pairs would cost three times the correlations for 7 receivers and carry no
+    more information on the receivers' own errors (their closure cancels them); these
+    cost extra correlations only on failure.
     """
     bandwidth_hz = median_bandwidth_hz(recordings)
     if bandwidth_hz is not None and bandwidth_hz < MIN_TIMING_BANDWIDTH_HZ:
+        reason = (
+            f"no TDOA: the signal's median occupied bandwidth is {bandwidth_hz:.0f} Hz "
+            f"(< {MIN_TIMING_BANDWIDTH_HZ:.0f} Hz), an unmodulated carrier carries no "
+            "arrival time"
+        )
         if skipped is not None:
-            skipped.append(
-                f"no TDOA: the signal's median occupied bandwidth is {bandwidth_hz:.0f} Hz "
-                f"(< {MIN_TIMING_BANDWIDTH_HZ:.0f} Hz), an unmodulated carrier carries no "
-                "arrival time"
-            )
+            skipped.append(reason)
+        if left_out is not None:
+            left_out.update((r.station.id, reason) for r in recordings)
         return []
-    recordings = usable_for_tdoa(recordings, skipped)
+    recordings = usable_for_tdoa(recordings, skipped, left_out)
     if len(recordings) < 2:
+        if left_out is not None:
+            left_out.update((r.station.id, "no other receiver to pair with") for r in recordings)
         return []
     by_strength = sorted(recordings, key=lambda r: r.snr_db, reverse=True)
     # The strongest receiver's window cut to the span every partner covers
@@ -334,6 +352,7 @@ def tdoa_observations_from_recordings(
     # failed for the pair (the reference's interference, an echo, a wrong peak).
     weakest_tied_db = min((r.snr_db for r in tied), default=math.inf)
     observations = []
+    final: list[_Pair] = []
     for pair in pairs:
         if not pair.usable and pair.other.snr_db >= weakest_tied_db:
             for partner in tied[:MAX_FALLBACK_PARTNERS]:
@@ -348,4 +367,22 @@ def tdoa_observations_from_recordings(
             skipped.append(pair.reason)
         if pair.observation is not None:
             observations.append(pair.observation)
+        final.append(pair)
+    if left_out is not None:
+        left_out.update(_without_usable_pair(recordings, final))
     return observations
+
+
+def _without_usable_pair(recordings: list[TimedRecording], pairs: list[_Pair]) -> dict[str, str]:
+    """Receiver id -> why it is in no usable pair of the tree (its last pair's reason)."""
+    paired = {r.station.id for p in pairs if p.usable for r in (p.other, p.partner)}
+    reasons = {
+        p.other.station.id: p.reason or "unusable"
+        for p in pairs
+        if p.other.station.id not in paired
+    }
+    return {
+        r.station.id: reasons.get(r.station.id, "none of its pairs is usable")
+        for r in recordings
+        if r.station.id not in paired
+    }

@@ -51,12 +51,18 @@ def tdoa_observations(
     *,
     window_s: float,
     skipped: list[str] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of the GPS-timed receivers, from their stored recordings, correlated over
     their central ``window_s`` seconds (all of a shorter recording)."""
     timed = [m for m in measurements if m.gps_locked]
     return timed_observations(
-        timed, read_timed(store, timed)(), receivers, window_s=window_s, skipped=skipped
+        timed,
+        read_timed(store, timed)(),
+        receivers,
+        window_s=window_s,
+        skipped=skipped,
+        left_out=left_out,
     )
 
 
@@ -80,6 +86,7 @@ def timed_observations(
     *,
     window_s: float,
     skipped: list[str] | None = None,
+    left_out: dict[str, str] | None = None,
 ) -> list[TdoaObservation]:
     """TDOA pairs of GPS-timed rows whose recordings are read (``tdoa_observations``)."""
     recordings = [
@@ -91,7 +98,9 @@ def timed_observations(
         )
         for m, capture in zip(timed, captures, strict=True)
     ]
-    return tdoa_observations_from_recordings(recordings, window_s=window_s, skipped=skipped)
+    return tdoa_observations_from_recordings(
+        recordings, window_s=window_s, skipped=skipped, left_out=left_out
+    )
 
 
 #: A measured SNR below this is a receiver hearing only noise: ``dsp.measure`` on noise
@@ -204,11 +213,15 @@ def localization_inputs(
     result: LocalizationResult,
     measurements: list[Measurement],
     power_excluded: dict[str, str],
+    tdoa_left_out: dict[str, str] | None = None,
 ) -> dict[str, object]:
     """Which receivers fed the power part and which the TDOA part of a fix, and why not.
 
     ``power_not_above_noise``: the receivers whose not hearing the signal entered the
     power fit as a ceiling (``not_heard_observations``), with the ceiling.
+    ``tdoa_excluded``: each GPS-timed receiver in no TDOA pair of the fix, with why: what
+    the pairing found (``tdoa_left_out``, from ``tdoa_observations_from_recordings``), or
+    else what the estimator did with its pair.
     """
     power = sorted({r.receiver_ids[0] for r in result.residuals if r.kind == "power"})
     tdoa = sorted({i for r in result.residuals if r.kind == "tdoa" for i in r.receiver_ids})
@@ -228,10 +241,25 @@ def localization_inputs(
         "gps_timed": sorted(m.websdr_id for m in measurements if m.gps_locked),
         "no_gps_time": sorted(m.websdr_id for m in measurements if not m.gps_locked),
         "power_excluded": excluded,
+        "tdoa_excluded": {
+            m.websdr_id: (tdoa_left_out or {}).get(m.websdr_id) or _why_no_tdoa(result)
+            for m in sorted(measurements, key=lambda m: m.websdr_id)
+            if m.gps_locked and m.websdr_id not in tdoa
+        },
         "power_not_above_noise": {
             receiver_id: report["ceiling_dbm"] for receiver_id, report in ceilings.items()
         },
     }
+
+
+def _why_no_tdoa(result: LocalizationResult) -> str:
+    """Why a GPS-timed receiver whose pair the pairing kept is in no TDOA pair of the fix."""
+    if result.status != "ok":
+        return f"no fix ({result.status})"
+    if result.method == "rss":
+        return "the fix is power-only (rss)"
+    # select_inputs dropped the pair: its sigma or quality outside the estimator's limits.
+    return "its pair's timing is too uncertain for the fix"
 
 
 def default_calibration(settings: Settings) -> Calibration:
@@ -284,9 +312,15 @@ def compute(
     }
     calibration, model_id = active_calibration(session, settings)
     skipped: list[str] = []
+    tdoa_left_out: dict[str, str] = {}
     try:
         pairs = timed_observations(
-            timed, recordings(), receivers, window_s=settings.tdoa_window_s, skipped=skipped
+            timed,
+            recordings(),
+            receivers,
+            window_s=settings.tdoa_window_s,
+            skipped=skipped,
+            left_out=tdoa_left_out,
         )
         powers, power_excluded = select_power_scales(power_observations(measurements), calibration)
         # Ceilings are in dBm: beside readings on the receivers' own scales they mean nothing.
@@ -316,7 +350,7 @@ def compute(
         "propagation_model": result.propagation_model,
         "altitude_m": result.altitude_m,
         "diagnostics": result.diagnostics,
-        "inputs": localization_inputs(result, measurements, power_excluded),
+        "inputs": localization_inputs(result, measurements, power_excluded, tdoa_left_out),
         "latency_ms": round(1000 * (time.perf_counter() - started), 1),
         "tdoa_pairs_skipped": skipped,
     }

@@ -58,11 +58,15 @@ def recordings(occupied_bandwidth_hz: float) -> list[TimedRecording]:
 
 def test_a_carrier_gets_no_pair_and_the_reason_is_said() -> None:
     skipped: list[str] = []
+    left_out: dict[str, str] = {}
     # 141 Hz: what dsp.measure reads for a spectral line at 12 kHz (its resolution bandwidth).
-    pairs = tdoa_observations_from_recordings(recordings(141.0), window_s=2.0, skipped=skipped)
+    pairs = tdoa_observations_from_recordings(
+        recordings(141.0), window_s=2.0, skipped=skipped, left_out=left_out
+    )
     assert pairs == []
     assert len(skipped) == 1
     assert "141 Hz" in skipped[0] and "carrier" in skipped[0]
+    assert left_out == dict.fromkeys("abcd", skipped[0])
 
 
 def test_the_same_band_measured_as_modulated_is_correlated() -> None:

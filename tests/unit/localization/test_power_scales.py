@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from heimdall.localization import (
     Calibration,
     LocalizationResult,
@@ -16,6 +18,7 @@ from heimdall.localization.service import (
     select_power_scales,
 )
 from heimdall.models import Measurement
+from tests.unit.localization import synthetic
 
 KIWI = [PowerObservation(receiver_id=r, power=-90.0) for r in ("a", "b", "c")]
 SMETER = [PowerObservation(receiver_id=r, power=-50.0, unit="dBFS") for r in ("d", "e")]
@@ -69,6 +72,7 @@ def test_inputs_name_the_receivers_of_each_part() -> None:
         "gps_timed": ["a", "b"],
         "no_gps_time": ["c", "d"],
         "power_excluded": {"d": "uncalibrated"},
+        "tdoa_excluded": dict.fromkeys(("a", "b"), "the fix is power-only (rss)"),
         "power_not_above_noise": {},
     }
 
@@ -81,3 +85,33 @@ def test_receivers_hearing_only_noise_are_left_out_and_named() -> None:
     assert [o.receiver_id for o in power_observations(rows)] == ["a"]
     assert "not above the noise" in not_heard(rows)["b"]
     assert "a" not in not_heard(rows)
+
+
+def test_each_gps_timed_receiver_outside_the_tdoa_part_says_why() -> None:
+    receivers = synthetic.nw_italy_receivers()
+    ranges_m = synthetic.true_ranges_m(receivers, 45.0, 7.6, 300.0)
+    rng = np.random.default_rng(3)
+    ids = [r.id for r in receivers]
+    # A star against the first receiver; the pairing gave up on the last one (left_out)
+    # and passed the second-to-last with a sigma the estimator refuses (50 us > 20 us).
+    star = [
+        p
+        for p in synthetic.tdoa_observations(receivers, ranges_m, rng, reported_sigma_floor_s=1e-7)
+        if p.receiver_i == ids[0] and p.receiver_j != ids[-1]
+    ]
+    star = [p.model_copy(update={"sigma_s": 5e-5}) if p.receiver_j == ids[-2] else p for p in star]
+    result = localize(
+        receivers,
+        synthetic.power_observations(receivers, ranges_m, rng),
+        star,
+        method="fused",
+    )
+    assert result.status == "ok" and result.method == "fused"
+    rows = [Measurement(websdr_id=r, gps_locked=True) for r in ids]
+    left_out = {ids[-1]: f"{ids[-1]}-{ids[0]}: correlation quality 2.7 dB"}
+    inputs = localization_inputs(result, rows, {}, left_out)
+    assert inputs["tdoa"] == sorted(ids[:-2])
+    assert inputs["tdoa_excluded"] == {
+        ids[-1]: left_out[ids[-1]],
+        ids[-2]: "its pair's timing is too uncertain for the fix",
+    }

@@ -269,10 +269,14 @@ def test_recordings_that_do_not_overlap_are_left_out_with_the_reason() -> None:
         for rid, (lat, lon) in sites.items()
     ]
     skipped: list[str] = []
-    pairs = tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    left_out: dict[str, str] = {}
+    pairs = tdoa_observations_from_recordings(
+        recordings, window_s=1.0, skipped=skipped, left_out=left_out
+    )
     assert [(p.receiver_i, p.receiver_j) for p in pairs] == [("b", "a")]
     assert len(skipped) == 1
     assert skipped[0].startswith("c-a: ") and "overlap" in skipped[0]
+    assert left_out == {"c": skipped[0]}
 
 
 def test_pair_sigma_is_the_larger_of_the_correlation_and_window_sigmas() -> None:
@@ -346,7 +350,10 @@ def test_a_receiver_whose_pair_with_the_reference_fails_is_paired_with_another()
         {"a": 3.0, "c": 3.0}, {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}, seed=5
     )
     skipped: list[str] = []
-    pairs = tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+    left_out: dict[str, str] = {}
+    pairs = tdoa_observations_from_recordings(
+        recordings, window_s=1.0, skipped=skipped, left_out=left_out
+    )
     assert sorted((p.receiver_i, p.receiver_j) for p in pairs) == [
         ("b", "a"),
         ("c", "b"),
@@ -355,6 +362,7 @@ def test_a_receiver_whose_pair_with_the_reference_fails_is_paired_with_another()
     assert all(p.sigma_s < UNUSABLE_SIGMA_S for p in pairs)
     assert len(skipped) == 1
     assert skipped[0].startswith("c-a: correlation quality") and "paired with b" in skipped[0]
+    assert left_out == {}  # c's pair was mended: every receiver is in a usable pair
     # The receivers are at one place and hear one signal: every lag is ~0.
     assert all(abs(p.time_difference_s) < 5e-6 for p in pairs)
 
@@ -393,13 +401,41 @@ def test_a_signal_without_timing_costs_no_second_reference() -> None:
     pairing.tdoa_lags = counting
     try:
         skipped: list[str] = []
-        pairs = pairing.tdoa_observations_from_recordings(recordings, window_s=1.0, skipped=skipped)
+        left_out: dict[str, str] = {}
+        pairs = pairing.tdoa_observations_from_recordings(
+            recordings, window_s=1.0, skipped=skipped, left_out=left_out
+        )
     finally:
         pairing.tdoa_lags = original
     assert all(p.sigma_s >= pairing.UNUSABLE_SIGMA_S for p in pairs)
     assert skipped == []
     # The star against a, then one pair without a (b with c) to tell a carrier apart.
     assert len(calls) == 4
+    # The message stays short, but each receiver says why it is in no pair.
+    assert left_out["a"] == "none of its pairs is usable"
+    for rid in "bcd":
+        assert left_out[rid].startswith(f"{rid}-a: correlation quality")
+
+
+def test_a_receiver_whose_stamps_cannot_time_it_is_left_out_with_the_reason() -> None:
+    from heimdall.localization.pairs import tdoa_observations_from_recordings
+
+    snr_db = {"a": 30.0, "b": 25.0, "c": 20.0, "d": 15.0}
+    recordings = _recordings_with_interferer({}, snr_db, seed=8)[:3]
+    # b's stamps all from a stale GPS solution (last_gps_solution 254): no GPS time.
+    stale = dataclasses.replace(
+        recordings[1].capture,
+        block_gps_status=np.full_like(recordings[1].capture.block_gps_status, 254),
+    )
+    recordings[1] = dataclasses.replace(recordings[1], capture=stale)
+    skipped: list[str] = []
+    left_out: dict[str, str] = {}
+    pairs = tdoa_observations_from_recordings(
+        recordings, window_s=1.0, skipped=skipped, left_out=left_out
+    )
+    assert [(p.receiver_i, p.receiver_j) for p in pairs] == [("c", "a")]
+    assert list(left_out) == ["b"] and left_out["b"] == skipped[0]
+    assert "GPS" in left_out["b"]
 
 
 def test_read_pool_is_kept_per_process() -> None:
