@@ -17,6 +17,7 @@ from sqlalchemy import insert, text
 
 from heimdall.core.db import sync_engine
 from heimdall.models import Acquisition
+from heimdall.simulator.faults import Fault, FaultKind
 from heimdall.simulator.network import RunningNetwork
 from tests.support.browser import Watched, chromium, watched_page
 from tests.support.processes import ManagedProcess
@@ -86,6 +87,10 @@ def test_operator_records_locates_and_approves_a_session(
     expect(page.locator(".graticule-label").first).to_be_visible()
     desktop.screenshot("acquire-1280x800")
 
+    # One receiver without GPS time: its power still counts, its timing cannot.
+    untimed = RECEIVERS[-1]
+    simulator.state.faults[untimed] = Fault(kind=FaultKind.no_gps)
+
     # Start an acquisition of the known source from the form.
     form = page.locator("#acquire-form")
     form.locator("input[name=frequency_mhz]").fill("145.5")
@@ -109,6 +114,10 @@ def test_operator_records_locates_and_approves_a_session(
     expect(page.locator("#estimate-position")).to_contain_text("N")
     expect(page.locator("#measurements-table tbody tr")).to_have_count(len(RECEIVERS))
     expect(page.locator("#residuals-table tbody tr").first).to_be_visible()
+    expect(page.locator("#left-out li")).to_have_count(1)
+    expect(page.locator(f"#left-out li[data-station={untimed}]")).to_have_text(
+        f"TDOA of {untimed}: no GPS time"
+    )
     expect(page.locator("#spectra canvas[data-drawn=true]")).to_have_count(len(RECEIVERS))
     desktop.screenshot("session-1280x800")
     ellipse_box = page.locator("path.heimdall-ellipse").bounding_box()

@@ -66,10 +66,29 @@ function estimateCard(s, mapView) {
       ["receivers used", String(loc.receivers_used)],
       ["calibration", loc.calibration_version || "default"],
     ]);
-    content = [content, zoomButtons(mapView)];
+    content = [content, zoomButtons(mapView), leftOutList(loc.inputs)];
   }
   const residuals = loc && loc.residuals.length ? residualTable(loc.residuals) : null;
   return h("div", { class: "card", id: "estimate" }, h("h3", {}, "Estimate"), content, residuals);
+}
+
+// Which receivers fed no part of the fix, and why: what an operator weighs before
+// approving a session for training.
+function leftOutList(inputs) {
+  if (!inputs) return null;
+  // A TDOA reason may start with the receiver's own id ("giaveno: ..."): said once.
+  const own = (id, why) => (why.startsWith(`${id}: `) ? why.slice(id.length + 2) : why);
+  const reasons = (part, excluded) =>
+    Object.entries(excluded || {}).map(([id, why]) => [part, id, own(id, why)]);
+  const rows = [
+    ...reasons("power", inputs.power_excluded),
+    ...reasons("TDOA", inputs.tdoa_excluded),
+    ...(inputs.no_gps_time || []).map((id) => ["TDOA", id, "no GPS time"]),
+  ];
+  if (!rows.length) return null;
+  return h("div", { id: "left-out" }, h("h4", {}, "Left out"),
+    h("ul", {}, rows.map(([part, id, why]) =>
+      h("li", { dataset: { part, station: id } }, `${part} of ${id}: ${why}`))));
 }
 
 function residualTable(residuals) {
