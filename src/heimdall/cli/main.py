@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -14,7 +15,12 @@ from rich.table import Table
 from heimdall.core.settings import get_settings
 
 app = typer.Typer(help="Heimdall: locate radio transmitters with a network of receivers.")
-console = Console()
+#: Output into a pipe or a file (grep, a script) is not cut to rich's default 80 columns:
+#: its tables keep whole rows. A terminal, or COLUMNS, sets its own width.
+PIPED_WIDTH = 200
+console = (
+    Console() if sys.stdout.isatty() or "COLUMNS" in os.environ else Console(width=PIPED_WIDTH)
+)
 
 
 @app.command()

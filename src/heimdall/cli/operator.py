@@ -21,8 +21,12 @@ def _yes_no(value: object) -> str:
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> Table:
+    """A table whose first column, the id a user passes back (``--approve``,
+    ``--known-source``, ``models activate``), is never cut: the others wrap instead."""
     table = Table(title=title)
-    for column in columns:
+    key_width = max((len(row[0]) for row in rows), default=0)
+    table.add_column(columns[0], no_wrap=True, min_width=max(key_width, len(columns[0])))
+    for column in columns[1:]:
         table.add_column(column)
     for row in rows:
         table.add_row(*row)
