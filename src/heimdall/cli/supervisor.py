@@ -76,11 +76,20 @@ def worker_answers(
 
     base = ROLES[role].ping_queue
     queue = queue_name(base) if queue_prefix is None else f"{queue_prefix}{base}"
+    # A ping no worker took within the timeout expires, not answered by the next worker.
+    sent = None
     try:
-        result = ping.apply_async(queue=queue, routing_key=queue).get(timeout=timeout_s)
-        return bool(result["pong"])
+        sent = ping.apply_async(queue=queue, routing_key=queue, expires=timeout_s)
+        return bool(sent.get(timeout=timeout_s)["pong"])
     except Exception:  # no worker, broker down, or backend down: not ready
         return False
+    finally:
+        if sent is not None:
+            # Stop waiting for it now: left to the garbage collector, the unsubscription
+            # ran at interpreter exit, when Redis's client can no longer import, and
+            # printed a traceback after `heimdall status` on a stopped stack.
+            with contextlib.suppress(Exception):
+                sent.backend.remove_pending_result(sent)
 
 
 def plan_components(settings: Settings) -> list[Component]:

@@ -132,4 +132,7 @@ def test_demo_then_acquire_status_locate_then_down(
     assert "Heimdall stopped" in stopped.stdout
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{gateway}/health")
-    assert heimdall("status", env=env, timeout=60).returncode != 0
+    after = heimdall("status", env=env, timeout=60)
+    assert after.returncode != 0
+    # Its unanswered worker pings leave nothing to print at exit (a Redis traceback did).
+    assert "Traceback" not in after.stderr, after.stderr
