@@ -103,8 +103,8 @@ def usable_for_tdoa(
     left_out: dict[str, str] | None = None,
 ) -> list[TimedRecording]:
     """The recordings on their stamp-fitted clocks; those whose stamps cannot time them
-    are left out, and why is appended to ``skipped`` and set in ``left_out`` (receiver
-    id -> reason; ``receivers.gps_stamps``)."""
+    are left out, and why is appended to ``skipped`` ("<id>: <why>") and set in
+    ``left_out`` (id -> why; ``receivers.gps_stamps``)."""
     usable = []
     # One after the other: a fit is ~0.5 ms of small numpy calls that hold the GIL
     # between them, so threads only convoyed on it (docs/BENCHMARKS.md, issue 13).
@@ -113,11 +113,10 @@ def usable_for_tdoa(
         if fit.usable:
             usable.append(dataclass_replace(recording, capture=capture))
             continue
-        reason = f"{recording.station.id}: {fit.reason}"
         if skipped is not None:
-            skipped.append(reason)
+            skipped.append(f"{recording.station.id}: {fit.reason}")
         if left_out is not None:
-            left_out[recording.station.id] = reason
+            left_out[recording.station.id] = fit.reason or "its stamps cannot time it"
     return usable
 
 

@@ -219,9 +219,9 @@ def localization_inputs(
 
     ``power_not_above_noise``: the receivers whose not hearing the signal entered the
     power fit as a ceiling (``not_heard_observations``), with the ceiling.
-    ``tdoa_excluded``: each GPS-timed receiver in no TDOA pair of the fix, with why: what
-    the pairing found (``tdoa_left_out``, from ``tdoa_observations_from_recordings``), or
-    else what the estimator did with its pair.
+    ``tdoa_excluded``: each receiver in no TDOA pair of the fix, with why: no GPS time,
+    what the pairing found (``tdoa_left_out``, from ``tdoa_observations_from_recordings``),
+    or else what the estimator did with its pair.
     """
     power = sorted({r.receiver_ids[0] for r in result.residuals if r.kind == "power"})
     tdoa = sorted({i for r in result.residuals if r.kind == "tdoa" for i in r.receiver_ids})
@@ -242,9 +242,13 @@ def localization_inputs(
         "no_gps_time": sorted(m.websdr_id for m in measurements if not m.gps_locked),
         "power_excluded": excluded,
         "tdoa_excluded": {
-            m.websdr_id: (tdoa_left_out or {}).get(m.websdr_id) or _why_no_tdoa(result)
+            m.websdr_id: (
+                (tdoa_left_out or {}).get(m.websdr_id) or _why_no_tdoa(result)
+                if m.gps_locked
+                else "no GPS time"
+            )
             for m in sorted(measurements, key=lambda m: m.websdr_id)
-            if m.gps_locked and m.websdr_id not in tdoa
+            if m.websdr_id not in tdoa
         },
         "power_not_above_noise": {
             receiver_id: report["ceiling_dbm"] for receiver_id, report in ceilings.items()

@@ -72,7 +72,10 @@ def test_inputs_name_the_receivers_of_each_part() -> None:
         "gps_timed": ["a", "b"],
         "no_gps_time": ["c", "d"],
         "power_excluded": {"d": "uncalibrated"},
-        "tdoa_excluded": dict.fromkeys(("a", "b"), "the fix is power-only (rss)"),
+        "tdoa_excluded": {
+            **dict.fromkeys(("a", "b"), "the fix is power-only (rss)"),
+            **dict.fromkeys(("c", "d"), "no GPS time"),
+        },
         "power_not_above_noise": {},
     }
 

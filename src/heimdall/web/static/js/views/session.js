@@ -76,14 +76,11 @@ function estimateCard(s, mapView) {
 // approving a session for training.
 function leftOutList(inputs) {
   if (!inputs) return null;
-  // A TDOA reason may start with the receiver's own id ("giaveno: ..."): said once.
-  const own = (id, why) => (why.startsWith(`${id}: `) ? why.slice(id.length + 2) : why);
   const reasons = (part, excluded) =>
-    Object.entries(excluded || {}).map(([id, why]) => [part, id, own(id, why)]);
+    Object.entries(excluded || {}).map(([id, why]) => [part, id, why]);
   const rows = [
     ...reasons("power", inputs.power_excluded),
     ...reasons("TDOA", inputs.tdoa_excluded),
-    ...(inputs.no_gps_time || []).map((id) => ["TDOA", id, "no GPS time"]),
   ];
   if (!rows.length) return null;
   return h("div", { id: "left-out" }, h("h4", {}, "Left out"),
