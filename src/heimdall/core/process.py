@@ -10,12 +10,18 @@
   walks every tracked object: with the ~140 000 of a process that has imported the
   stack, one took ~110 ms in the middle of a localization. Frozen, the long-lived
   start-up objects are no longer walked; what a request or task allocates still is.
+* Freed memory kept for the next request (glibc only). A localization allocates and
+  frees tens of MB of ~1 MB arrays; glibc returns the freed top of its heap to the
+  kernel, so the next one faults every page in afresh. The lag process did: ~2 100
+  page faults, 4 of its 18 ms of CPU, in each call (docs/BENCHMARKS.md, issue 13).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import platform
 
 from threadpoolctl import threadpool_limits
 
@@ -35,6 +41,36 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+# mallopt(3) parameters of glibc's malloc.h.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks at least this large are mapped apart, and unmapped when freed (glibc's own
+#: ceiling for its adaptive threshold): the arrays of a localization stay below it.
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+#: Free memory at the top of the heap beyond this goes back to the kernel: above what
+#: one localization frees at once, so the next one reuses it.
+TRIM_THRESHOLD_BYTES = 256 * 2**20
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse instead of returning it to the
+    kernel after every large free (which page-faults it back in on the next request).
+
+    glibc adapts both thresholds to the largest block freed so far (trimming the heap's
+    free top beyond twice it), so a call that frees many blocks of one size gives most
+    of them back. Fixed here: the resident memory stays at the process's working peak,
+    which the services' memory figures measure anyway. False where the C library is
+    not glibc (nothing set).
+    """
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(None)
+    return bool(
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
+
+
 def freeze_startup_objects() -> None:
     """Collect once, then move every surviving object out of future collections."""
     gc.collect()
@@ -42,6 +78,7 @@ def freeze_startup_objects() -> None:
 
 
 def prepare_computing_process() -> None:
-    """Both of the above: call once the process has imported what it runs."""
+    """All of the above: call once the process has imported what it runs."""
     limit_blas_threads()
+    keep_freed_memory()
     freeze_startup_objects()
