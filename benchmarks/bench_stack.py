@@ -109,7 +109,7 @@ os.environ.update(ENV)  # before any Heimdall module reads its settings
 from heimdall.acquisition import repository  # noqa: E402
 from heimdall.core.process import prepare_computing_process  # noqa: E402
 from heimdall.core.settings import get_settings  # noqa: E402
-from heimdall.training.evaluation import wilson_interval  # noqa: E402
+from heimdall.training.evaluation import quantile_interval, wilson_interval  # noqa: E402
 
 SETTINGS = get_settings()
 API = f"http://127.0.0.1:{SETTINGS.acquisition_port}"
@@ -697,7 +697,13 @@ def machine_probe(report: Report, runs: int = 15) -> None:
     )
 
 
-def bench_localization(report: Report, task_ids: list[str], runs: int = 40) -> None:
+def bench_localization(report: Report, task_ids: list[str], runs: int = 200) -> None:
+    """``service.compute`` in this process over the stored acquisitions, ``runs`` times.
+
+    200 runs, not 40: a p95 over 40 is the second-slowest run, which moved by ~10 ms
+    from one run of the benchmark to the next (docs/BENCHMARKS.md); over 200 its
+    order-statistic interval is printed beside it, and is meaningful.
+    """
     from heimdall.core.db import session_scope
     from heimdall.core.storage import ObjectStore
     from heimdall.localization import service
@@ -717,10 +723,11 @@ def bench_localization(report: Report, task_ids: list[str], runs: int = 40) -> N
         return timings
 
     timings = localize_each(runs + 3)[3:]  # the first ones warm what a worker keeps
-    p50, p95 = percentile(timings, 50), percentile(timings, 95)
+    p50 = percentile(timings, 50)
+    p95, p95_low, p95_high = quantile_interval(timings, 0.95)
     report.add(
         f"localization, {STATIONS} receivers x {DURATION_S:g} s (in-process, {runs} runs)",
-        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms",
+        f"p50 {p50:.0f} ms, p95 {p95:.0f} ms (95 % interval {p95_low:.0f}-{p95_high:.0f} ms)",
         "p95 <= 50 ms",
         p95 <= 50.0,
     )

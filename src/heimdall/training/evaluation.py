@@ -186,6 +186,29 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
     return float(np.median(ordered)), float(low), float(high)
 
 
+def quantile_interval(
+    values: Sequence[float], quantile: float, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """The ``quantile`` (0-1) of ``values`` and its distribution-free ``confidence``
+    interval from order statistics: [x_(l), x_(u)] with the count of values below the
+    true quantile ~ Bin(n, quantile). Assumes independent values; an end the sample is
+    too small to bound is the sample's extreme.
+
+    Example:
+        >>> [round(v, 2) for v in quantile_interval(list(range(1, 201)), 0.95)]
+        [190.05, 184.0, 197.0]
+    """
+    ordered = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(ordered)
+    tail = (1 - confidence) / 2
+    # 1-based: P(B <= l - 1) < tail and P(B >= u) <= tail for B ~ Bin(n, quantile).
+    lower = int(binom.ppf(tail, n, quantile))
+    upper = int(binom.ppf(1 - tail, n, quantile)) + 1
+    low = ordered[max(lower, 1) - 1]
+    high = ordered[min(upper, n) - 1]
+    return float(np.quantile(ordered, quantile)), float(low), float(high)
+
+
 def _compare_method(
     candidate: dict[str, Any], active: dict[str, Any], method: str
 ) -> dict[str, Any]:

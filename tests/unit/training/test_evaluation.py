@@ -125,3 +125,16 @@ def test_cross_validation_holds_out_whole_sites_and_scores_every_session() -> No
     assert default["methods"]["rss"]["located"] == len(sessions)
     beats, _ = compare_calibrations(result, default)
     assert beats
+
+
+def test_quantile_interval_covers_the_true_p95_as_often_as_it_says() -> None:
+    # Exponential samples: the true 95th percentile is -ln(0.05). Over 2 000 samples of
+    # 200 the interval holds it 95-97 % of the time (order statistics round outwards).
+    from heimdall.training.evaluation import quantile_interval
+
+    rng = np.random.default_rng(7)
+    true_p95 = -np.log(0.05)
+    intervals = [quantile_interval(rng.exponential(size=200), 0.95) for _ in range(2_000)]
+    covered = np.mean([low <= true_p95 <= high for _, low, high in intervals])
+    assert 0.94 <= covered <= 0.975
+    assert all(low <= p95 <= high for p95, low, high in intervals)
