@@ -215,8 +215,12 @@ def locate_command(
 
 @app.command()
 def review(
-    approve: str | None = typer.Option(None, "--approve", help="Approve this session"),
-    reject: str | None = typer.Option(None, "--reject", help="Reject this session"),
+    approve: str | None = typer.Option(
+        None, "--approve", help="Approve this session (its task id, or the id's first characters)"
+    ),
+    reject: str | None = typer.Option(
+        None, "--reject", help="Reject this session (its task id, or the id's first characters)"
+    ),
     comment: str | None = typer.Option(None, "--comment", help="Why (stored with the decision)"),
     reviewer: str | None = typer.Option(
         None, "--reviewer", envvar="USER", help="Who decides (default: $USER)"

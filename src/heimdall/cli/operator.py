@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,9 +66,44 @@ def show_review_queue(console: Console, *, show_all: bool, limit: int) -> int:
     return 0
 
 
+#: A session id may be given by its first characters, as with git: at least these many,
+#: matched against the newest sessions (the most the listing returns at once).
+MIN_ID_PREFIX = 4
+PREFIX_SEARCH_SESSIONS = 500
+
+
+def resolve_session_id(console: Console, given: str) -> str | None:
+    """``given`` if it is a whole task id, else the one recent session whose id starts
+    with it; None (and why, printed) when none or several do."""
+    with contextlib.suppress(ValueError):
+        return str(uuid.UUID(given))
+    prefix = given.strip().lower()
+    if len(prefix) < MIN_ID_PREFIX:
+        console.print(f"[red]give a task id or at least {MIN_ID_PREFIX} of its first characters[/]")
+        return None
+    url = f"{gateway('sessions')}/recent"
+    page = request(console, "GET", url, params={"limit": PREFIX_SEARCH_SESSIONS})
+    if page is None:
+        return None
+    matches = [i["task_id"] for i in page["items"] if i["task_id"].startswith(prefix)]
+    if len(matches) == 1:
+        return str(matches[0])
+    if matches:
+        console.print(f"[red]{given} is ambiguous:[/] " + ", ".join(matches))
+    else:
+        console.print(
+            f"[red]no session among the newest {PREFIX_SEARCH_SESSIONS} has an id starting "
+            f"with {given}[/]: give the whole task id"
+        )
+    return None
+
+
 def decide(
-    console: Console, task_id: str, decision: str, comment: str | None, reviewer: str | None
+    console: Console, given_id: str, decision: str, comment: str | None, reviewer: str | None
 ) -> int:
+    task_id = resolve_session_id(console, given_id)
+    if task_id is None:
+        return 1
     body = {k: v for k, v in {"comment": comment, "reviewer": reviewer}.items() if v}
     result = request(console, "POST", f"{gateway('sessions')}/{decision}/{task_id}", json=body)
     if result is None:

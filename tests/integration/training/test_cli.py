@@ -78,8 +78,17 @@ def test_the_operator_loop_from_a_terminal(gateway_env: dict[str, str]) -> None:
     )
     assert approved.returncode == 0, approved.stdout
     assert review_of(waiting) == ("approved", "ada", "good")
-    rejected = heimdall(gateway_env, "review", "--reject", str(done))
-    assert rejected.returncode == 0 and review_of(done)[0] == "rejected"
+    # By the first characters of its id, as the review list can be read in a narrow
+    # terminal; too short or matching nothing is refused with why.
+    rejected = heimdall(gateway_env, "review", "--reject", str(done)[:8])
+    assert rejected.returncode == 0, rejected.stdout
+    assert review_of(done)[0] == "rejected"
+    short = heimdall(gateway_env, "review", "--reject", str(done)[:3])
+    assert short.returncode == 1 and "at least 4" in short.stdout
+    nothing = heimdall(gateway_env, "review", "--reject", "zzzz")
+    assert nothing.returncode == 1 and "no session among the newest" in " ".join(
+        nothing.stdout.split()
+    )
     unknown = heimdall(gateway_env, "review", "--approve", "00000000-0000-0000-0000-000000000001")
     assert unknown.returncode == 1 and "refused (404)" in unknown.stdout
 
