@@ -168,22 +168,14 @@ def _errors_by_session(metrics: dict[str, Any], method: str) -> dict[str, float]
 
 
 def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Median and its 95 % distribution-free interval from order statistics (sign test).
+    """Median and its 95 % distribution-free interval from order statistics (sign test):
+    ``quantile_interval`` at 0.5.
 
     Example:
         >>> median_interval(list(range(1, 21)))
         (10.5, 6.0, 15.0)
     """
-    ordered = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(ordered)
-    # Largest k with P(Bin(n, 1/2) <= k - 1) <= 2.5 %: [x_(k), x_(n+1-k)] holds the median.
-    k = int(binom.ppf(0.025, n, 0.5))
-    if binom.cdf(k, n, 0.5) > 0.025:
-        k -= 1
-    k = max(k, 0)
-    low = ordered[k] if k < n else ordered[0]
-    high = ordered[n - 1 - k] if k < n else ordered[-1]
-    return float(np.median(ordered)), float(low), float(high)
+    return quantile_interval(values, 0.5)
 
 
 def quantile_interval(
