@@ -76,9 +76,9 @@ def worker_answers(
 
     base = ROLES[role].ping_queue
     queue = queue_name(base) if queue_prefix is None else f"{queue_prefix}{base}"
-    # A ping no worker took within the timeout expires, not answered by the next worker.
     sent = None
     try:
+        # A ping no worker took within the timeout expires, not answered by the next worker.
         sent = ping.apply_async(queue=queue, routing_key=queue, expires=timeout_s)
         return bool(sent.get(timeout=timeout_s)["pong"])
     except Exception:  # no worker, broker down, or backend down: not ready
