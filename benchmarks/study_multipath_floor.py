@@ -268,7 +268,7 @@ def envelope_weights(
 
 def _peak_s(spectrum: ComplexArray, band_hz: FloatArray, rate_hz: float) -> float:
     """Where ``|sum_f spectrum(f) e^{j 2 pi f delta}|`` peaks near 0, seconds."""
-    lag = _newton_peak(spectrum, band_hz / rate_hz, 0.0)
+    lag = _newton_peak(spectrum, 0.0, band_hz / rate_hz)
     if lag is None:  # not concave on Newton's way: a fine grid over +-1 sample
         grid = np.linspace(-1.0, 1.0, 4001)
         values = np.abs(np.exp(2j * np.pi * np.outer(grid, band_hz / rate_hz)) @ spectrum)
@@ -387,7 +387,7 @@ def _ideal_lag_s(a: ComplexArray, b: ComplexArray, rate_hz: float) -> float:
     peak = int(np.argmax(np.abs(scipy.fft.ifft(spectrum))))
     peak = peak if peak < n else peak - 2 * n
     cycles = scipy.fft.fftfreq(2 * n)
-    fraction = _newton_peak(spectrum * np.exp(2j * np.pi * cycles * peak), cycles, 0.0)
+    fraction = _newton_peak(spectrum * np.exp(2j * np.pi * cycles * peak), 0.0)
     return (peak + (fraction if fraction is not None else np.nan)) / rate_hz
 
 

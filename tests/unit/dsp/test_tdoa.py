@@ -121,7 +121,7 @@ def test_newton_refinement_finds_the_interpolated_maximum(true_lag_samples: floa
         np.complex64
     )
     start = float(np.clip(true_lag_samples + 0.1, -1.0, 1.0))
-    refined = _newton_peak(spectrum, frequency_cycles, start)
+    refined = _newton_peak(spectrum, start)
     assert refined is not None
     assert refined == pytest.approx(true_lag_samples, abs=1e-5)
 
@@ -133,7 +133,7 @@ def test_newton_refinement_gives_up_where_the_curve_is_not_concave() -> None:
     spectrum = (
         np.exp(-2j * np.pi * frequency_cycles * -3.0) + np.exp(-2j * np.pi * frequency_cycles * 3.0)
     ).astype(np.complex64)
-    assert _newton_peak(spectrum, frequency_cycles, 0.0) is None
+    assert _newton_peak(spectrum, 0.0) is None
 
 
 def test_moment_spectra_are_the_ffts_of_the_weighted_samples_however_requested() -> None:

@@ -17,7 +17,7 @@ from heimdall.dsp.tdoa.peak import (
     _refine_peak,
     _turn_fraction,
     _unit_phasors,
-    sample_index,
+    ramp_phasors,
 )
 
 #: Largest carrier frequency difference searched between two receivers. Their
@@ -53,11 +53,10 @@ def _fit_line(samples: npt.NDArray[np.complex64], coarse_cycles: float) -> tuple
     sum, probing within a bin; the amplitude is the least-squares one at that frequency.
     """
     count = len(samples)
-    index = sample_index(count)
     # Take the coarse frequency out once: what is left of the tone turns by at most a
     # few cycles over the record, so sums over blocks of LINE_FIT_BLOCK_SAMPLES (each
     # taken at its centre) keep its Fourier sum to ~1e-5 at a fraction of the cost.
-    derotated = samples * _unit_phasors(-_turn_fraction(coarse_cycles * index))
+    derotated = samples * ramp_phasors(-coarse_cycles, count)
     block_count = -(-count // LINE_FIT_BLOCK_SAMPLES)
     padded = np.zeros(block_count * LINE_FIT_BLOCK_SAMPLES, dtype=np.complex64)
     padded[:count] = derotated
@@ -100,8 +99,8 @@ class _Line:
 
 
 def _line_phasors(cycles: float, count: int) -> npt.NDArray[np.complex64]:
-    """exp(j 2 pi cycles n), n = 0 .. count-1 (whole turns dropped in float64 first)."""
-    return _unit_phasors(_turn_fraction(cycles * sample_index(count)))
+    """exp(j 2 pi cycles n), n = 0 .. count-1."""
+    return ramp_phasors(cycles, count)
 
 
 def _fitted_carrier(samples: npt.NDArray[np.complex64], coarse_cycles: float, length: int) -> _Line:
@@ -320,9 +319,8 @@ def shift_frequency(
     >>> (np.angle(shifted, deg=True) % 360).round().tolist()
     [0.0, 90.0, 180.0, 270.0]
     """
-    phase_cycles = frequency_hz * sample_index(len(samples)) / sample_rate_hz
-    # Whole cycles dropped in float64: the float32 phasors then stay exact.
-    return (samples * _unit_phasors(_turn_fraction(phase_cycles))).astype(np.complex64, copy=False)
+    phasors = ramp_phasors(frequency_hz / sample_rate_hz, len(samples))
+    return (samples * phasors).astype(np.complex64, copy=False)
 
 
 #: Segment length of the spectra whose cross-correlation gives the coarse offset

@@ -18,15 +18,16 @@ from heimdall.dsp.tdoa.carrier import (
 from heimdall.dsp.tdoa.drift import _SegmentSpectra
 from heimdall.dsp.tdoa.multipath import echo_bias_bound_samples
 from heimdall.dsp.tdoa.peak import (
+    DelayedSums,
     _integer_lag_phasors,
     _main_lobe,
     _newton_peak,
     _parabola_vertex,
     _refine_peak,
     _rms_bandwidth_hz,
-    _unit_phasors,
     choose_peak,
     fft_frequencies,
+    fft_phasors,
 )
 
 #: Below this quality (dB of main peak over the strongest correlation outside
@@ -348,16 +349,15 @@ def _correlation_peak(
     vertex = _parabola_vertex(magnitude[peak - 1 : peak + 2])
     fraction: float | None = vertex
     if quality_db >= MIN_TDOA_QUALITY_DB:  # an unreliable peak is not worth refining
-        fraction = _newton_peak(centred_spectrum, frequency_cycles, vertex)
+        fraction = _newton_peak(centred_spectrum, vertex)
     if fraction is None:  # not concave around the peak: fall back on parabola fits
-        frequency_cycles32 = frequency_cycles.astype(np.float32)
+        delayed_sums = DelayedSums(centred_spectrum)
 
         def probe_magnitudes(offsets: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-            cycles = np.outer(offsets.astype(np.float32), frequency_cycles32)
-            return np.abs(_unit_phasors(cycles) @ centred_spectrum).astype(np.float64)
+            return np.abs(delayed_sums(offsets)).astype(np.float64)
 
         fraction = _refine_peak(probe_magnitudes)
-    aligned_spectrum = centred_spectrum * _unit_phasors(frequency_cycles * fraction)
+    aligned_spectrum = centred_spectrum * fft_phasors(length, fraction)
     peak_magnitude = float(np.abs(np.sum(aligned_spectrum)))
     # The stretch leaves the drift at the centre, e c = D, in the lag: take it out.
     lag_samples = float(

@@ -15,7 +15,7 @@ from scipy.signal import czt
 
 from heimdall.dsp.spectrum import validate_sample_rate
 from heimdall.dsp.tdoa.carrier import _fitted_carrier, _Line, _line_phasors
-from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies, sample_index
+from heimdall.dsp.tdoa.peak import fft_frequencies, fft_phasors, sample_index
 
 #: Largest drift (samples, either side of the record's centre) bridged with a Taylor
 #: series: by ``tdoa_lag`` inside the correlation (the reference's stretched spectrum)
@@ -218,7 +218,7 @@ def _resample_by_series(
     terms = _series_terms(np.pi * half_span)
     # Row m: spectrum * (j w U)^m / m!, shifted by the centre drift.
     scaled = np.empty((terms, length), dtype=np.complex64)
-    scaled[0] = scipy.fft.fft(samples, length) * _unit_phasors(frequency_cycles * centre_drift)
+    scaled[0] = scipy.fft.fft(samples, length) * fft_phasors(length, centre_drift)
     j_omega_span = ((2j * np.pi * half_span) * frequency_cycles).astype(np.complex64)
     for m in range(1, terms):
         np.multiply(scaled[m - 1], j_omega_span / np.float32(m), out=scaled[m])

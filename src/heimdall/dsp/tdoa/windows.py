@@ -23,7 +23,7 @@ import numpy.typing as npt
 import scipy.fft
 
 from heimdall.dsp.tdoa.carrier import BATCH_FFT_WORKERS, _notch
-from heimdall.dsp.tdoa.peak import _unit_phasors, fft_frequencies
+from heimdall.dsp.tdoa.peak import DelayedSums, fft_frequencies
 
 WINDOW_COUNT = 8
 #: Windows whose peak correlation is below this share of the best window's carry no
@@ -57,27 +57,23 @@ class WindowLags:
 
 
 def _batched_newton(
-    cross: npt.NDArray[np.complex64],
-    frequency_cycles: npt.NDArray[np.float64],
-    start: npt.NDArray[np.float64],
+    cross: npt.NDArray[np.complex64], start: npt.NDArray[np.float64]
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """``peak._newton_peak`` for every row of ``cross`` at once: (lags, |C| at them, converged).
+    """``peak._newton_peak`` for every row of ``cross`` (cross-spectra in FFT order) at once:
+    (lags, |C| at them, converged).
 
     A row whose curve is not concave on the way, or that leaves +-1 sample of its
     start, is marked as not converged (its window is dropped).
     """
-    angular = (2 * np.pi * frequency_cycles).astype(np.float32)
-    first_weighted = (np.complex64(1j) * angular) * cross
-    second_weighted = -(angular**2) * cross
-    frequency_cycles32 = frequency_cycles.astype(np.float32)
+    angular = (2 * np.pi * fft_frequencies(cross.shape[1])).astype(np.float32)
+    sums = DelayedSums(
+        np.stack([cross, (np.complex64(1j) * angular) * cross, -(angular**2) * cross])
+    )
     lags = start.astype(np.float64).copy()
     converged = np.ones(len(lags), dtype=bool)
     value = np.zeros(len(lags), dtype=np.complex64)
     for _ in range(NEWTON_STEPS):
-        phasors = _unit_phasors(np.outer(lags.astype(np.float32), frequency_cycles32))
-        value = np.sum(cross * phasors, axis=1)
-        first = np.sum(first_weighted * phasors, axis=1)
-        second = np.sum(second_weighted * phasors, axis=1)
+        value, first, second = sums(lags)
         slope = (np.conj(value) * first).real.astype(np.float64)
         curvature = (np.abs(first) ** 2 + (np.conj(value) * second).real).astype(np.float64)
         converged &= curvature < 0
@@ -201,9 +197,7 @@ def window_lags_batched(
                 )
         cross = (spectra_y * np.conj(spectra_x)).astype(np.complex64)
         fractions, peaks, converged = _batched_newton(
-            cross,
-            fft_frequencies(length),
-            np.concatenate([e - ys for _, _, ys, e in placed]),
+            cross, np.concatenate([e - ys for _, _, ys, e in placed])
         )
         energies = np.sqrt(
             np.sum(np.abs(spectra_x) ** 2, axis=1) * np.sum(np.abs(spectra_y) ** 2, axis=1)
