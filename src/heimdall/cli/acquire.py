@@ -157,10 +157,9 @@ def show_localization(
     )
     inputs = result.get("inputs") or {}
     if inputs:
-        console.print(
-            f"power from: {', '.join(inputs.get('power') or []) or '-'}; "
-            f"TDOA from: {', '.join(inputs.get('tdoa') or []) or '-'}"
-        )
+        # One line each: side by side, seven receivers' names wrap mid-list at 80 columns.
+        console.print(f"power from: {', '.join(inputs.get('power') or []) or '-'}")
+        console.print(f"TDOA from: {', '.join(inputs.get('tdoa') or []) or '-'}")
         for part, excluded in (("power", "power_excluded"), ("TDOA", "tdoa_excluded")):
             for receiver_id, reason in (inputs.get(excluded) or {}).items():
                 console.print(f"[dim]{part} of {receiver_id} left out: {escape(reason)}[/]")
