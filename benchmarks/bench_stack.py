@@ -311,13 +311,14 @@ class MemorySampler:
     def _run(self) -> None:
         sweep = 0
         while not self._stop.wait(self.interval_s):
-            sweep += 1
             for name, pid in self.pids.items():
                 tree = descendants(pid)
                 self.peak_kib[name] = max(self.peak_kib[name], sum(map(rss_kib, tree)))
+                # From the first sweep on: a run shorter than the PSS interval still has one.
                 if sweep % self.pss_every == 0:
                     pss = sum(map(pss_kib, tree))
                     self.peak_pss_kib[name] = max(self.peak_pss_kib[name], pss)
+            sweep += 1
 
     def __enter__(self) -> MemorySampler:
         self._thread.start()
